@@ -1,0 +1,162 @@
+"""The `labelscope` command line: the headless half of the app.
+
+`labelscope` with no command opens the GUI (the launcher in `gui/` decides that); every
+command here runs without Qt, so it works over SSH, in CI and on servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from core import __version__
+from core.jobs import Cancelled, JobError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+_DESCRIPTION = """\
+Labelscope: a desktop workbench for two classic vision jobs.
+
+  Pets      clean the Kaggle Dogs vs. Cats data, train a classifier, export a submission
+  Formulas  recognise arithmetic images with a CRNN trained with CTC
+
+Run `labelscope` with no command to open the app."""
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x800, not {text!r}")
+    if not (200 <= width <= 8000 and 150 <= height <= 8000):
+        raise argparse.ArgumentTypeError(f"window size {text} is out of range")
+    return width, height
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labelscope",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"Labelscope {__version__}")
+    parser.add_argument(
+        "--device",
+        metavar="DEV",
+        help="auto (default), cpu, cuda, cuda:N or mps; also set by LABELSCOPE_DEVICE",
+    )
+    gui = parser.add_argument_group("app options (no command)")
+    gui.add_argument(
+        "--screenshot",
+        metavar="PATH",
+        help="open the main window offscreen, save it as a PNG and exit",
+    )
+    gui.add_argument(
+        "--workbench",
+        choices=("pets", "formulas"),
+        help="the workbench to show first",
+    )
+    gui.add_argument(
+        "--size", type=_size, metavar="WxH", help="window size for --screenshot, e.g. 1280x800"
+    )
+
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="print versions, the device, the weights cache and the data directory",
+        description="Print what a bug report needs: versions, the device Labelscope would "
+        "use, which pretrained weights are cached, and where Labelscope keeps its data.",
+    )
+    doctor.add_argument(
+        "--verify-weights",
+        action="store_true",
+        help="also check every cached weights file against the sha256 in its name",
+    )
+
+    pets = commands.add_parser(
+        "pets",
+        help="Dogs vs. Cats: inspect a dataset",
+        description="Work with the Kaggle Dogs vs. Cats data without the GUI.",
+    )
+    pets.set_defaults(group=pets)
+    pets_commands = pets.add_subparsers(dest="pets_command", metavar="PETS_COMMAND")
+    info = pets_commands.add_parser(
+        "info",
+        help="list a dataset folder and count its images",
+        description="List a Dogs vs. Cats folder (Kaggle train/ and test/, or class "
+        "folders) and count its labelled and test images. Reads names only.",
+    )
+    info.add_argument("folder", help="the folder holding train/ and test/ (or test1/)")
+    info.add_argument(
+        "--show-skipped", action="store_true", help="list the files that were skipped and why"
+    )
+
+    formula = commands.add_parser(
+        "formula",
+        help="Formulas: arithmetic-image recognition",
+        description="Recognise arithmetic images from the command line.",
+    )
+    formula.set_defaults(group=formula)
+    return parser
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run a parsed command; returns the exit status. Errors are printed, not raised."""
+    parser = parser or build_parser()
+    try:
+        if args.command == "doctor":
+            return _doctor(args)
+        if args.command == "pets" and args.pets_command == "info":
+            return _pets_info(args)
+    except JobError as error:
+        print(f"labelscope: {error.message}", file=sys.stderr)
+        if error.details:
+            print(error.details, file=sys.stderr)
+        return EXIT_ERROR
+    except Cancelled:
+        print("labelscope: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    # A command group without a command: show what it offers.
+    getattr(args, "group", parser).print_help()
+    return EXIT_USAGE
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from core import doctor
+
+    print(doctor.format_report(doctor.report(args.device)))
+    if args.verify_weights:
+        from core import weights
+        from core.console import run_in_terminal
+
+        checks = run_in_terminal(weights.verify_cache)
+        for check in checks:
+            print(f"{'ok ' if check.ok else 'BAD'}  {check.path.name}: {check.reason}")
+        if any(not check.ok for check in checks):
+            return EXIT_ERROR
+    return EXIT_OK
+
+
+def _pets_info(args: argparse.Namespace) -> int:
+    from core.console import run_in_terminal
+    from core.pets.dataset import list_dataset
+
+    listing = run_in_terminal(lambda token: list_dataset(args.folder, token))
+    print(f"{listing.root} ({listing.layout} layout): {listing.summary()}")
+    if args.show_skipped:
+        for path, reason in listing.skipped:
+            print(f"  skipped {path}: {reason}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Headless entry point: like `labelscope`, but never opens the GUI."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run(args, parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

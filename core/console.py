@@ -1,0 +1,104 @@
+"""Running a job in a terminal: a progress bar on stderr, Ctrl-C cancels cleanly."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from typing import TextIO, TypeVar
+
+from core.jobs import CancelToken, Eta, JobGen, Progress, RateLimiter, drive, format_duration
+
+R = TypeVar("R")
+_BAR_WIDTH = 28
+
+
+def render(progress: Progress, eta: str = "") -> str:
+    """One line: '[#######-------]  45%  450/1000  message  loss 0.31  ETA 0:12'."""
+    parts = []
+    fraction = progress.fraction
+    if fraction is not None:
+        filled = int(round(fraction * _BAR_WIDTH))
+        parts.append("[" + "#" * filled + "-" * (_BAR_WIDTH - filled) + "]")
+        parts.append(f"{fraction * 100:3.0f}%")
+        parts.append(f"{_number(progress.done)}/{_number(progress.total)}")
+    if progress.message:
+        parts.append(progress.message)
+    parts.extend(f"{key} {_number(value)}" for key, value in progress.metrics.items())
+    if eta:
+        parts.append(f"ETA {eta}")
+    return "  ".join(parts)
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "?"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+class ProgressPrinter:
+    """Prints progress to a stream: redrawn in place on a terminal, a line now and then
+    (every `interval` seconds) when piped to a file."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.limiter = RateLimiter(interval if interval is not None else
+                                   (0.1 if self.tty else 5.0))
+        self.eta = Eta()
+        self._width = 0
+        self.last: Progress | None = None
+
+    def __call__(self, progress: Progress) -> None:
+        self.last = progress
+        if self.limiter.ready():
+            self._write(progress)
+
+    def _write(self, progress: Progress) -> None:
+        remaining = None if progress.fraction == 1 else self.eta.remaining(progress)
+        line = render(progress, format_duration(remaining))
+        if self.tty:
+            self.stream.write("\r" + line.ljust(self._width))
+            self._width = len(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """Show the final state and end the line."""
+        if self.last is not None:
+            self.limiter = RateLimiter(0)
+            self._write(self.last)
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_in_terminal(
+    start: Callable[[CancelToken], JobGen[R]],
+    stream: TextIO | None = None,
+    interval: float | None = None,
+) -> R:
+    """Run a job with a progress bar; the first Ctrl-C cancels it (raises Cancelled)."""
+    token = CancelToken()
+    printer = ProgressPrinter(stream, interval)
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if token.cancelled:
+            raise KeyboardInterrupt
+        printer.stream.write("\nCancelling… (Ctrl-C again to stop at once)\n")
+        token.cancel()
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        previous = None
+    try:
+        return drive(start(token), token, printer)
+    finally:
+        printer.finish()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,142 @@
+"""Which device the work runs on: CUDA, Apple's MPS or the CPU, and how to autocast there.
+
+One `Device` value drives everything device-specific, so training code never asks torch
+itself which accelerator it has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+#: Environment variable that sets the default device for the CLI and the GUI.
+DEVICE_ENV = "LABELSCOPE_DEVICE"
+CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+class DeviceError(ValueError):
+    """The requested device does not exist on this machine, or the name is not one."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """A torch device with what the app needs to know about it."""
+
+    kind: str  # "cpu", "cuda" or "mps"
+    index: int | None
+    name: str  # for people: "NVIDIA H200", "Apple MPS", "CPU (8 threads)"
+
+    @property
+    def torch(self) -> torch.device:
+        return torch.device(self.kind if self.index is None else f"{self.kind}:{self.index}")
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The reduced precision autocast uses here, or None where it is not worth it.
+
+        CUDA: bfloat16 where the GPU supports it (no GradScaler needed), else float16.
+        MPS: float16. CPU: none, since CPU autocast is slower than float32 for our models.
+        """
+        if self.kind == "cuda":
+            with torch.cuda.device(self.index or 0):
+                return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if self.kind == "mps":
+            return torch.float16
+        return None
+
+    @property
+    def needs_grad_scaler(self) -> bool:
+        """Only float16 on CUDA underflows gradients enough to need a GradScaler."""
+        return self.kind == "cuda" and self.autocast_dtype == torch.float16
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast for this device, or a no-op where it does not help."""
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.kind, dtype=dtype)
+
+    def describe(self) -> str:
+        """One line for the status bar and `doctor`."""
+        if self.kind == "cpu":
+            return self.name
+        return f"{self.name} ({self.torch})"
+
+    def __str__(self) -> str:
+        return str(self.torch)
+
+
+def _cpu_model() -> str:
+    """The processor's marketing name where the OS tells it, else its architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown processor"
+
+
+def _cpu() -> Device:
+    cpu_name = _cpu_model()
+    return Device("cpu", None, f"CPU, {torch.get_num_threads()} threads ({cpu_name})")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def available() -> list[Device]:
+    """Every device torch can use here, accelerators first, the CPU last."""
+    devices = []
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            devices.append(Device("cuda", index, torch.cuda.get_device_name(index)))
+    if _mps_available():
+        devices.append(Device("mps", None, "Apple GPU (MPS)"))
+    devices.append(_cpu())
+    return devices
+
+
+def choose(preference: str | None = None) -> Device:
+    """The device to run on.
+
+    `preference` is "auto", "cpu", "cuda", "cuda:N" or "mps"; None or "" falls back to the
+    LABELSCOPE_DEVICE environment variable, then "auto" (the first GPU, else the CPU).
+    Raises DeviceError with a plain message when the device is not here.
+    """
+    text = (preference or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
+    kind, _, index_text = text.partition(":")
+    if kind not in CHOICES or (index_text and (kind != "cuda" or not index_text.isdigit())):
+        raise DeviceError(
+            f"Unknown device {text!r}: use auto, cpu, cuda, cuda:N (N a GPU number) or mps."
+        )
+    devices = available()
+    if kind == "auto":
+        return devices[0]
+    if kind == "cpu":
+        return devices[-1]
+    matching = [d for d in devices if d.kind == kind]
+    if not matching:
+        what = "CUDA GPU" if kind == "cuda" else "Apple MPS device"
+        raise DeviceError(
+            f"No {what} is available here (torch {torch.__version__}, "
+            f"built for CUDA {torch.version.cuda or 'none'}). Use --device cpu or auto."
+        )
+    if index_text:
+        index = int(index_text)
+        for device in matching:
+            if device.index == index:
+                return device
+        raise DeviceError(
+            f"There is no cuda:{index}; this machine has {len(matching)} CUDA GPU(s), "
+            f"numbered from 0."
+        )
+    return matching[0]

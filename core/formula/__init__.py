@@ -1,0 +1,1 @@
+"""Formulas: synthetic data, a CRNN trained with CTC, decoding and alignment."""

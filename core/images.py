@@ -1,0 +1,84 @@
+"""Decoding the user's images robustly: every failure becomes an ImageProblem that says
+what is wrong with which file, never a crash. Files are only ever read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+#: Leading bytes of the formats OpenCV decodes for us.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"BM", "BMP"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+class ImageProblem(Exception):
+    """An image that cannot be used, and why. `kind` is one of: missing, unreadable, empty,
+    not-an-image, truncated, undecodable."""
+
+    def __init__(self, path: Path | str, kind: str, detail: str) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"{self.path.name}: {detail}")
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format from a file's first bytes, or None if it is not one we know."""
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def read_bytes(path: Path | str) -> bytes:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as error:
+        raise ImageProblem(path, "missing", "the file does not exist") from error
+    except IsADirectoryError as error:
+        raise ImageProblem(path, "unreadable", "this is a folder, not an image") from error
+    except OSError as error:
+        raise ImageProblem(path, "unreadable", f"cannot be read ({error.strerror})") from error
+    return data
+
+
+def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) -> np.ndarray:
+    """Decode encoded image bytes to an RGB (or gray) uint8 array, EXIF orientation applied.
+
+    Raises ImageProblem for empty data, non-images, truncated JPEG/PNG files and anything
+    OpenCV refuses.
+    """
+    if not data:
+        raise ImageProblem(path, "empty", "the file is empty (0 bytes)")
+    fmt = sniff_format(data[:16])
+    if fmt is None:
+        raise ImageProblem(path, "not-an-image", "this is not an image file (unknown contents)")
+    if fmt == "JPEG" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise ImageProblem(path, "truncated", "the JPEG file is truncated (no end marker)")
+    if fmt == "PNG" and b"IEND" not in data[-16:]:
+        raise ImageProblem(path, "truncated", "the PNG file is truncated (no end chunk)")
+    flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    if image is None or image.size == 0:
+        raise ImageProblem(path, "undecodable", f"the {fmt} data cannot be decoded")
+    if not gray:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def read_image(path: Path | str, *, gray: bool = False) -> np.ndarray:
+    """Read and decode an image file: RGB (H, W, 3) or gray (H, W) uint8."""
+    return decode(read_bytes(path), path, gray=gray)

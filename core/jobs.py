@@ -1,0 +1,142 @@
+"""Long work as generators: a job yields Progress and stops when its CancelToken is set.
+
+The GUI runs a job on a worker thread, the CLI prints a progress bar, tests iterate it
+directly; all three go through `drive`, so cancellation behaves the same everywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+#: A started job: yields Progress, returns its result.
+JobGen = Generator["Progress", None, R]
+#: What callers hand around: a function that starts the job with a cancel token.
+JobFn = Callable[["CancelToken"], JobGen]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a job: `done` of `total` units (total None when unknown), a message
+    for people and numbers for plots (loss, accuracy, images/s...)."""
+
+    done: float
+    total: float | None = None
+    message: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float | None:
+        """Share done in [0, 1], or None when the total is unknown."""
+        if not self.total:
+            return None
+        return min(max(self.done / self.total, 0.0), 1.0)
+
+
+class Cancelled(Exception):
+    """The job stopped because its token was cancelled."""
+
+    def __init__(self, message: str = "Cancelled") -> None:
+        super().__init__(message)
+
+
+class JobError(Exception):
+    """A failure the user can act on. `message` is shown as is; `details` may hold more."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class CancelToken:
+    """A thread-safe flag a job checks between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Call inside long inner loops that do not yield often."""
+        if self._event.is_set():
+            raise Cancelled()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early on cancel; True when cancelled."""
+        return self._event.wait(seconds)
+
+
+def drive(
+    gen: JobGen[R],
+    token: CancelToken,
+    on_progress: Callable[[Progress], Any] | None = None,
+) -> R:
+    """Run a started job to its end and return its result.
+
+    The token is checked after every yield; on cancel the generator is closed (so its
+    `finally` blocks run) and `Cancelled` is raised. Exceptions from the job propagate.
+    """
+    try:
+        while True:
+            if token.cancelled:
+                gen.close()
+                raise Cancelled()
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if on_progress is not None:
+                on_progress(progress)
+    except Cancelled:
+        gen.close()
+        raise
+
+
+class RateLimiter:
+    """Lets an event through at most every `interval` seconds (first one always)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = -float("inf")
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
+
+
+class Eta:
+    """Estimates the remaining time from the rate so far, in seconds."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+
+    def remaining(self, progress: Progress) -> float | None:
+        fraction = progress.fraction
+        if fraction is None or fraction <= 0:
+            return None
+        elapsed = time.monotonic() - self._start
+        return elapsed * (1 - fraction) / fraction
+
+
+def format_duration(seconds: float | None) -> str:
+    """'1:02:03', '2:03' or '' when unknown."""
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

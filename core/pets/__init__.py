@@ -1,0 +1,1 @@
+"""Pets: the Kaggle Dogs vs. Cats data, its labels, outliers, training and submission."""

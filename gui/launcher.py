@@ -1,0 +1,28 @@
+"""The `labelscope` entry point: headless commands run without loading Qt; no command
+opens the app. Nothing Qt is imported at module level, so `labelscope doctor` works on a
+machine without a display."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # First thing: a frozen (PyInstaller) build re-enters here in DataLoader workers.
+    multiprocessing.freeze_support()
+    from core.cli import build_parser, run
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is not None:
+        return run(args, parser)
+    if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    # torch before PySide6: on Windows (torch >= 2.9) the other order fails to load its DLLs.
+    import torch  # noqa: F401
+
+    from gui.app import run_app
+
+    return run_app(args)

@@ -1,0 +1,344 @@
+"""The main window: the two workbenches in a side bar, menus, and a status bar with the
+device and the running job."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QWidget,
+)
+
+from assets import icon_path
+from core import APP_NAME, __version__, devices, weights
+from core.images import IMAGE_SUFFIXES
+from gui.dialogs import ShortcutsDialog, about_box
+from gui.formula.workbench import FormulaWorkbench
+from gui.pets.workbench import PetsWorkbench
+from gui.settings import Settings
+from gui.widgets.job_indicator import JobIndicator
+from gui.workers import JobRunner
+
+log = logging.getLogger(__name__)
+
+WORKBENCHES = ("pets", "formulas")
+#: How long closing the window waits for running jobs to stop.
+SHUTDOWN_TIMEOUT = 1.5
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, device_preference: str | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle(f"{APP_NAME} {__version__}")
+        self.setWindowIcon(QIcon(str(icon_path("labelscope"))))
+        self.settings = Settings()
+        self.runner = JobRunner(self)
+        self.error_box: QMessageBox | None = None
+        self.dialog: QWidget | None = None  # the open help dialog, if any
+
+        self.pets = PetsWorkbench(self.runner)
+        self.formulas = FormulaWorkbench()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.pets)
+        self.stack.addWidget(self.formulas)
+        self.sidebar = self._make_sidebar()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(self.stack)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
+        self.setCentralWidget(self.splitter)
+
+        self.device_label = QLabel()
+        self.device_label.setObjectName("deviceLabel")
+        self.job_indicator = JobIndicator(self.runner)
+        self.statusBar().addPermanentWidget(self.job_indicator)
+        self.statusBar().addPermanentWidget(self.device_label)
+
+        self._make_actions()
+        self._make_menus()
+        self._connect()
+
+        self.device_override = device_preference
+        self.device = self._resolve_device()
+        self._restore()
+
+    # ----------------------------------------------------------------- building
+    def _make_sidebar(self) -> QListWidget:
+        sidebar = QListWidget()
+        sidebar.setObjectName("sidebar")
+        sidebar.setIconSize(QSize(32, 32))
+        sidebar.setSpacing(2)
+        for name, label, tip in (
+            ("pets", "Pets", "Dogs vs. Cats: browse, clean, train, submit (Ctrl+1)"),
+            ("formulas", "Formulas", "Formula recognition with CTC (Ctrl+2)"),
+        ):
+            item = QListWidgetItem(QIcon(str(icon_path(name))), label)
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setToolTip(tip)
+            sidebar.addItem(item)
+        sidebar.setMinimumWidth(110)
+        sidebar.setMaximumWidth(220)
+        sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        return sidebar
+
+    def _action(
+        self, text: str, slot: object, shortcut: QKeySequence | str | None = None,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _make_actions(self) -> None:
+        self.open_dataset_action = self._action(
+            "Open &dataset…", self.open_dataset_dialog, QKeySequence.StandardKey.Open,
+            "Open a Dogs vs. Cats folder",
+        )
+        self.open_image_action = self._action(
+            "Open &image…", self.open_image_dialog, "Ctrl+Shift+O",
+            "Open a formula image",
+        )
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.workbench_actions = {
+            name: self._action(label, partial(self.show_workbench, name), keys)
+            for name, label, keys in (("pets", "&Pets", "Ctrl+1"),
+                                      ("formulas", "&Formulas", "Ctrl+2"))
+        }
+        self.cancel_action = self._action(
+            "&Cancel running job", self.job_indicator.cancel, "Esc", "Stop the running job"
+        )
+        self.verify_weights_action = self._action(
+            "Check cached &weights", self.verify_weights,
+            tip="Check the pretrained weights in torch's cache against their hashes",
+        )
+        self.shortcuts_action = self._action(
+            "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents
+        )
+        self.about_action = self._action("&About Labelscope", self.show_about)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+
+    def _make_menus(self) -> None:
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        file_menu.addAction(self.open_dataset_action)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addAction(self.open_image_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        view_menu = menus.addMenu("&View")
+        for action in self.workbench_actions.values():
+            view_menu.addAction(action)
+
+        tools_menu = menus.addMenu("&Tools")
+        self.device_menu = tools_menu.addMenu("&Device")
+        self.device_group = QActionGroup(self)
+        self._fill_device_menu()
+        tools_menu.addAction(self.verify_weights_action)
+        tools_menu.addSeparator()
+        tools_menu.addAction(self.cancel_action)
+
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self.shortcuts_action)
+        help_menu.addAction(self.about_action)
+
+    def _fill_device_menu(self) -> None:
+        choices = [("auto", "Automatic")]
+        for device in devices.available():
+            choices.append((str(device.torch), device.describe()))
+        for value, label in choices:
+            action = QAction(label, self.device_group)
+            action.setCheckable(True)
+            action.setData(value)
+            action.triggered.connect(partial(self.set_device_preference, value))
+            self.device_menu.addAction(action)
+
+    def _connect(self) -> None:
+        self.pets.open_requested.connect(self.open_dataset_dialog)
+        self.pets.recent_requested.connect(self.open_dataset)
+        self.pets.dataset_opened.connect(self._remember_folder)
+        self.pets.problem.connect(self.show_error)
+        self.formulas.problem.connect(self.show_error)
+        self.formulas.image_loaded.connect(lambda _path: self.show_workbench("formulas"))
+        self.runner.started.connect(self._on_job_count_changed)
+        self.runner.ended.connect(self._on_job_count_changed)
+        self._on_job_count_changed()
+
+    def _restore(self) -> None:
+        geometry = self.settings.bytes("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1180, 760)
+        splitter = self.settings.bytes("window/splitter")
+        if splitter is None or not self.splitter.restoreState(splitter):
+            self.splitter.setSizes([150, 1030])
+        formula_splitter = self.settings.bytes("formulas/splitter")
+        if formula_splitter is not None:
+            self.formulas.splitter.restoreState(formula_splitter)
+        workbench = self.settings.text("window/workbench", "pets")
+        self.show_workbench(workbench if workbench in WORKBENCHES else "pets")
+        self._update_recent(self.settings.recent_folders())
+
+    def _save(self) -> None:
+        self.settings.set_bytes("window/geometry", self.saveGeometry())
+        self.settings.set_bytes("window/splitter", self.splitter.saveState())
+        self.settings.set_bytes("formulas/splitter", self.formulas.splitter.saveState())
+        self.settings.set_text("window/workbench", self.current_workbench())
+        self.settings.sync()
+
+    # ---------------------------------------------------------------- workbenches
+    def show_workbench(self, name: str) -> None:
+        self.sidebar.setCurrentRow(WORKBENCHES.index(name))
+
+    def current_workbench(self) -> str:
+        return WORKBENCHES[max(self.stack.currentIndex(), 0)]
+
+    # --------------------------------------------------------------------- files
+    def open_dataset_dialog(self) -> None:
+        recent = self.settings.recent_folders()
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open the Dogs vs. Cats folder (it holds train/ and test/)",
+            recent[0] if recent else str(Path.home()),
+        )
+        if folder:
+            self.open_dataset(folder)
+
+    def open_dataset(self, folder: str) -> None:
+        self.show_workbench("pets")
+        self.pets.open_dataset(folder)
+
+    def _remember_folder(self, folder: str) -> None:
+        self._update_recent(self.settings.add_recent_folder(folder))
+
+    def _update_recent(self, folders: list[str]) -> None:
+        self.recent_menu.clear()
+        for folder in folders:
+            self.recent_menu.addAction(folder, partial(self.open_dataset, folder))
+        if folders:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self._clear_recent)
+        self.recent_menu.setEnabled(bool(folders))
+        self.pets.set_recent(folders)
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent_folders()
+        self._update_recent([])
+
+    def open_image_dialog(self) -> None:
+        patterns = " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a formula image", self.settings.text("formulas/last_dir"),
+            f"Images ({patterns});;All files (*)",
+        )
+        if path:
+            self.settings.set_text("formulas/last_dir", str(Path(path).parent))
+            self.show_workbench("formulas")
+            self.formulas.load_image(path)
+
+    # -------------------------------------------------------------------- device
+    def _resolve_device(self) -> devices.Device:
+        preference = self.device_override or self.settings.text("device", "auto")
+        note = ""
+        try:
+            device = devices.choose(preference)
+        except devices.DeviceError as error:
+            device = devices.choose("auto")
+            note = f" — {error}"
+            log.warning("%s", error)
+        for action in self.device_group.actions():
+            action.setChecked(action.data() == ("auto" if preference == "auto"
+                                                else str(device.torch)))
+        self.device_label.setText(f"Device: {device.describe()}")
+        self.device_label.setToolTip(
+            "The device that training and recognition run on. Change it in "
+            f"Tools ▸ Device.{note}"
+        )
+        if note:
+            self.statusBar().showMessage(f"Using {device.describe()}{note}", 15000)
+        return device
+
+    def set_device_preference(self, value: str) -> None:
+        """Remember the device choice and use it from now on."""
+        self.device_override = None
+        self.settings.set_text("device", value)
+        self.device = self._resolve_device()
+
+    # --------------------------------------------------------------------- jobs
+    def _on_job_count_changed(self, _handle: object = None) -> None:
+        self.cancel_action.setEnabled(bool(self.runner.active()))
+
+    def verify_weights(self) -> None:
+        handle = self.runner.start("Checking cached weights", weights.verify_cache)
+        handle.succeeded.connect(self._show_weight_checks)
+        handle.failed.connect(partial(self.show_error, "Cannot check the weights"))
+
+    def _show_weight_checks(self, checks: list[weights.WeightsCheck]) -> None:
+        if not checks:
+            text = f"No pretrained weights are cached in {weights.weights_cache_dir()}."
+        else:
+            text = "\n".join(
+                f"{'OK' if c.ok else 'DAMAGED'}  {c.path.name}: {c.reason}" for c in checks
+            )
+        bad = [c for c in checks if not c.ok]
+        self._message(
+            QMessageBox.Icon.Warning if bad else QMessageBox.Icon.Information,
+            "Cached weights", text,
+        )
+
+    # ------------------------------------------------------------------ messages
+    def show_error(self, title: str, message: str, details: str = "") -> None:
+        """Report a problem without blocking the window."""
+        log.warning("%s: %s", title, message)
+        self.statusBar().showMessage(f"{title}: {message}", 10000)
+        self._message(QMessageBox.Icon.Warning, title, message, details)
+
+    def _message(
+        self, icon: QMessageBox.Icon, title: str, text: str, details: str = ""
+    ) -> None:
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("messageBox")
+        if details:
+            box.setDetailedText(details)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.error_box = box
+        box.finished.connect(partial(self._forget_box, box))
+        box.open()
+
+    def _forget_box(self, box: QMessageBox, _result: int = 0) -> None:
+        if self.error_box is box:
+            self.error_box = None
+
+    def show_shortcuts(self) -> None:
+        self.dialog = ShortcutsDialog(self.actions(), self)
+        self.dialog.open()
+
+    def show_about(self) -> None:
+        self.dialog = about_box(self.device.describe(), self)
+        self.dialog.open()
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._save()
+        if not self.runner.shutdown(SHUTDOWN_TIMEOUT):
+            log.warning("closing with a job still stopping")
+        event.accept()
+

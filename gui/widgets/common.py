@@ -1,0 +1,68 @@
+"""Small helpers both workbenches use: numpy images as QImage, headings, copyable text."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QImage
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QWidget
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """An RGB (H, W, 3) or gray (H, W) uint8 array as a QImage that owns its pixels."""
+    array = np.ascontiguousarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {array.dtype}")
+    height, width = array.shape[:2]
+    if array.ndim == 2:
+        qformat = QImage.Format.Format_Grayscale8
+    elif array.ndim == 3 and array.shape[2] == 3:
+        qformat = QImage.Format.Format_RGB888
+    else:
+        raise ValueError(f"expected (H, W) or (H, W, 3) pixels, got shape {array.shape}")
+    view = QImage(array.data, width, height, array.strides[0], qformat)
+    return view.copy()  # the view borrows numpy's buffer; the copy outlives it
+
+
+def heading(text: str, scale: float = 1.5) -> QLabel:
+    """A bold label, `scale` times the application font (keeps to the user's DPI and font)."""
+    label = QLabel(text)
+    font = QFont(label.font())
+    font.setPointSizeF(font.pointSizeF() * scale)
+    font.setBold(True)
+    label.setFont(font)
+    label.setWordWrap(True)
+    return label
+
+
+def paragraph(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setOpenExternalLinks(False)
+    return label
+
+
+class CommandBox(QWidget):
+    """A shell command in a monospace box the user can select, with a Copy button."""
+
+    def __init__(self, command: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.command = command
+        self.text = QPlainTextEdit(command)
+        self.text.setReadOnly(True)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        lines = command.count("\n") + 1
+        metrics = self.text.fontMetrics()
+        self.text.setFixedHeight(metrics.lineSpacing() * lines + 14)
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setToolTip("Copy the command to the clipboard")
+        self.copy_button.clicked.connect(self.copy)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.copy_button)
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.command)

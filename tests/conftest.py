@@ -1,0 +1,73 @@
+"""Test set-up: Qt offscreen, settings and data directories isolated per test, torch's
+cache pointed at an empty temporary folder so no test sees (or downloads) real weights."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.pop("LABELSCOPE_DEVICE", None)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data; skips the test when it is not there."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Per-test data directory and torch hub directory."""
+    base = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LABELSCOPE_DATA_DIR", str(base / "data"))
+    monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
+    if "torch.hub" in sys.modules:
+        import torch.hub
+
+        monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    return base
+
+
+@pytest.fixture
+def settings_dir(qapp, tmp_path: Path) -> Path:
+    """QSettings in an INI file under a fresh temporary folder."""
+    from PySide6.QtCore import QSettings
+
+    from gui.app import configure_identity
+
+    configure_identity()
+    directory = tmp_path / "settings"
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(directory))
+    return directory
+
+
+@pytest.fixture
+def make_window(qtbot, settings_dir):
+    """Creates real main windows; each is closed (jobs cancelled) at the end of the test."""
+    from gui.main_window import MainWindow
+
+    windows = []
+
+    def make(**kwargs) -> MainWindow:
+        window = MainWindow(**kwargs)
+        qtbot.addWidget(window)
+        window.resize(1100, 720)
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        if window.isVisible():
+            window.close()
