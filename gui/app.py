@@ -107,7 +107,7 @@ def run_app(args: argparse.Namespace) -> int:
     configure_logging()
     qInstallMessageHandler(_qt_message)
     app = create_application()
-    window = MainWindow(device_preference=args.device)
+    window = MainWindow(device_preference=args.device, save_settings=not args.screenshot)
     if args.workbench:
         window.show_workbench(args.workbench)
     if args.screenshot:

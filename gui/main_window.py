@@ -39,8 +39,13 @@ SHUTDOWN_TIMEOUT = 1.5
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, device_preference: str | None = None) -> None:
+    def __init__(
+        self, device_preference: str | None = None, save_settings: bool = True
+    ) -> None:
+        """`device_preference` overrides the saved device for this run; with
+        `save_settings` False (screenshots) the window leaves the saved state alone."""
         super().__init__()
+        self.save_settings = save_settings
         self.setWindowTitle(f"{APP_NAME} {__version__}")
         self.setWindowIcon(QIcon(str(icon_path("labelscope"))))
         self.settings = Settings()
@@ -337,7 +342,8 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._save()
+        if self.save_settings:
+            self._save()
         if not self.runner.shutdown(SHUTDOWN_TIMEOUT):
             log.warning("closing with a job still stopping")
         event.accept()

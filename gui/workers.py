@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.jobs import CancelToken, Cancelled, JobError, JobGen, Progress, RateLimiter, drive
 
@@ -87,7 +87,9 @@ class JobHandle(QObject):
         self._emit(self.finished)
 
     def start(self) -> None:
-        self._thread.start()
+        """Start the thread (once; never after close)."""
+        if not self._closed and self._thread.ident is None:
+            self._thread.start()
 
     def cancel(self) -> None:
         self.token.cancel()
@@ -97,8 +99,10 @@ class JobHandle(QObject):
         return self._thread.is_alive()
 
     def join(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the thread; True when it has ended."""
-        self._thread.join(max(timeout, 0))
+        """Wait up to `timeout` seconds for the thread; True when it has ended (or never
+        started)."""
+        if self._thread.ident is not None:
+            self._thread.join(max(timeout, 0))
         return not self._thread.is_alive()
 
     def close(self) -> None:
@@ -116,13 +120,17 @@ class JobRunner(QObject):
         self._handles: list[JobHandle] = []
 
     def start(self, title: str, start: Callable[[CancelToken], JobGen[Any]]) -> JobHandle:
-        """Run `start(token)` on a worker thread. Connect to the handle's signals right
-        away: they are queued to this thread, so none is missed."""
+        """Run `start(token)` on a worker thread and return its handle.
+
+        The thread starts when control returns to the event loop, so signals connected
+        right after this call are never missed (a queued signal reaches only the slots
+        connected when it is emitted).
+        """
         handle = JobHandle(title, start, self)
         handle.finished.connect(partial(self._on_finished, handle))
         self._handles.append(handle)
         self.started.emit(handle)
-        handle.start()
+        QTimer.singleShot(0, handle.start)
         return handle
 
     def _on_finished(self, handle: JobHandle) -> None:

@@ -61,9 +61,10 @@ def make_window(qtbot, settings_dir):
     def make(**kwargs) -> MainWindow:
         window = MainWindow(**kwargs)
         qtbot.addWidget(window)
-        window.resize(1100, 720)
         window.show()
         qtbot.waitExposed(window)
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow)  # keyboard shortcuts go to the active window
         windows.append(window)
         return window
 

@@ -1,0 +1,201 @@
+"""The main window as a user drives it: workbenches, menus, status bar, opening data,
+settings that persist."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
+
+from core import __version__, devices
+
+
+def _menu_titles(window):
+    return [action.text().replace("&", "") for action in window.menuBar().actions()]
+
+
+def _menu(window, title):
+    for action in window.menuBar().actions():
+        if action.text().replace("&", "") == title:
+            return action.menu()
+    raise KeyError(title)
+
+
+def _texts(widget):
+    return " ".join(label.text() for label in widget.findChildren(QLabel))
+
+
+def _click_sidebar(qtbot, window, row):
+    rect = window.sidebar.visualItemRect(window.sidebar.item(row))
+    qtbot.mouseClick(window.sidebar.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def _make_kaggle(root: Path) -> Path:
+    for name in ("train/cat.1.jpg", "train/cat.2.jpg", "train/dog.1.jpg", "test/1.jpg",
+                 "train/Thumbs.db"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"\xff\xd8\xff")
+    return root
+
+
+def test_workbenches_switch_from_the_side_bar_and_keyboard(make_window, qtbot):
+    window = make_window()
+    assert window.current_workbench() == "pets"
+    assert window.pets.isVisible() and not window.formulas.isVisible()
+    assert "kaggle competitions download -c dogs-vs-cats-redux-kernels-edition" in (
+        window.pets.empty.command.text.toPlainText()
+    )
+    _click_sidebar(qtbot, window, 1)
+    assert window.current_workbench() == "formulas"
+    assert window.formulas.isVisible() and not window.pets.isVisible()
+    assert "No recognition model is loaded" in _texts(window.formulas)
+    qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert window.current_workbench() == "pets"
+    qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert window.current_workbench() == "formulas"
+
+
+def test_menus_and_status_bar(make_window):
+    window = make_window()
+    assert _menu_titles(window) == ["File", "View", "Tools", "Help"]
+    file_items = [a.text().replace("&", "") for a in _menu(window, "File").actions()]
+    assert {"Open dataset…", "Open image…", "Quit", "Open recent"} <= set(file_items)
+    help_items = [a.text().replace("&", "") for a in _menu(window, "Help").actions()]
+    assert help_items == ["Keyboard shortcuts", "About Labelscope"]
+    assert window.device_label.text() == f"Device: {devices.choose().describe()}"
+    assert not window.job_indicator.isVisible()
+    assert __version__ in window.windowTitle()
+
+
+def test_open_dataset_lists_it_and_remembers_it(make_window, qtbot, monkeypatch, tmp_path):
+    root = _make_kaggle(tmp_path / "kaggle")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(root))
+    window = make_window()
+    with qtbot.waitSignal(window.pets.dataset_opened, timeout=10000):
+        qtbot.mouseClick(window.pets.empty.open_button, Qt.MouseButton.LeftButton)
+    overview = window.pets.overview
+    assert window.pets.pages.currentWidget() is overview
+    assert "3 labelled images (2 cats, 1 dogs), 1 test images" in overview.counts_label.text()
+    assert overview.skipped_list.item(0).text().startswith("train/Thumbs.db")
+    recent = [a.text() for a in window.recent_menu.actions()]
+    assert recent[0] == str(root.resolve())
+    window.close()
+
+    again = make_window()
+    buttons = again.pets.empty.recent_box.findChildren(type(again.pets.empty.open_button))
+    assert [b.text() for b in buttons] == [str(root.resolve())]
+    with qtbot.waitSignal(again.pets.dataset_opened, timeout=10000):
+        qtbot.mouseClick(buttons[0], Qt.MouseButton.LeftButton)
+    assert again.pets.listing.counts()["cat"] == 2
+
+
+def test_opening_the_wrong_folder_explains_and_keeps_running(make_window, qtbot, tmp_path):
+    window = make_window()
+    (tmp_path / "holiday").mkdir()
+    window.open_dataset(str(tmp_path))
+    qtbot.waitUntil(lambda: window.error_box is not None, timeout=10000)
+    assert "kaggle competitions download" in window.error_box.text()
+    assert window.error_box.windowTitle() == "Cannot open the dataset"
+    assert window.pets.pages.currentWidget() is window.pets.empty
+    assert window.settings.recent_folders() == []
+    window.error_box.accept()
+    qtbot.waitUntil(lambda: window.error_box is None)
+
+
+def test_window_state_persists(make_window, qtbot):
+    window = make_window()
+    window.resize(700, 500)  # the offscreen screen is 800 px: restoring clamps to it
+    window.splitter.setSizes([150, 550])
+    window.show_workbench("formulas")
+    window.set_device_preference("cpu")
+    sizes = window.splitter.sizes()
+    window.close()
+    again = make_window()
+    assert (again.width(), again.height()) == (700, 500)
+    assert again.splitter.sizes() == sizes
+    assert again.current_workbench() == "formulas"
+    assert again.settings.text("device") == "cpu"
+    checked = [a.data() for a in again.device_group.actions() if a.isChecked()]
+    assert checked == ["cpu"]
+
+
+def test_device_that_is_not_here_falls_back_plainly(make_window, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    window = make_window(device_preference="cuda")
+    assert window.device.kind == "cpu"
+    assert "No CUDA GPU" in window.device_label.toolTip()
+
+
+def _png(path: Path) -> Path:
+    image = np.full((40, 60, 3), 240, np.uint8)
+    cv2.putText(image, "1+2", (5, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (20, 20, 160), 2)
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def test_open_image_shows_it_in_formulas(make_window, monkeypatch, tmp_path):
+    path = _png(tmp_path / "sum.png")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    window = make_window()
+    window.open_image_action.trigger()
+    assert window.current_workbench() == "formulas"
+    assert window.formulas.image_view.has_image()
+    assert window.formulas.caption.text() == "sum.png — 60×40 px"
+
+
+def test_a_non_image_is_refused_with_a_message(make_window, monkeypatch, tmp_path, qtbot):
+    path = tmp_path / "notes.png"
+    path.write_text("not a picture")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    window = make_window()
+    window.open_image_action.trigger()
+    qtbot.waitUntil(lambda: window.error_box is not None)
+    assert "not an image" in window.error_box.text()
+    assert not window.formulas.image_view.has_image()
+
+
+def test_dropping_an_image_loads_it(make_window, tmp_path):
+    path = _png(tmp_path / "dropped.png")
+    window = make_window()
+    window.show_workbench("formulas")
+    view = window.formulas.image_view
+    where = QPointF(view.rect().center())
+    args = (Qt.DropAction.CopyAction,)
+    buttons = (Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+
+    text_file = QMimeData()
+    text_file.setUrls([QUrl.fromLocalFile(str(tmp_path / "notes.txt"))])
+    enter = QDragEnterEvent(where, *args, text_file, *buttons)
+    QApplication.sendEvent(view, enter)
+    assert not enter.isAccepted()
+
+    image = QMimeData()
+    image.setUrls([QUrl.fromLocalFile(str(path))])
+    enter = QDragEnterEvent(where, *args, image, *buttons)
+    QApplication.sendEvent(view, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(view, QDropEvent(where, *args, image, *buttons))
+    assert window.formulas.caption.text().startswith("dropped.png")
+
+
+@pytest.mark.parametrize("action_name", ["shortcuts_action", "about_action"])
+def test_help_dialogs(make_window, qtbot, action_name):
+    window = make_window()
+    getattr(window, action_name).trigger()
+    dialog = window.dialog
+    qtbot.waitExposed(dialog)
+    if action_name == "shortcuts_action":
+        rows = {
+            dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text()
+            for r in range(dialog.table.rowCount())
+        }
+        assert rows["Open dataset"] == "Ctrl+O"
+        assert rows["Formulas"] == "Ctrl+2"
+    else:
+        assert __version__ in dialog.text() and "Device:" in dialog.text()
+    dialog.close()
