@@ -28,7 +28,9 @@ def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x800, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT, e.g. 1280x800, not {text!r}"
+        ) from None
     if not (200 <= width <= 8000 and 150 <= height <= 8000):
         raise argparse.ArgumentTypeError(f"window size {text} is out of range")
     return width, height

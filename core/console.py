@@ -18,7 +18,7 @@ def render(progress: Progress, eta: str = "") -> str:
     parts = []
     fraction = progress.fraction
     if fraction is not None:
-        filled = int(round(fraction * _BAR_WIDTH))
+        filled = round(fraction * _BAR_WIDTH)
         parts.append("[" + "#" * filled + "-" * (_BAR_WIDTH - filled) + "]")
         parts.append(f"{fraction * 100:3.0f}%")
         parts.append(f"{_number(progress.done)}/{_number(progress.total)}")
@@ -45,8 +45,7 @@ class ProgressPrinter:
     def __init__(self, stream: TextIO | None = None, interval: float | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self.limiter = RateLimiter(interval if interval is not None else
-                                   (0.1 if self.tty else 5.0))
+        self.limiter = RateLimiter(interval if interval is not None else (0.1 if self.tty else 5.0))
         self.eta = Eta()
         self._width = 0
         self.last: Progress | None = None

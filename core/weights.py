@@ -78,9 +78,7 @@ def sha256_file(
     return digest.hexdigest()
 
 
-def verify_cache(
-    token: CancelToken, cache_dir: Path | None = None
-) -> Iterator[Progress]:
+def verify_cache(token: CancelToken, cache_dir: Path | None = None) -> Iterator[Progress]:
     """Job: check every cached weight file against the hash in its name.
 
     Returns a list of WeightsCheck. Files whose names carry no hash are reported, not
@@ -113,7 +111,7 @@ def verify_cache(
                 WeightsCheck(
                     item.path,
                     False,
-                    f"sha256 {digest[:len(expected)]}… does not match {expected} in the name: "
+                    f"sha256 {digest[: len(expected)]}… does not match {expected} in the name: "
                     "the file is damaged or incomplete; delete it and download again",
                 )
             )

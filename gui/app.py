@@ -8,7 +8,7 @@ import logging.handlers
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QtMsgType, Qt, qInstallMessageHandler
+from PySide6.QtCore import QCoreApplication, Qt, QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 

@@ -31,8 +31,9 @@ class ShortcutsDialog(QDialog):
     def __init__(self, actions: list[QAction], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
+        native = QKeySequence.SequenceFormat.NativeText
         rows = [
-            (_plain(action.text()), action.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
+            (_plain(action.text()), action.shortcut().toString(native))
             for action in actions
             if not action.shortcut().isEmpty()
         ]

@@ -39,9 +39,7 @@ SHUTDOWN_TIMEOUT = 1.5
 
 
 class MainWindow(QMainWindow):
-    def __init__(
-        self, device_preference: str | None = None, save_settings: bool = True
-    ) -> None:
+    def __init__(self, device_preference: str | None = None, save_settings: bool = True) -> None:
         """`device_preference` overrides the saved device for this run; with
         `save_settings` False (screenshots) the window leaves the saved state alone."""
         super().__init__()
@@ -101,7 +99,10 @@ class MainWindow(QMainWindow):
         return sidebar
 
     def _action(
-        self, text: str, slot: object, shortcut: QKeySequence | str | None = None,
+        self,
+        text: str,
+        slot: object,
+        shortcut: QKeySequence | str | None = None,
         tip: str = "",
     ) -> QAction:
         action = QAction(text, self)
@@ -115,25 +116,32 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         self.open_dataset_action = self._action(
-            "Open &dataset…", self.open_dataset_dialog, QKeySequence.StandardKey.Open,
+            "Open &dataset…",
+            self.open_dataset_dialog,
+            QKeySequence.StandardKey.Open,
             "Open a Dogs vs. Cats folder",
         )
         self.open_image_action = self._action(
-            "Open &image…", self.open_image_dialog, "Ctrl+Shift+O",
+            "Open &image…",
+            self.open_image_dialog,
+            "Ctrl+Shift+O",
             "Open a formula image",
         )
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.workbench_actions = {
             name: self._action(label, partial(self.show_workbench, name), keys)
-            for name, label, keys in (("pets", "&Pets", "Ctrl+1"),
-                                      ("formulas", "&Formulas", "Ctrl+2"))
+            for name, label, keys in (
+                ("pets", "&Pets", "Ctrl+1"),
+                ("formulas", "&Formulas", "Ctrl+2"),
+            )
         }
         self.cancel_action = self._action(
             "&Cancel running job", self.job_indicator.cancel, "Esc", "Stop the running job"
         )
         self.verify_weights_action = self._action(
-            "Check cached &weights", self.verify_weights,
+            "Check cached &weights",
+            self.verify_weights,
             tip="Check the pretrained weights in torch's cache against their hashes",
         )
         self.shortcuts_action = self._action(
@@ -221,7 +229,8 @@ class MainWindow(QMainWindow):
     def open_dataset_dialog(self) -> None:
         recent = self.settings.recent_folders()
         folder = QFileDialog.getExistingDirectory(
-            self, "Open the Dogs vs. Cats folder (it holds train/ and test/)",
+            self,
+            "Open the Dogs vs. Cats folder (it holds train/ and test/)",
             recent[0] if recent else str(Path.home()),
         )
         if folder:
@@ -251,7 +260,9 @@ class MainWindow(QMainWindow):
     def open_image_dialog(self) -> None:
         patterns = " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open a formula image", self.settings.text("formulas/last_dir"),
+            self,
+            "Open a formula image",
+            self.settings.text("formulas/last_dir"),
             f"Images ({patterns});;All files (*)",
         )
         if path:
@@ -270,12 +281,12 @@ class MainWindow(QMainWindow):
             note = f" — {error}"
             log.warning("%s", error)
         for action in self.device_group.actions():
-            action.setChecked(action.data() == ("auto" if preference == "auto"
-                                                else str(device.torch)))
+            action.setChecked(
+                action.data() == ("auto" if preference == "auto" else str(device.torch))
+            )
         self.device_label.setText(f"Device: {device.describe()}")
         self.device_label.setToolTip(
-            "The device that training and recognition run on. Change it in "
-            f"Tools ▸ Device.{note}"
+            f"The device that training and recognition run on. Change it in Tools ▸ Device.{note}"
         )
         if note:
             self.statusBar().showMessage(f"Using {device.describe()}{note}", 15000)
@@ -306,7 +317,8 @@ class MainWindow(QMainWindow):
         bad = [c for c in checks if not c.ok]
         self._message(
             QMessageBox.Icon.Warning if bad else QMessageBox.Icon.Information,
-            "Cached weights", text,
+            "Cached weights",
+            text,
         )
 
     # ------------------------------------------------------------------ messages
@@ -316,9 +328,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{title}: {message}", 10000)
         self._message(QMessageBox.Icon.Warning, title, message, details)
 
-    def _message(
-        self, icon: QMessageBox.Icon, title: str, text: str, details: str = ""
-    ) -> None:
+    def _message(self, icon: QMessageBox.Icon, title: str, text: str, details: str = "") -> None:
         box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
         box.setObjectName("messageBox")
         if details:
@@ -347,4 +357,3 @@ class MainWindow(QMainWindow):
         if not self.runner.shutdown(SHUTDOWN_TIMEOUT):
             log.warning("closing with a job still stopping")
         event.accept()
-

@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.jobs import CancelToken, Cancelled, JobError, JobGen, Progress, RateLimiter, drive
+from core.jobs import Cancelled, CancelToken, JobError, JobGen, Progress, RateLimiter, drive
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,12 @@ def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """The launcher in a subprocess, with its own empty settings folder."""
     env = dict(os.environ, XDG_CONFIG_HOME=os.environ["LABELSCOPE_DATA_DIR"] + "-config")
     return subprocess.run(
-        [sys.executable, "-m", "gui", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout, env=env,
+        [sys.executable, "-m", "gui", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs import CancelToken, Cancelled, JobError, drive
+from core.jobs import Cancelled, CancelToken, JobError, drive
 from core.pets.dataset import label_from_name, list_dataset
 from tests.conftest import shared_data
 
@@ -28,8 +28,16 @@ def test_label_from_name():
 
 
 def test_kaggle_layout(tmp_path: Path):
-    _touch(tmp_path, "train/cat.10.jpg", "train/cat.2.jpg", "train/dog.1.jpg",
-           "train/notes.txt", "train/bird.1.jpg", "test1/1.jpg", "test1/2.jpg")
+    _touch(
+        tmp_path,
+        "train/cat.10.jpg",
+        "train/cat.2.jpg",
+        "train/dog.1.jpg",
+        "train/notes.txt",
+        "train/bird.1.jpg",
+        "test1/1.jpg",
+        "test1/2.jpg",
+    )
     listing = _list(tmp_path)
     assert listing.layout == "kaggle"
     assert listing.counts() == {"cat": 2, "dog": 1, "test": 2}
@@ -46,8 +54,10 @@ def test_class_folders(tmp_path: Path):
     _touch(tmp_path, "cats/a.jpg", "Dogs/b.png", "dogs_extra/c.jpg")
     listing = _list(tmp_path)
     assert listing.layout == "class-folders"
-    assert {(s.path, s.label) for s in listing.samples} == {("cats/a.jpg", "cat"),
-                                                            ("Dogs/b.png", "dog")}
+    assert {(s.path, s.label) for s in listing.samples} == {
+        ("cats/a.jpg", "cat"),
+        ("Dogs/b.png", "dog"),
+    }
 
 
 def test_folder_without_the_data_says_how_to_get_it(tmp_path: Path):

@@ -5,7 +5,7 @@ import io
 import pytest
 
 from core.console import ProgressPrinter, render, run_in_terminal
-from core.jobs import CancelToken, Cancelled, JobError, Progress, drive, format_duration
+from core.jobs import Cancelled, CancelToken, JobError, Progress, drive, format_duration
 
 
 def counting(n, token, log=None, fail_at=None):

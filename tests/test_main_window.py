@@ -34,8 +34,13 @@ def _click_sidebar(qtbot, window, row):
 
 
 def _make_kaggle(root: Path) -> Path:
-    for name in ("train/cat.1.jpg", "train/cat.2.jpg", "train/dog.1.jpg", "test/1.jpg",
-                 "train/Thumbs.db"):
+    for name in (
+        "train/cat.1.jpg",
+        "train/cat.2.jpg",
+        "train/dog.1.jpg",
+        "test/1.jpg",
+        "train/Thumbs.db",
+    ):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"\xff\xd8\xff")
     return root

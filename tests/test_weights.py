@@ -8,7 +8,7 @@ import torch
 from torchvision import models
 
 from core import weights
-from core.jobs import CancelToken, Cancelled, drive
+from core.jobs import Cancelled, CancelToken, drive
 from core.paths import weights_cache_dir
 
 

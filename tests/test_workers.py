@@ -149,8 +149,12 @@ def test_process_exits_cleanly_when_closed_during_jobs(tmp_path):
     """A real app process, one job that never checks its token: no hang, no traceback."""
     env = {**__import__("os").environ, "XDG_CONFIG_HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-c", _CLOSE_SCRIPT], cwd=ROOT, capture_output=True, text=True,
-        timeout=60, env=env,
+        [sys.executable, "-c", _CLOSE_SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "exited 0"

@@ -74,8 +74,9 @@ def _plan(root: Path) -> tuple[str, list[tuple[Path, str, str | None]]]:
     train = children.get("train")
     if train is not None:
         train_children = _child_dirs(train)
-        class_dirs = [(p, "train", _CLASS_DIRS[n]) for n, p in train_children.items()
-                      if n in _CLASS_DIRS]
+        class_dirs = [
+            (p, "train", _CLASS_DIRS[n]) for n, p in train_children.items() if n in _CLASS_DIRS
+        ]
         plan = class_dirs or [(train, "train", None)]
         plan += [(children[n], "test", None) for n in _TEST_DIRS if n in children]
         return ("class-folders" if class_dirs else "kaggle"), plan

@@ -56,7 +56,8 @@ class ImageView(QLabel):
         target = self.contentsRect().size().boundedTo(limit)
         self.setPixmap(
             self._pixmap.scaled(
-                target, Qt.AspectRatioMode.KeepAspectRatio,
+                target,
+                Qt.AspectRatioMode.KeepAspectRatio,
                 Qt.TransformationMode.SmoothTransformation,
             )
         )
@@ -94,10 +95,12 @@ class FormulaWorkbench(QWidget):
         image_box = QWidget()
         image_layout = QVBoxLayout(image_box)
         image_layout.addWidget(heading("Formulas"))
-        image_layout.addWidget(paragraph(
-            "Recognise single-line arithmetic such as <tt>(1-9)-4=-12</tt>, written with "
-            "<tt>0-9 + - * ( ) =</tt>, and see what the CTC model reads at each position."
-        ))
+        image_layout.addWidget(
+            paragraph(
+                "Recognise single-line arithmetic such as <tt>(1-9)-4=-12</tt>, written with "
+                "<tt>0-9 + - * ( ) =</tt>, and see what the CTC model reads at each position."
+            )
+        )
         image_layout.addWidget(self.image_view, 1)
         image_layout.addWidget(self.caption)
 

@@ -43,26 +43,34 @@ class EmptyState(QWidget):
 
         column = QVBoxLayout()
         column.addWidget(heading("Dogs vs. Cats"))
-        column.addWidget(paragraph(
-            "Browse the 25,000 labelled and 12,500 test images of the Kaggle "
-            "<i>Dogs vs. Cats Redux</i> competition, find the outliers and wrong labels, "
-            "train a classifier and export a submission."
-        ))
+        column.addWidget(
+            paragraph(
+                "Browse the 25,000 labelled and 12,500 test images of the Kaggle "
+                "<i>Dogs vs. Cats Redux</i> competition, find the outliers and wrong labels, "
+                "train a classifier and export a submission."
+            )
+        )
         column.addSpacing(8)
-        column.addWidget(paragraph(
-            "<b>1.</b> Download the data with the Kaggle command-line tool (accept the "
-            "competition's rules on its Kaggle page first):"
-        ))
+        column.addWidget(
+            paragraph(
+                "<b>1.</b> Download the data with the Kaggle command-line tool (accept the "
+                "competition's rules on its Kaggle page first):"
+            )
+        )
         self.command = CommandBox(KAGGLE_DOWNLOAD)
         column.addWidget(self.command)
-        column.addWidget(paragraph(
-            "<b>2.</b> Unzip it, then <tt>train.zip</tt> and <tt>test.zip</tt>, into one "
-            "folder. A folder with <tt>cats/</tt> and <tt>dogs/</tt> subfolders works too."
-        ))
-        column.addWidget(paragraph(
-            "<b>3.</b> Open the folder that holds <tt>train/</tt> and <tt>test/</tt>. "
-            "Labelscope only reads your images: it never moves, renames or changes them."
-        ))
+        column.addWidget(
+            paragraph(
+                "<b>2.</b> Unzip it, then <tt>train.zip</tt> and <tt>test.zip</tt>, into one "
+                "folder. A folder with <tt>cats/</tt> and <tt>dogs/</tt> subfolders works too."
+            )
+        )
+        column.addWidget(
+            paragraph(
+                "<b>3.</b> Open the folder that holds <tt>train/</tt> and <tt>test/</tt>. "
+                "Labelscope only reads your images: it never moves, renames or changes them."
+            )
+        )
         row = QHBoxLayout()
         row.addWidget(self.open_button)
         row.addStretch(1)
@@ -161,11 +169,11 @@ class PetsWorkbench(QWidget):
     def open_dataset(self, folder: str | Path) -> JobHandle:
         """List `folder` in the background; shows it when done, reports a problem if not."""
         folder = Path(folder)
-        handle = self.runner.start(f"Opening {folder.name or folder}", partial(list_dataset, folder))
+        title = f"Opening {folder.name or folder}"
+        handle = self.runner.start(title, partial(list_dataset, folder))
         handle.succeeded.connect(self._show_listing)
         handle.failed.connect(
-            lambda message, details: self.problem.emit("Cannot open the dataset", message,
-                                                        details)
+            lambda message, details: self.problem.emit("Cannot open the dataset", message, details)
         )
         return handle
 
