@@ -7,7 +7,17 @@ import sys
 from collections.abc import Callable
 from typing import TextIO, TypeVar
 
-from core.jobs import CancelToken, Eta, JobGen, Progress, RateLimiter, drive, format_duration
+from core.jobs import (
+    CancelToken,
+    Eta,
+    JobGen,
+    Progress,
+    RateLimiter,
+    drive,
+    format_duration,
+    format_metrics,
+    format_number,
+)
 
 R = TypeVar("R")
 _BAR_WIDTH = 28
@@ -21,21 +31,14 @@ def render(progress: Progress, eta: str = "") -> str:
         filled = round(fraction * _BAR_WIDTH)
         parts.append("[" + "#" * filled + "-" * (_BAR_WIDTH - filled) + "]")
         parts.append(f"{fraction * 100:3.0f}%")
-        parts.append(f"{_number(progress.done)}/{_number(progress.total)}")
+        parts.append(f"{format_number(progress.done)}/{format_number(progress.total)}")
     if progress.message:
         parts.append(progress.message)
-    parts.extend(f"{key} {_number(value)}" for key, value in progress.metrics.items())
+    if progress.metrics:
+        parts.append(format_metrics(progress.metrics))
     if eta:
         parts.append(f"ETA {eta}")
     return "  ".join(parts)
-
-
-def _number(value: float | None) -> str:
-    if value is None:
-        return "?"
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:.4g}"
 
 
 class ProgressPrinter:

@@ -119,17 +119,43 @@ class RateLimiter:
 
 
 class Eta:
-    """Estimates the remaining time from the rate so far, in seconds."""
+    """Estimates the remaining seconds from the rate since the first progress it saw.
 
-    def __init__(self) -> None:
-        self._start = time.monotonic()
+    Says nothing (None) until `settle` seconds have passed and the work has moved, so a
+    job that resumes at 40 % or has a slow first step does not show a silly estimate.
+    """
+
+    def __init__(self, settle: float = 2.0) -> None:
+        self.settle = settle
+        self._first: tuple[float, float] | None = None  # (time, fraction)
 
     def remaining(self, progress: Progress) -> float | None:
         fraction = progress.fraction
-        if fraction is None or fraction <= 0:
+        if fraction is None:
             return None
-        elapsed = time.monotonic() - self._start
-        return elapsed * (1 - fraction) / fraction
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, fraction)
+            return None
+        start, start_fraction = self._first
+        elapsed, moved = now - start, fraction - start_fraction
+        if elapsed < self.settle or moved <= 0:
+            return None
+        return elapsed * (1 - fraction) / moved
+
+
+def format_number(value: float | None) -> str:
+    """'1,234' for whole numbers, 4 significant digits otherwise, '?' for None."""
+    if value is None:
+        return "?"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def format_metrics(metrics: Mapping[str, float]) -> str:
+    """'loss 0.3125  acc 0.91'."""
+    return "  ".join(f"{key} {format_number(value)}" for key, value in metrics.items())
 
 
 def format_duration(seconds: float | None) -> str:

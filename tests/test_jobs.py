@@ -99,3 +99,23 @@ def test_printer_throttles_when_not_a_terminal():
         printer(Progress(i + 1, 50))
     printer.finish()
     assert len(stream.getvalue().splitlines()) == 2  # the first, then the final state
+
+
+def test_eta_waits_for_a_rate_then_extrapolates(monkeypatch):
+    import core.jobs as jobs
+
+    clock = [100.0]
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: clock[0])
+    eta = jobs.Eta(settle=2.0)
+    assert eta.remaining(Progress(40, 100)) is None  # first sight: resumed at 40 %
+    clock[0] += 1.0
+    assert eta.remaining(Progress(45, 100)) is None  # not settled yet
+    clock[0] += 3.0
+    assert eta.remaining(Progress(60, 100)) == pytest.approx(8.0)  # 20 % in 4 s, 40 % left
+    assert eta.remaining(Progress(60, None)) is None
+
+
+def test_format_metrics():
+    from core.jobs import format_metrics
+
+    assert format_metrics({"loss": 0.3125, "images": 1200.0}) == "loss 0.3125  images 1,200"

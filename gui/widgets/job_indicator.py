@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from core.jobs import Eta, Progress, format_duration
+from core.jobs import Eta, Progress, format_duration, format_metrics
 from gui.workers import JobHandle, JobRunner
 
 _STEPS = 1000
@@ -66,6 +66,8 @@ class JobIndicator(QWidget):
             self.bar.setValue(int(fraction * _STEPS))
             eta = format_duration(self._eta.remaining(progress)) if fraction < 1 else ""
         text = handle.title + (f": {progress.message}" if progress.message else "")
+        if progress.metrics:
+            text += f"  ·  {format_metrics(progress.metrics)}"
         others = len(self.runner.active()) - 1
         if others > 0:
             text += f"  (+{others} more)"
