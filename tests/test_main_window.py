@@ -50,9 +50,12 @@ def test_workbenches_switch_from_the_side_bar_and_keyboard(make_window, qtbot):
     window = make_window()
     assert window.current_workbench() == "pets"
     assert window.pets.isVisible() and not window.formulas.isVisible()
-    assert "kaggle competitions download -c dogs-vs-cats-redux-kernels-edition" in (
-        window.pets.empty.command.text.toPlainText()
+    command = window.pets.empty.command
+    assert command.field.text() == (
+        "kaggle competitions download -c dogs-vs-cats-redux-kernels-edition"
     )
+    qtbot.mouseClick(command.copy_button, Qt.MouseButton.LeftButton)
+    assert QApplication.clipboard().text() == command.field.text()
     _click_sidebar(qtbot, window, 1)
     assert window.current_workbench() == "formulas"
     assert window.formulas.isVisible() and not window.pets.isVisible()

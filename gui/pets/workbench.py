@@ -80,7 +80,7 @@ class EmptyState(QWidget):
         column.addStretch(1)
         outer = QHBoxLayout(self)
         outer.addStretch(1)
-        outer.addLayout(column, 4)
+        outer.addLayout(column, 8)
         outer.addStretch(1)
         self.set_recent([])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QImage
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -44,24 +44,22 @@ def paragraph(text: str) -> QLabel:
 
 
 class CommandBox(QWidget):
-    """A shell command in a monospace box the user can select, with a Copy button."""
+    """A one-line shell command in a monospace field the user can select, with Copy."""
 
     def __init__(self, command: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.command = command
-        self.text = QPlainTextEdit(command)
-        self.text.setReadOnly(True)
-        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        lines = command.count("\n") + 1
-        metrics = self.text.fontMetrics()
-        self.text.setFixedHeight(metrics.lineSpacing() * lines + 14)
-        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.field = QLineEdit(command)
+        self.field.setReadOnly(True)
+        self.field.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.field.setCursorPosition(0)
+        self.field.setToolTip(command)
         self.copy_button = QPushButton("Copy")
         self.copy_button.setToolTip("Copy the command to the clipboard")
         self.copy_button.clicked.connect(self.copy)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.text, 1)
+        layout.addWidget(self.field, 1)
         layout.addWidget(self.copy_button)
 
     def copy(self) -> None:
