@@ -18,7 +18,7 @@ first time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 from core.formula.alphabet import SYMBOLS
@@ -55,8 +55,7 @@ class State(NamedTuple):
     @property
     def complete_expression(self) -> bool:
         """The prefix is a whole expression."""
-        return (not self.value and self.depth == 0
-                and self.last in (NUMBER, ZERO, CLOSE))
+        return not self.value and self.depth == 0 and self.last in (NUMBER, ZERO, CLOSE)
 
     @property
     def complete_equation(self) -> bool:
@@ -75,7 +74,7 @@ class State(NamedTuple):
 INITIAL = State()
 
 
-@lru_cache(maxsize=None)
+@cache
 def step(state: State, symbol: str, max_digits: int | None = None) -> State | None:
     """The state after reading `symbol`, or None if the grammar forbids it there."""
     last, depth, value, digits = state
@@ -106,7 +105,7 @@ def step(state: State, symbol: str, max_digits: int | None = None) -> State | No
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def allowed(state: State, max_digits: int | None = None) -> str:
     """The symbols that may follow `state`, in alphabet order."""
     return "".join(s for s in SYMBOLS if step(state, s, max_digits) is not None)
@@ -138,8 +137,14 @@ def _why(state: State, symbol: str) -> str:
 
 
 _LAST_NAMES = {
-    START: "the start", OPEN: "'('", NUMBER: "a number", ZERO: "a number",
-    OPERATOR: "an operator", CLOSE: "')'", EQUALS: "'='", MINUS: "'-'",
+    START: "the start",
+    OPEN: "'('",
+    NUMBER: "a number",
+    ZERO: "a number",
+    OPERATOR: "an operator",
+    CLOSE: "')'",
+    EQUALS: "'='",
+    MINUS: "'-'",
 }
 
 
@@ -196,7 +201,7 @@ class _Parser:
         start = self.pos
         while self.peek() and self.peek() in DIGITS:
             self.pos += 1
-        digits = self.text[start:self.pos]
+        digits = self.text[start : self.pos]
         if not digits:
             raise self.fail("expected a number or '('")
         if len(digits) > 1 and digits[0] == "0":

@@ -1,0 +1,353 @@
+"""Synthetic formula images: three glyph sources mixed by weights, all seedable.
+
+- "captcha": the drawing steps of the modified `captcha` 0.2.2 that made the Baidu set —
+  each glyph cropped, rotated within ±30° and warped (the minus neither resized nor warped,
+  so it stays thin), pasted with a mask of its luminance × 1.97 (which is why the real text
+  looks pale), overlapping by up to a quarter of the average width, squeezed back to the
+  image width, noise dots in the text colour, a final smoothing filter; with free
+  look-alikes of the 15 fonts the real set used.
+- "fonts": handwriting-style fonts, gently rotated, uneven in size, spacing and baseline.
+- "strokes": each symbol drawn as jittered pen strokes of random width, as a mouse would.
+
+Never a flip, and never a rotation of the whole line beyond a few degrees: they turn 6 into
+9 and change the operators. Each image takes its own `random.Random`, so output depends on
+the seed and the image's index only, never on how the work is split between processes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from assets import ASSETS_DIR
+from core.formula.alphabet import SYMBOLS
+from core.formula.strokes import SHAPES, strokes_for
+
+STYLES = ("captcha", "fonts", "strokes")
+DEFAULT_WEIGHTS: Mapping[str, float] = {"captcha": 0.5, "fonts": 0.3, "strokes": 0.2}
+HEIGHT = 60
+WIDTH = 180
+_MASK_TABLE = [min(255, int(i * 1.97)) for i in range(256)]
+#: Glyphs the captcha style neither resizes nor warps. The real set did so for the minus;
+#: "=" (absent from it) would otherwise be stretched into a block.
+_THIN = frozenset("-=")
+
+
+def font_paths(kind: str) -> list[Path]:
+    """The vendored fonts of a kind: "captcha" or "handwriting"."""
+    folder = ASSETS_DIR / "fonts" / kind
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".ttf", ".otf"))
+
+
+@lru_cache(maxsize=1024)
+def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(path), size)
+
+
+@lru_cache(maxsize=64)
+def _digit_height_per_point(path: Path) -> float:
+    """How tall a font's digits are per point of size, so fonts of different designs
+    draw digits of the same height."""
+    font = _font(path, 100)
+    heights = [font.getbbox(d)[3] - font.getbbox(d)[1] for d in "0123456789"]
+    return sum(heights) / len(heights) / 100
+
+
+def auto_width(text: str, height: int = HEIGHT) -> int:
+    """180 px at height 60, as the real set; wider for long texts, at least 22 px a symbol."""
+    return max(round(WIDTH * height / HEIGHT), round(22 * height / HEIGHT * len(text)))
+
+
+def _pale(rng: random.Random) -> tuple[int, int, int]:
+    return (rng.randint(238, 255), rng.randint(238, 255), rng.randint(238, 255))
+
+
+def _ink(rng: random.Random) -> tuple[int, int, int]:
+    return (rng.randint(0, 200), rng.randint(0, 200), rng.randint(0, 200))
+
+
+def _dots(image: Image.Image, rng: random.Random, color: tuple[int, ...], number: int) -> None:
+    """Short thick dashes in the text colour, as captcha's create_noise_dots draws them."""
+    draw = ImageDraw.Draw(image)
+    width, height = image.size
+    for _ in range(number):
+        x, y = rng.randint(0, width), rng.randint(0, height)
+        draw.line(((x, y), (x - 1, y - 1)), fill=color, width=3)
+
+
+# ----------------------------------------------------------------------------- captcha
+def _captcha_glyph(
+    char: str, rng: random.Random, fonts: Sequence[Path], color: tuple[int, int, int]
+) -> Image.Image:
+    font = _font(rng.choice(fonts), rng.randint(35, 55))
+    _, _, w, h = font.getbbox(char)  # captcha 0.2.2 used draw.textsize: the box from the origin
+    dx, dy = rng.randint(0, 4), rng.randint(0, 6)
+    glyph = Image.new("RGBA", (w + dx, h + dy))
+    ImageDraw.Draw(glyph).text((dx, dy), char, font=font, fill=color)
+    glyph = glyph.crop(glyph.getbbox())
+    angle = rng.uniform(-10, 10) if char == "=" else rng.uniform(-30, 30)
+    glyph = glyph.rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    if char in _THIN:
+        return glyph  # neither resized nor warped: the minus stays thin
+    dx, dy = w * rng.uniform(0.1, 0.3), h * rng.uniform(0.2, 0.3)
+    x1, y1 = int(rng.uniform(-dx, dx)), int(rng.uniform(-dy, dy))
+    x2, y2 = int(rng.uniform(-dx, dx)), int(rng.uniform(-dy, dy))
+    w2, h2 = w + abs(x1) + abs(x2), h + abs(y1) + abs(y2)
+    quad = (x1, y1, -x1, h2 - y2, w2 + x2, h2 + y2, w2 - x2, -y1)
+    glyph = glyph.resize((w2, h2))
+    return glyph.transform((w, h), Image.Transform.QUAD, quad)
+
+
+def render_captcha(text: str, rng: random.Random, width: int, height: int) -> Image.Image:
+    fonts = font_paths("captcha")
+    background, color = _pale(rng), _ink(rng)
+    glyphs = [_captcha_glyph(c, rng, fonts, color) for c in text]
+    text_width = sum(g.size[0] for g in glyphs)
+    canvas_width = max(text_width, width)
+    image = Image.new("RGB", (canvas_width, height), background)
+    average = int(text_width / len(text))
+    overlap = int(0.25 * average)
+    offset = int(average * 0.1)
+    for glyph in glyphs:
+        w, h = glyph.size
+        mask = glyph.convert("L").point(_MASK_TABLE)
+        image.paste(glyph, (offset, int((height - h) / 2)), mask)
+        offset += w + rng.randint(-overlap, 0)
+    if canvas_width > width:
+        image = image.resize((width, height))
+    _dots(image, rng, color, rng.randint(15, 35))
+    return image.filter(ImageFilter.SMOOTH)
+
+
+# ------------------------------------------------------------------------------- fonts
+def render_fonts(text: str, rng: random.Random, width: int, height: int) -> Image.Image:
+    """Handwriting fonts: one font per image (sometimes one per symbol), uneven symbols."""
+    fonts = font_paths("handwriting")
+    background = _pale(rng) if rng.random() < 0.7 else (255, 255, 255)
+    color = _ink(rng) if rng.random() < 0.5 else tuple(rng.randint(0, 70) for _ in range(3))
+    per_symbol = rng.random() < 0.3
+    base_font = rng.choice(fonts)
+    digit_height = rng.uniform(0.45, 0.7) * height  # what a digit should measure
+    base_size = digit_height * 1.4  # a rough font size, for spacing
+    glyphs = []
+    for char in text:
+        path = rng.choice(fonts) if per_symbol else base_font
+        size = digit_height / _digit_height_per_point(path) * rng.uniform(0.88, 1.12)
+        font = _font(path, max(8, round(size)))
+        left, top, right, bottom = font.getbbox(char)
+        pad = 6
+        glyph = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
+        ImageDraw.Draw(glyph).text((pad - left, pad - top), char, font=font, fill=255)
+        glyph = glyph.rotate(rng.uniform(-10, 10), Image.Resampling.BILINEAR, expand=True)
+        glyph = glyph.crop(glyph.getbbox())
+        # keep where the glyph sits on the line: the operators are not as tall as digits
+        ascent = font.getmetrics()[0]
+        glyphs.append((glyph, top - ascent, ascent))
+    spacing = [round(base_size * rng.uniform(-0.05, 0.15)) for _ in glyphs]
+    text_width = sum(g.size[0] for g, _, _ in glyphs) + sum(spacing[:-1])
+    canvas_width = max(text_width + 8, width)
+    alpha = Image.new("L", (canvas_width, height), 0)
+    x = (canvas_width - text_width) // 2 if text_width + 8 < width else 4
+    baseline = height * rng.uniform(0.45, 0.55)
+    for (glyph, offset_from_ascent, ascent), gap in zip(glyphs, spacing, strict=True):
+        y = round(
+            baseline
+            - ascent * 0.5
+            + offset_from_ascent
+            + ascent * 0.5
+            - glyph.size[1] / 2
+            + rng.uniform(-0.05, 0.05) * height
+        )
+        y = min(max(y, 0), max(height - glyph.size[1], 0))
+        alpha.paste(
+            Image.composite(glyph, alpha.crop((x, y, x + glyph.size[0], y + glyph.size[1])), glyph),
+            (x, y),
+        )
+        x += glyph.size[0] + gap
+    if canvas_width > width:
+        alpha = alpha.resize((width, height), Image.Resampling.LANCZOS)
+    image = Image.new("RGB", alpha.size, background)
+    image.paste(Image.new("RGB", alpha.size, color), (0, 0), alpha)
+    if rng.random() < 0.5:
+        _dots(image, rng, color, rng.randint(5, 30))
+    return image
+
+
+# ----------------------------------------------------------------------------- strokes
+def _smooth(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
+    """Catmull-Rom through the points, so jittered polylines become pen-like curves."""
+    if len(points) < 3:
+        return points
+    padded = np.vstack([points[0], points, points[-1]])
+    t = np.linspace(0, 1, per_segment, endpoint=False)[:, None]
+    out = []
+    for i in range(1, len(padded) - 2):
+        p0, p1, p2, p3 = padded[i - 1], padded[i], padded[i + 1], padded[i + 2]
+        out.append(
+            0.5
+            * (
+                (2 * p1)
+                + (-p0 + p2) * t
+                + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
+                + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3
+            )
+        )
+    out.append(points[-1:])
+    return np.vstack(out)
+
+
+def render_strokes(text: str, rng: random.Random, width: int, height: int) -> Image.Image:
+    """Pen strokes drawn at twice the size with anti-aliasing, then reduced."""
+    scale = 2
+    h = height * scale
+    line_height = h * rng.uniform(0.75, 0.95)
+    pen = max(2, round(rng.uniform(0.035, 0.11) * h))
+    slant = rng.uniform(-0.25, 0.2)
+    symbols = []
+    x = 0.0
+    for char in text:
+        rel_width, top, bottom = SHAPES[char]
+        size = line_height * rng.uniform(0.85, 1.12)
+        box_w = rel_width * size
+        y0 = (h - line_height) / 2 + top * line_height + rng.uniform(-0.05, 0.05) * h
+        box_h = (bottom - top) * size
+        if char in "-":
+            box_h = 0.0
+        symbols.append((char, x, y0, box_w, box_h))
+        x += box_w + pen + size * rng.uniform(0.04, 0.22)
+    text_width = x
+    canvas_w = max(int(text_width + 2 * pen + 8), width * scale)
+    left = (canvas_w - text_width) / 2
+    ink_mask = np.zeros((h, canvas_w), np.uint8)
+    for char, sx, sy, bw, bh in symbols:
+        for stroke in strokes_for(rng, char):
+            pts = np.array(
+                [
+                    (left + sx + px * bw + slant * (0.5 - py) * bh, sy + py * bh)
+                    for px, py in stroke
+                ],
+                np.float32,
+            )
+            pts = _smooth(pts)
+            cv2.polylines(
+                ink_mask,
+                [np.round(pts * 4).astype(np.int32)],
+                False,
+                255,
+                thickness=pen,
+                lineType=cv2.LINE_AA,
+                shift=2,
+            )
+    ink_mask = cv2.resize(ink_mask, (width, height), interpolation=cv2.INTER_AREA)
+    background = np.array(_pale(rng) if rng.random() < 0.6 else (255, 255, 255), np.float32)
+    color = np.array(
+        tuple(rng.randint(0, 90) for _ in range(3)) if rng.random() < 0.7 else _ink(rng), np.float32
+    )
+    alpha = ink_mask.astype(np.float32)[:, :, None] / 255.0
+    pixels = background * (1 - alpha) + color * alpha
+    return Image.fromarray(pixels.round().astype(np.uint8), "RGB")
+
+
+# ------------------------------------------------------------------------------ finish
+def _degrade(image: Image.Image, rng: random.Random) -> Image.Image:
+    """What scans and screenshots add: a small tilt, blur, JPEG artefacts."""
+    if rng.random() < 0.3:
+        background = image.getpixel((0, 0))
+        image = image.rotate(rng.uniform(-3, 3), Image.Resampling.BILINEAR, fillcolor=background)
+    if rng.random() < 0.3:
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9)))
+    if rng.random() < 0.3:
+        array = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".jpg", array, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(30, 85)])
+        if ok:
+            image = Image.fromarray(
+                cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            )
+    return image
+
+
+_RENDERERS = {"captcha": render_captcha, "fonts": render_fonts, "strokes": render_strokes}
+
+
+def choose_style(rng: random.Random, weights: Mapping[str, float] = DEFAULT_WEIGHTS) -> str:
+    names = [s for s in STYLES if weights.get(s, 0) > 0]
+    if not names:
+        raise ValueError("at least one style needs a positive weight")
+    return rng.choices(names, [weights[s] for s in names])[0]
+
+
+def render(
+    text: str,
+    rng: random.Random,
+    style: str = "captcha",
+    height: int = HEIGHT,
+    width: int | None = None,
+) -> np.ndarray:
+    """Draw `text` in a style; an RGB uint8 array of `height` × `width` (auto when None)."""
+    unknown = set(text) - set(SYMBOLS)
+    if unknown or not text:
+        raise ValueError(f"cannot draw {text!r}: only {SYMBOLS} are drawn")
+    if style not in _RENDERERS:
+        raise ValueError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
+    width = width or auto_width(text, height)
+    image = _RENDERERS[style](text, rng, width, height)
+    if style != "captcha":  # the captcha style already looks as the real set does
+        image = _degrade(image, rng)
+    array = np.asarray(image.convert("RGB"))
+    assert array.shape == (height, width, 3), (array.shape, height, width)
+    return array
+
+
+def rng_for(seed: int, index: int) -> random.Random:
+    """The generator for image `index` of a run seeded with `seed`."""
+    return random.Random(f"labelscope-formula:{seed}:{index}")
+
+
+def contact_sheet(
+    seed: int,
+    form: str = "level1",
+    per_row: int = 4,
+    rows_per_style: int = 2,
+    references: Sequence[np.ndarray] = (),
+    height: int = HEIGHT,
+) -> np.ndarray:
+    """A grid of images: the reference images first (the real set, when given), then
+    `rows_per_style` rows of each style, each image framed by a grey border."""
+    from core.formula.expressions import sample
+
+    rows: list[list[np.ndarray]] = []
+    if references:
+        rows.append([_fit_height(r, height) for r in references[:per_row]])
+    for s, style in enumerate(STYLES):
+        for r in range(rows_per_style):
+            row = []
+            for c in range(per_row):
+                rng = rng_for(seed, (s * rows_per_style + r) * per_row + c)
+                row.append(render(sample(rng, form).text, rng, style, height))
+            rows.append(row)
+    framed = [
+        [np.pad(im, ((3, 3), (3, 3), (0, 0)), constant_values=128) for im in row] for row in rows
+    ]
+    widest = max(sum(im.shape[1] for im in row) for row in framed)
+    lines = []
+    for row in framed:
+        line = np.hstack(row)
+        lines.append(
+            np.pad(line, ((0, 0), (0, widest - line.shape[1]), (0, 0)), constant_values=255)
+        )
+    return np.vstack(lines)
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[0] == height:
+        return image
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
