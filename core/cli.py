@@ -31,7 +31,7 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(
             f"expected WIDTHxHEIGHT, e.g. 1280x800, not {text!r}"
         ) from None
-    if not (200 <= width <= 8000 and 150 <= height <= 8000):
+    if not (16 <= width <= 8000 and 16 <= height <= 8000):
         raise argparse.ArgumentTypeError(f"window size {text} is out of range")
     return width, height
 
@@ -101,7 +101,74 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recognise arithmetic images from the command line.",
     )
     formula.set_defaults(group=formula)
+    formula_commands = formula.add_subparsers(dest="formula_command", metavar="FORMULA_COMMAND")
+    _add_generate(formula_commands)
+    read = formula_commands.add_parser(
+        "info",
+        help="check a Baidu-format folder of images and labels",
+        description="Read a folder of formula images and its labels.txt (line i describes "
+        "i.png: 'expression value' or 'expression=value'); report bad lines, missing "
+        "images and files that are not images.",
+    )
+    read.add_argument("folder")
+    check = formula_commands.add_parser(
+        "check",
+        help="parse and evaluate a formula",
+        description="Check a formula against the grammar and evaluate it exactly, e.g. "
+        "labelscope formula check '6*(3+7)=76'",
+    )
+    check.add_argument("text")
     return parser
+
+
+def _add_generate(commands: argparse._SubParsersAction) -> None:
+    from core.formula.expressions import FORMS
+    from core.formula.synth import STYLES
+
+    generate = commands.add_parser(
+        "generate",
+        help="draw a synthetic training set",
+        description="Draw synthetic formula images into a folder in the Baidu layout "
+        "(0.png, 1.png, ... and labels.txt). The same seed gives the same images for "
+        "any number of workers.",
+    )
+    generate.add_argument("--out", metavar="DIR", help="an empty or new folder")
+    generate.add_argument("--count", type=int, default=1000, help="images (default 1000)")
+    generate.add_argument(
+        "--style",
+        choices=("mixed", *STYLES),
+        default="mixed",
+        help="glyph source: captcha (like the Baidu set), fonts (handwriting fonts), "
+        "strokes (pen strokes), or mixed (default)",
+    )
+    generate.add_argument(
+        "--form",
+        choices=FORMS,
+        default="level1",
+        help="level1 (Baidu: three digits, two operators; default), general, equation "
+        "(expression=value, true or not), or mixed",
+    )
+    generate.add_argument(
+        "--p-true",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="share of equations whose value is right (default 0.5)",
+    )
+    generate.add_argument("--seed", type=int, default=0, help="default 0")
+    generate.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    generate.add_argument(
+        "--size",
+        type=_size,
+        metavar="WxH",
+        help="image size; default 180x60, wider for long equations",
+    )
+    generate.add_argument(
+        "--preview", metavar="PNG", help="also write a contact sheet of every style"
+    )
+    generate.add_argument(
+        "--reference", metavar="DIR", help="real images to show on the contact sheet's first row"
+    )
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
@@ -112,6 +179,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
             return _doctor(args)
         if args.command == "pets" and args.pets_command == "info":
             return _pets_info(args)
+        if args.command == "formula" and args.formula_command:
+            from core.formula import commands
+
+            return commands.run(args)
     except JobError as error:
         print(f"labelscope: {error.message}", file=sys.stderr)
         if error.details:

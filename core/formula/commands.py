@@ -1,0 +1,86 @@
+"""`labelscope formula …`: the command-line side of the Formulas workbench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+
+from core.console import run_in_terminal
+from core.jobs import JobError
+
+_SHOW_PROBLEMS = 50
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"generate": _generate, "info": _info, "check": _check}[args.formula_command](args)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from core.formula import synth
+    from core.formula.generate import GenerateConfig, generate
+
+    if not args.out and not args.preview:
+        raise JobError("Nothing to do: give --out DIR to draw a set, --preview PNG for a sheet.")
+    width, height = args.size or (None, synth.HEIGHT)
+    try:
+        config = GenerateConfig(
+            args.count, args.style, args.form, args.seed, args.p_true, height, width
+        )
+    except ValueError as error:
+        raise JobError(str(error)) from error
+    if args.preview:
+        references = _references(Path(args.reference)) if args.reference else []
+        sheet = synth.contact_sheet(args.seed, args.form, references=references, height=height)
+        if not cv2.imwrite(args.preview, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+            raise JobError(f"Cannot write {args.preview}.")
+        print(f"Contact sheet: {args.preview}")
+    if args.out:
+        out = run_in_terminal(lambda token: generate(args.out, config, token, args.workers))
+        print(f"{config.count:,} images and labels.txt in {out}")
+    return 0
+
+
+def _references(folder: Path) -> list:
+    from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
+
+    images = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            try:
+                images.append(read_image(path))
+            except ImageProblem as problem:
+                print(f"skipping {problem}", file=sys.stderr)
+    if not images:
+        raise JobError(f"No reference images in {folder}.")
+    return images
+
+
+def _info(args: argparse.Namespace) -> int:
+    from core.formula.dataset import read_folder
+
+    report = run_in_terminal(lambda token: read_folder(args.folder, token))
+    print(f"{report.root} ({report.labels_file.name}): {report.summary()}")
+    for problem in report.problems[:_SHOW_PROBLEMS]:
+        print(f"  {problem}")
+    if len(report.problems) > _SHOW_PROBLEMS:
+        print(f"  … and {len(report.problems) - _SHOW_PROBLEMS:,} more")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from core.formula.grammar import GrammarError, parse
+
+    try:
+        formula = parse(args.text.replace(" ", ""))
+    except GrammarError as error:
+        print(f"not a formula: {error}")
+        return 1
+    if formula.is_equation:
+        verdict = "true" if formula.is_true else f"false: {formula.expression} = {formula.value}"
+        print(f"{formula.text}  equation, {verdict}")
+    else:
+        print(f"{formula.text} = {formula.value}")
+    return 0

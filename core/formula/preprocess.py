@@ -1,0 +1,181 @@
+"""Preprocessing a formula image, as steps a GUI can show one by one.
+
+Every step takes and returns a numpy image: uint8 until `normalize`, which gives the
+float32 array in [0, 1] (ink dark, paper light) that the model reads. `STEPS` lists them in
+pipeline order; `run` applies the enabled ones and keeps each intermediate image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MODEL_HEIGHT = 60
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Grayscale with dark ink on light paper (light-on-dark images are inverted)."""
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if float(np.median(gray)) < 128:  # the paper is most of the image
+        gray = 255 - gray
+    return gray
+
+
+def median(image: np.ndarray, size: int = 5) -> np.ndarray:
+    """Median filter: at 5 px it removes the noise dots of the Baidu images and keeps
+    their thin minus."""
+    return cv2.medianBlur(image, size)
+
+
+def gaussian(image: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def binarize_otsu(image: np.ndarray) -> np.ndarray:
+    """Ink 0, paper 255, at the threshold Otsu's method picks."""
+    _, binary = cv2.threshold(_gray(image), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return binary
+
+
+def binarize_adaptive(image: np.ndarray, block: int = 31, offset: int = 10) -> np.ndarray:
+    """A threshold per neighbourhood: for uneven lighting (photos, scans)."""
+    return cv2.adaptiveThreshold(
+        _gray(image), 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, offset
+    )
+
+
+def opening(image: np.ndarray, size: int = 2) -> np.ndarray:
+    """Removes specks of ink smaller than the kernel (ink is dark, so: close the paper)."""
+    kernel = np.ones((size, size), np.uint8)
+    return cv2.morphologyEx(image, cv2.MORPH_CLOSE, kernel)
+
+
+def closing(image: np.ndarray, size: int = 2) -> np.ndarray:
+    """Fills small gaps in strokes (ink is dark, so: open the paper)."""
+    kernel = np.ones((size, size), np.uint8)
+    return cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else to_gray(image)
+
+
+def ink_mask(image: np.ndarray, min_area_fraction: float = 0.002) -> np.ndarray:
+    """Boolean mask of ink, without connected blobs too small to be part of a symbol."""
+    binary = binarize_otsu(image) == 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), 8)
+    keep = np.zeros(count, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(2, min_area_fraction * binary.size)
+    return keep[labels]
+
+
+def deskew(image: np.ndarray, max_angle: float = 10.0) -> np.ndarray:
+    """Rotates a tilted line level, by the angle of the ink's minimum-area rectangle;
+    leaves it alone when the estimate exceeds `max_angle` (then it is not a tilt)."""
+    mask = ink_mask(image)
+    points = np.column_stack(np.nonzero(mask)[::-1]).astype(np.float32)
+    if len(points) < 10:
+        return image
+    (cx, cy), (w, h), angle = cv2.minAreaRect(points)
+    if w < h:
+        angle -= 90
+    angle = (angle + 45) % 90 - 45
+    if abs(angle) < 0.5 or abs(angle) > max_angle:
+        return image
+    matrix = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+    border = 255 if image.ndim == 2 else (255, 255, 255)
+    return cv2.warpAffine(
+        image, matrix, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderValue=border
+    )
+
+
+def crop_to_ink(image: np.ndarray, margin: float = 0.15, min_aspect: float = 2.0) -> np.ndarray:
+    """Crops to the ink and pads with paper: `margin` of the ink's height on each side,
+    and wider when needed so the result is at least `min_aspect` times as wide as high
+    (as the training images are)."""
+    mask = ink_mask(image)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if len(rows) == 0:
+        return image
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    crop = image[top:bottom, left:right]
+    pad = max(2, round(margin * (bottom - top)))
+    height = crop.shape[0] + 2 * pad
+    extra = max(0, round(min_aspect * height) - (crop.shape[1] + 2 * pad))
+    paper = 255 if image.ndim == 2 else (255, 255, 255)
+    return cv2.copyMakeBorder(
+        crop, pad, pad, pad + extra // 2, pad + extra - extra // 2, cv2.BORDER_CONSTANT, value=paper
+    )
+
+
+def resize_to_height(image: np.ndarray, height: int = MODEL_HEIGHT) -> np.ndarray:
+    """Scales to `height` keeping the aspect ratio."""
+    h, w = image.shape[:2]
+    width = max(1, round(w * height / h))
+    interpolation = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """float32 in [0, 1], stretched so the darkest ink is 0 and the paper 1 (pale coloured
+    text and black ink then look alike to the model)."""
+    gray = _gray(image).astype(np.float32)
+    low, high = np.percentile(gray, 0.5), np.percentile(gray, 99.5)
+    if high - low < 1:
+        return np.ones_like(gray)
+    return np.clip((gray - low) / (high - low), 0, 1)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    apply: Callable[[np.ndarray], np.ndarray]
+    default: bool  # on in the model's own pipeline
+
+
+STEPS: tuple[Step, ...] = (
+    Step("gray", "Grayscale", to_gray, True),
+    Step("median", "Median filter", median, False),
+    Step("gaussian", "Gaussian blur", gaussian, False),
+    Step("otsu", "Binarise (Otsu)", binarize_otsu, False),
+    Step("adaptive", "Binarise (adaptive)", binarize_adaptive, False),
+    Step("open", "Opening", opening, False),
+    Step("close", "Closing", closing, False),
+    Step("deskew", "Deskew", deskew, False),
+    Step("crop", "Crop to ink and pad", crop_to_ink, False),
+    Step("resize", "Resize to model height", resize_to_height, True),
+    Step("normalize", "Normalise", normalize, True),
+)
+STEP_NAMES = tuple(step.name for step in STEPS)
+DEFAULT = frozenset(step.name for step in STEPS if step.default)
+#: What a drawing on the canvas goes through: it has no margins or noise of its own.
+CANVAS = DEFAULT | {"crop"}
+
+
+def run(image: np.ndarray, enabled: Iterable[str] = DEFAULT) -> list[tuple[Step, np.ndarray]]:
+    """Apply the enabled steps in pipeline order; each step with the image it produced."""
+    enabled = set(enabled)
+    unknown = enabled - set(STEP_NAMES)
+    if unknown:
+        raise ValueError(f"unknown steps {sorted(unknown)}; steps are {', '.join(STEP_NAMES)}")
+    results = []
+    for step in STEPS:
+        if step.name in enabled:
+            image = step.apply(image)
+            results.append((step, image))
+    return results
+
+
+def for_model(image: np.ndarray, enabled: Iterable[str] = DEFAULT) -> np.ndarray:
+    """The float32 (H, W) array in [0, 1] the model reads."""
+    steps = run(image, set(enabled) | {"normalize"})
+    return steps[-1][1]
+
+
+def from_canvas(drawing: np.ndarray) -> np.ndarray:
+    """A mouse drawing (dark strokes on white, any size) as the model expects it."""
+    return for_model(drawing, CANVAS)

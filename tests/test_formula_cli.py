@@ -1,0 +1,61 @@
+"""`labelscope formula …` as a user types it."""
+
+from pathlib import Path
+
+from core.cli import main
+from core.images import read_image
+
+
+def test_generate_writes_a_set_and_a_preview(tmp_path: Path, capsys):
+    out, sheet = tmp_path / "set", tmp_path / "sheet.png"
+    code = main(
+        [
+            "formula",
+            "generate",
+            "--out",
+            str(out),
+            "--count",
+            "12",
+            "--form",
+            "equation",
+            "--style",
+            "strokes",
+            "--seed",
+            "4",
+            "--preview",
+            str(sheet),
+        ]
+    )
+    assert code == 0
+    assert len((out / "labels.txt").read_text().splitlines()) == 12
+    assert all("=" in line for line in (out / "labels.txt").read_text().splitlines())
+    assert read_image(sheet).shape[0] == 3 * 2 * 66  # three styles, two rows each
+    assert "12 images and labels.txt" in capsys.readouterr().out
+
+
+def test_generate_size_and_errors(tmp_path: Path, capsys):
+    out = tmp_path / "small"
+    assert main(["formula", "generate", "--out", str(out), "--count", "2", "--size", "120x40"]) == 0
+    assert read_image(out / "0.png").shape == (40, 120, 3)
+    assert main(["formula", "generate", "--out", str(out), "--count", "2"]) == 1
+    assert "already holds" in capsys.readouterr().err
+    assert main(["formula", "generate", "--count", "0", "--out", str(tmp_path / "x")]) == 1
+    assert "count must be at least 1" in capsys.readouterr().err
+
+
+def test_info_reports_problems(tmp_path: Path, capsys):
+    main(["formula", "generate", "--out", str(tmp_path), "--count", "3"])
+    (tmp_path / "labels.txt").write_text("1+2 3\n1+ 2\n4*4 16\n")
+    capsys.readouterr()
+    assert main(["formula", "info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 labelled images · 1 bad line" in out
+    assert "line 2: 1.png: '1+': the formula is incomplete" in out
+
+
+def test_check(capsys):
+    assert main(["formula", "check", "6*(3+7)=76"]) == 0
+    assert capsys.readouterr().out.strip() == "6*(3+7)=76  equation, false: 6*(3+7) = 60"
+    assert main(["formula", "check", "(1-9)-4=-12"]) == 0
+    assert "equation, true" in capsys.readouterr().out
+    assert main(["formula", "check", "1+*2"]) == 1

@@ -1,0 +1,216 @@
+"""Baidu-format folders, the synthetic stream, splits, preprocessing and augmentation."""
+
+import random
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.formula import augment, preprocess, synth
+from core.formula import dataset as fd
+from core.formula.alphabet import decode
+from core.jobs import CancelToken, JobError, drive
+from tests.conftest import shared_data
+
+
+def _read(folder):
+    return drive(fd.read_folder(folder, CancelToken()), CancelToken())
+
+
+def _png(path: Path, text: str = "1+2", seed: int = 0) -> None:
+    image = synth.render(text, random.Random(seed), "strokes")
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def test_folder_with_a_bad_line_a_missing_file_and_a_non_image(tmp_path: Path):
+    for i, text in enumerate(["(4*8)+8", "7+3*0", "5+(5+2)"]):
+        _png(tmp_path / f"{i}.png", text)
+    (tmp_path / "3.png").write_text("I am not a picture")
+    (tmp_path / "labels.txt").write_text(
+        "(4*8)+8 40\n"  # good
+        "7+3*0 7\n"  # good
+        "5+(5+2 12\n"  # bad: unbalanced
+        "1+2 3\n"  # 3.png is not an image
+        "4-4 0\n"  # 4.png is missing
+        "\n"  # blank lines are ignored
+        "6.png 9*9=81\n"  # names its file, which is missing
+    )
+    report = _read(tmp_path)
+    assert [i.text for i in report.items] == ["(4*8)+8", "7+3*0"]
+    problems = {(p.line, p.kind) for p in report.problems}
+    assert problems == {(3, "bad line"), (4, "unreadable"), (5, "missing"), (7, "missing")}
+    assert "not closed" in next(p.message for p in report.problems if p.line == 3)
+    assert report.summary() == "2 labelled images · 1 bad line, 2 missing, 1 unreadable"
+
+
+def test_both_label_forms_and_file_names(tmp_path: Path):
+    for name in ("0.png", "a.png", "2.png"):
+        _png(tmp_path / name)
+    (tmp_path / "labels.txt").write_text("1+2 3\na.png 6*(3+7)=76\n9-9=0\n")
+    report = _read(tmp_path)
+    assert [(i.path.name, i.text, i.value) for i in report.items] == [
+        ("0.png", "1+2", 3),
+        ("a.png", "6*(3+7)=76", 60),
+        ("2.png", "9-9=0", 0),
+    ]
+
+
+def test_wrong_values_and_empty_folders_are_reported(tmp_path: Path):
+    _png(tmp_path / "0.png")
+    (tmp_path / "labels.txt").write_text("1+2 4\n")
+    with pytest.raises(JobError, match="No usable images") as info:
+        _read(tmp_path)
+    assert "does not match 1+2 = 3" in info.value.details
+    with pytest.raises(JobError, match="no labels file"):
+        _read(tmp_path / "..")
+
+
+def test_real_baidu_samples_read(tmp_path: Path):
+    source = shared_data("formula_samples")
+    rows = [line.split("\t") for line in (source / "SOURCES.tsv").read_text().splitlines()[1:]]
+    for name, *_ in rows:
+        shutil.copy(source / name, tmp_path / name)
+    (tmp_path / "labels.txt").write_text(
+        "".join(f"{name} {expression} {value}\n" for name, expression, value, *_ in rows)
+    )
+    report = _read(tmp_path)
+    assert len(report.items) == 4 and report.problems == []
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    items = list(range(1000))
+    train, val, test = fd.split(items, (0.8, 0.1, 0.1), seed=3)
+    assert (len(train), len(val), len(test)) == (800, 100, 100)
+    assert sorted(train + val + test) == items
+    assert fd.split(items, seed=3)[0] == train and fd.split(items, seed=4)[0] != train
+    with pytest.raises(ValueError):
+        fd.split(items, (0.5, 0.2))
+
+
+def test_folder_dataset_skips_an_image_that_cannot_be_decoded(tmp_path: Path):
+    _png(tmp_path / "good.png", "8*8")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50 + b"IEND\xaeB`\x82")
+    items = [fd.Item(broken, "1+1", 2), fd.Item(tmp_path / "good.png", "8*8", 64)]
+    data = fd.FolderDataset(items)
+    image, target, text = data[0]
+    assert text == "8*8" and decode(target.tolist()) == "8*8" and image.shape == (60, 180, 3)
+    assert data.failures == {broken: "the PNG data cannot be decoded"}
+
+
+def test_synthetic_stream_is_reproducible_and_split_between_workers(monkeypatch):
+    def texts(stream, n):
+        iterator = iter(stream)
+        return [next(iterator)[2] for _ in range(n)]
+
+    stream = fd.SyntheticStream(seed=1, form="level1")
+    single = texts(stream, 6)
+    assert single == texts(fd.SyntheticStream(seed=1, form="level1"), 6)
+    image, target, text = next(iter(stream))
+    assert image.shape == (60, 180, 3)
+    assert isinstance(target, torch.Tensor) and decode(target.tolist()) == text
+
+    class Info:
+        def __init__(self, id, num_workers):
+            self.id, self.num_workers = id, num_workers
+
+    workers = []
+    for worker in range(2):
+        monkeypatch.setattr(fd, "get_worker_info", lambda w=worker: Info(w, 2))
+        workers.append(texts(fd.SyntheticStream(seed=1, form="level1"), 3))
+    assert workers[0] == single[0::2] and workers[1] == single[1::2]
+
+
+# ------------------------------------------------------------------------ preprocess
+def _line_image(angle: float = 0.0) -> np.ndarray:
+    image = np.full((120, 360), 255, np.uint8)
+    cv2.putText(image, "12+34=46", (20, 80), cv2.FONT_HERSHEY_SIMPLEX, 2, 0, 6)
+    if angle:
+        matrix = cv2.getRotationMatrix2D((180, 60), angle, 1.0)
+        image = cv2.warpAffine(image, matrix, (360, 120), borderValue=255)
+    return image
+
+
+def _tilt(image: np.ndarray) -> float:
+    points = np.column_stack(np.nonzero(image < 128)[::-1]).astype(np.float32)
+    (_, _), (w, h), angle = cv2.minAreaRect(points)
+    if w < h:
+        angle -= 90
+    return abs((angle + 45) % 90 - 45)
+
+
+def test_median_removes_noise_dots_and_keeps_strokes():
+    image = np.full((60, 180), 240, np.uint8)
+    cv2.line(image, (20, 30), (160, 30), 40, 5)
+    for x, y in [(10, 10), (90, 50), (170, 8)]:
+        cv2.line(image, (x, y), (x - 1, y - 1), 40, 2)
+    clean = preprocess.median(image)
+    assert clean[30, 90] < 100
+    assert all(clean[y, x] > 200 for x, y in [(10, 10), (90, 50), (170, 8)])
+
+
+def test_gray_makes_ink_dark_even_when_it_was_light():
+    dark_board = 255 - _line_image()
+    gray = preprocess.to_gray(np.dstack([dark_board] * 3))
+    assert np.median(gray) > 200
+
+
+def test_deskew_levels_a_tilted_line():
+    tilted = _line_image(6)
+    assert _tilt(tilted) > 4
+    assert _tilt(preprocess.deskew(tilted)) < 1.5
+
+
+def test_crop_pad_resize_normalize():
+    cropped = preprocess.crop_to_ink(_line_image())
+    assert cropped.shape[1] >= 2 * cropped.shape[0]
+    assert (cropped[:2] == 255).all() and (cropped[:, :2] == 255).all()
+    resized = preprocess.resize_to_height(cropped, 60)
+    assert resized.shape[0] == 60
+    assert abs(resized.shape[1] / 60 - cropped.shape[1] / cropped.shape[0]) < 0.05
+    normal = preprocess.normalize(resized)
+    assert normal.dtype == np.float32 and normal.min() == 0.0 and normal.max() == 1.0
+
+
+def test_pipeline_steps_in_order_and_canvas_path():
+    steps = preprocess.run(np.dstack([_line_image()] * 3), ["normalize", "gray", "resize"])
+    assert [s.name for s, _ in steps] == ["gray", "resize", "normalize"]
+    with pytest.raises(ValueError, match="unknown steps"):
+        preprocess.run(_line_image(), ["sharpen"])
+    canvas = np.full((400, 1200), 255, np.uint8)
+    cv2.putText(canvas, "6*(3+7)", (100, 250), cv2.FONT_HERSHEY_SIMPLEX, 5, 0, 14)
+    model_input = preprocess.from_canvas(canvas)
+    assert model_input.shape[0] == 60 and model_input.dtype == np.float32
+    assert model_input[:, :3].min() == 1.0  # paper around the cropped ink
+
+
+def test_real_sample_goes_through_the_default_pipeline():
+    from core.images import read_image
+
+    image = read_image(shared_data("formula_samples", "0.png"))
+    assert preprocess.for_model(image).shape == (60, 180)
+
+
+# ----------------------------------------------------------------------- augmentation
+def test_augment_keeps_the_format_and_is_seeded():
+    image = synth.render("6*(3+7)", random.Random(0), "captcha")
+    a = augment.augment(image, np.random.default_rng(1))
+    b = augment.augment(image, np.random.default_rng(1))
+    assert np.array_equal(a, b)
+    assert a.dtype == np.uint8 and a.shape[0] == 60 and a.shape[2] == 3
+    assert np.array_equal(augment.augment(image, np.random.default_rng(1), strength=0), image)
+    widths = {augment.augment(image, np.random.default_rng(s)).shape[1] for s in range(40)}
+    assert len(widths) > 1  # other widths happen
+
+
+def test_augment_never_mirrors():
+    """Mirroring would put the ink mass of '(1' on the other side; check many draws."""
+    image = np.full((60, 180, 3), 255, np.uint8)
+    image[:, :40] = 0  # ink on the left only
+    for seed in range(100):
+        out = augment.augment(image, np.random.default_rng(seed)).mean(axis=(0, 2))
+        third = len(out) // 3
+        assert out[:third].mean() < out[-third:].mean()

@@ -1,0 +1,150 @@
+"""The synthetic renderer and the generator: deterministic, labelled right, every symbol in
+every font, the Baidu layout on disk."""
+
+import hashlib
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from core.formula import synth
+from core.formula.alphabet import SYMBOLS
+from core.formula.dataset import read_folder
+from core.formula.generate import GenerateConfig, generate, make_one
+from core.formula.grammar import parse
+from core.jobs import Cancelled, CancelToken, JobError, drive
+
+
+def _run(out, config, workers=1):
+    return drive(generate(out, config, CancelToken(), workers), CancelToken())
+
+
+def _ink(font: ImageFont.FreeTypeFont, char: str) -> np.ndarray:
+    image = Image.new("L", (80, 80), 0)
+    ImageDraw.Draw(image).text((10, 5), char, font=font, fill=255)
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("kind", ["captcha", "handwriting"])
+def test_every_symbol_renders_in_every_vendored_font(kind):
+    paths = synth.font_paths(kind)
+    assert len(paths) >= (10 if kind == "captcha" else 5)
+    for path in paths:
+        font = ImageFont.truetype(str(path), 48)
+        missing = _ink(font, "\ue000")  # a private-use code point: the font's "no glyph"
+        drawn = {}
+        for char in SYMBOLS:
+            ink = _ink(font, char)
+            assert ink.any(), f"{path.name} draws nothing for {char!r}"
+            assert not np.array_equal(ink, missing), f"{path.name} lacks {char!r}"
+            drawn[char] = ink.tobytes()
+        assert len(set(drawn.values())) == len(SYMBOLS), f"{path.name} repeats a glyph"
+
+
+@pytest.mark.parametrize("style", synth.STYLES)
+def test_rendering_is_deterministic_per_seed(style):
+    first = synth.render("(4*8)+8", random.Random(1), style)
+    again = synth.render("(4*8)+8", random.Random(1), style)
+    other = synth.render("(4*8)+8", random.Random(2), style)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert first.shape == (60, 180, 3) and first.dtype == np.uint8
+
+
+@pytest.mark.parametrize("style", synth.STYLES)
+def test_sizes(style):
+    rng = random.Random(0)
+    assert synth.render("12*(3+4)=84", rng, style).shape == (60, synth.auto_width("1" * 11), 3)
+    assert synth.auto_width("1" * 11) == 242
+    assert synth.render("7-2", rng, style, height=40, width=120).shape == (40, 120, 3)
+
+
+@pytest.mark.parametrize("style", synth.STYLES)
+def test_ink_differs_from_paper(style):
+    """The text is there: dark pixels well apart from the pale background."""
+    image = synth.render("8*8", random.Random(4), style).astype(int).sum(axis=2)
+    assert np.percentile(image, 99) - np.percentile(image, 1) > 150
+
+
+def test_captcha_colours_follow_the_real_set():
+    for seed in range(20):
+        image = synth.render("1+2", random.Random(seed), "captcha")
+        paper = np.median(image.reshape(-1, 3), axis=0)
+        assert paper.min() >= 236  # a pale background, each channel 238-255, smoothed
+        ink = image.reshape(-1, 3)[image.sum(axis=2).reshape(-1).argmin()]
+        assert ink.max() <= 200  # the text colour, each channel 0-200
+
+
+def test_refuses_symbols_outside_the_alphabet():
+    with pytest.raises(ValueError, match="cannot draw"):
+        synth.render("8/2", random.Random(0))
+    with pytest.raises(ValueError, match="unknown style"):
+        synth.render("8", random.Random(0), "crayon")
+
+
+def test_generated_labels_match_what_was_drawn(tmp_path: Path):
+    config = GenerateConfig(40, form="mixed", seed=9)
+    _run(tmp_path, config)
+    lines = (tmp_path / "labels.txt").read_text().splitlines()
+    assert len(lines) == 40
+    for index, line in enumerate(lines):
+        item, _, image = make_one(config, index)
+        on_disk = np.asarray(Image.open(tmp_path / f"{index}.png").convert("RGB"))
+        assert np.array_equal(on_disk, image)
+        text = line.split()[0]
+        assert text == item.text
+        if "=" not in text:
+            assert int(line.split()[1]) == parse(text).value
+    report = drive(read_folder(tmp_path, CancelToken()), CancelToken())
+    assert len(report.items) == 40 and report.problems == []
+
+
+def _digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_same_set_for_any_number_of_workers(tmp_path: Path):
+    config = GenerateConfig(120, seed=5)
+    _run(tmp_path / "one", config, workers=1)
+    _run(tmp_path / "two", config, workers=2)
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+
+
+def test_never_overwrites_a_set(tmp_path: Path):
+    _run(tmp_path, GenerateConfig(3))
+    before = _digest(tmp_path)
+    with pytest.raises(JobError, match="already holds"):
+        _run(tmp_path, GenerateConfig(3, seed=1))
+    assert _digest(tmp_path) == before
+
+
+def test_read_only_folder_is_a_clear_error(tmp_path: Path, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    with pytest.raises(JobError, match="Cannot write to"):
+        _run(tmp_path / "set", GenerateConfig(3))
+
+
+def test_cancel_leaves_no_labels_file(tmp_path: Path):
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        drive(
+            generate(tmp_path, GenerateConfig(500), token),
+            token,
+            lambda p: token.cancel() if p.done >= 50 else None,
+        )
+    assert not (tmp_path / "labels.txt").exists()
+
+
+def test_contact_sheet_has_every_style_and_the_references():
+    reference = np.full((60, 180, 3), 200, np.uint8)
+    sheet = synth.contact_sheet(0, per_row=3, rows_per_style=1, references=[reference])
+    assert sheet.shape[0] == 4 * 66  # a reference row and one row per style, framed
+    assert (sheet[3:63, 3:183] == 200).all()
