@@ -23,13 +23,15 @@ from PySide6.QtWidgets import (
 
 from assets import icon_path
 from core import APP_NAME, __version__, devices, weights
+from core.formula.generate import generate
 from core.images import IMAGE_SUFFIXES
 from gui.dialogs import ShortcutsDialog, about_box
+from gui.formula.generate_dialog import GenerateDialog
 from gui.formula.workbench import FormulaWorkbench
 from gui.pets.workbench import PetsWorkbench
 from gui.settings import Settings
 from gui.widgets.job_indicator import JobIndicator
-from gui.workers import JobRunner
+from gui.workers import JobHandle, JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,11 @@ class MainWindow(QMainWindow):
         self.cancel_action = self._action(
             "&Cancel running job", self.job_indicator.cancel, "Esc", "Stop the running job"
         )
+        self.generate_action = self._action(
+            "&Generate training data…",
+            self.generate_data_dialog,
+            tip="Draw synthetic formula images and labels.txt into a folder",
+        )
         self.verify_weights_action = self._action(
             "Check cached &weights",
             self.verify_weights,
@@ -167,6 +174,7 @@ class MainWindow(QMainWindow):
         self.device_menu = tools_menu.addMenu("&Device")
         self.device_group = QActionGroup(self)
         self._fill_device_menu()
+        tools_menu.addAction(self.generate_action)
         tools_menu.addAction(self.verify_weights_action)
         tools_menu.addSeparator()
         tools_menu.addAction(self.cancel_action)
@@ -187,6 +195,7 @@ class MainWindow(QMainWindow):
             self.device_menu.addAction(action)
 
     def _connect(self) -> None:
+        self.formulas.add_actions([self.open_image_action, self.generate_action])
         self.pets.open_requested.connect(self.open_dataset_dialog)
         self.pets.recent_requested.connect(self.open_dataset)
         self.pets.dataset_opened.connect(self._remember_folder)
@@ -269,6 +278,27 @@ class MainWindow(QMainWindow):
             self.settings.set_text("formulas/last_dir", str(Path(path).parent))
             self.show_workbench("formulas")
             self.formulas.load_image(path)
+
+    def generate_data_dialog(self) -> None:
+        dialog = GenerateDialog(self.settings.text("formulas/generate_dir"), self)
+        dialog.accepted.connect(partial(self.generate_data, dialog))
+        self.dialog = dialog
+        dialog.open()
+
+    def generate_data(self, dialog: GenerateDialog) -> JobHandle:
+        """Start drawing the set the dialog describes, in the background."""
+        out, config, workers = dialog.out(), dialog.config(), dialog.workers.value()
+        self.settings.set_text("formulas/generate_dir", str(out))
+        handle = self.runner.start(
+            f"Generating {config.count:,} formulas", partial(generate, out, config, workers=workers)
+        )
+        handle.succeeded.connect(
+            lambda folder: self.statusBar().showMessage(
+                f"Wrote {config.count:,} images and labels.txt to {folder}", 20000
+            )
+        )
+        handle.failed.connect(partial(self.show_error, "Cannot generate the data"))
+        return handle
 
     # -------------------------------------------------------------------- device
     def _resolve_device(self) -> devices.Device:

@@ -207,3 +207,46 @@ def test_help_dialogs(make_window, qtbot, action_name):
     else:
         assert __version__ in dialog.text() and "Device:" in dialog.text()
     dialog.close()
+
+
+def test_generate_training_data_from_the_gui(make_window, qtbot, tmp_path):
+    window = make_window()
+    window.show_workbench("formulas")
+    toolbar = [a.text() for a in window.formulas.toolbar.actions()]
+    assert "&Generate training data…" in toolbar
+    window.generate_action.trigger()
+    dialog = window.dialog
+    qtbot.waitExposed(dialog)
+    assert dialog.preview.pixmap() is not None and not dialog.preview.pixmap().isNull()
+    ok = dialog.buttons.buttons()[0]
+    assert not ok.isEnabled()  # no folder yet
+    qtbot.keyClicks(dialog.folder, str(tmp_path / "set"))
+    dialog.count.setValue(30)
+    dialog.form_box.setCurrentIndex(dialog.form_box.findData("equation"))
+    dialog.workers.setValue(1)
+    with qtbot.waitSignal(window.runner.started, timeout=5000) as started:
+        qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
+    handle = started.args[0]
+    with qtbot.waitSignal(handle.succeeded, timeout=30000):
+        pass
+    lines = (tmp_path / "set" / "labels.txt").read_text().splitlines()
+    assert len(lines) == 30 and all("=" in line for line in lines)
+    assert "Wrote 30 images" in window.statusBar().currentMessage()
+    assert window.settings.text("formulas/generate_dir") == str(tmp_path / "set")
+
+
+def test_generation_can_be_cancelled_from_the_status_bar(make_window, qtbot, tmp_path):
+    from core.formula.generate import GenerateConfig
+    from gui.formula.generate_dialog import GenerateDialog
+
+    window = make_window()
+    dialog = GenerateDialog(str(tmp_path / "big"), window)
+    dialog.count.setValue(100_000)
+    dialog.workers.setValue(1)
+    assert isinstance(dialog.config(), GenerateConfig)
+    handle = window.generate_data(dialog)
+    qtbot.waitUntil(lambda: handle.last_progress is not None and handle.last_progress.done > 0,
+                    timeout=20000)
+    with qtbot.waitSignal(handle.cancelled, timeout=10000):
+        qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+    assert not (tmp_path / "big" / "labels.txt").exists()

@@ -331,6 +331,11 @@ def contact_sheet(
                 rng = rng_for(seed, (s * rows_per_style + r) * per_row + c)
                 row.append(render(sample(rng, form).text, rng, style, height))
             rows.append(row)
+    return sheet(rows)
+
+
+def sheet(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """RGB images in rows, each framed in grey, rows padded with white to the widest."""
     framed = [
         [np.pad(im, ((3, 3), (3, 3), (0, 0)), constant_values=128) for im in row] for row in rows
     ]

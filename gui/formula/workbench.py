@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QFrame, QGroupBox, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QPixmap, QResizeEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QGroupBox,
+    QLabel,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
 from gui.widgets.common import heading, paragraph, to_qimage
@@ -92,6 +100,10 @@ class FormulaWorkbench(QWidget):
         self.caption.setObjectName("formulaCaption")
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
+        self.toolbar = QToolBar()
+        self.toolbar.setObjectName("formulaToolbar")
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+
         image_box = QWidget()
         image_layout = QVBoxLayout(image_box)
         image_layout.addWidget(heading("Formulas"))
@@ -124,7 +136,13 @@ class FormulaWorkbench(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.toolbar)
         layout.addWidget(self.splitter)
+
+    def add_actions(self, actions: list[QAction]) -> None:
+        """Put window actions (open, generate…) on the workbench's toolbar."""
+        for action in actions:
+            self.toolbar.addAction(action)
 
     def load_image(self, path: str | Path) -> bool:
         """Show the image at `path`; a file that is not a usable image is reported."""
