@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     formula.set_defaults(group=formula)
     formula_commands = formula.add_subparsers(dest="formula_command", metavar="FORMULA_COMMAND")
     _add_generate(formula_commands)
+    _add_train(formula_commands)
     read = formula_commands.add_parser(
         "info",
         help="check a Baidu-format folder of images and labels",
@@ -119,6 +120,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("text")
     return parser
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a recogniser (CRNN + CTC)",
+        description="Train a formula recogniser on images drawn on the fly (and optionally "
+        "Baidu-format folders). The run folder gets config.json, log.csv, last.pt (to "
+        "resume) and best.pt (the model). Under torchrun the same command trains with "
+        "DistributedDataParallel.",
+    )
+    train.add_argument("--out", required=True, metavar="RUN", help="the run folder")
+    train.add_argument("--resume", action="store_true", help="continue the run in RUN")
+    train.add_argument("--steps", type=int, default=20_000, help="default 20000")
+    train.add_argument("--batch-size", type=int, default=64, help="default 64")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, 2e-3")
+    train.add_argument("--size", choices=("small", "large"), default="small",
+                       help="small (CPU, default) or large (GPU)")
+    train.add_argument("--data", action="append", default=[], metavar="DIR",
+                       help="a Baidu-format folder to mix in (repeatable)")
+    train.add_argument("--form", default="mixed", help="formulas drawn (default mixed)")
+    train.add_argument("--style", default="mixed", help="styles drawn (default mixed)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--workers", type=int, default=1, help="data processes (default 1)")
+    train.add_argument("--val-size", type=int, default=1000)
+    train.add_argument("--val-every", type=int, default=500)
 
 
 def _add_generate(commands: argparse._SubParsersAction) -> None:

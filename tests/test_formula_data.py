@@ -183,7 +183,8 @@ def test_pipeline_steps_in_order_and_canvas_path():
     canvas = np.full((400, 1200), 255, np.uint8)
     cv2.putText(canvas, "6*(3+7)", (100, 250), cv2.FONT_HERSHEY_SIMPLEX, 5, 0, 14)
     model_input = preprocess.from_canvas(canvas)
-    assert model_input.shape[0] == 60 and model_input.dtype == np.float32
+    assert model_input.shape[0] == preprocess.MODEL_HEIGHT
+    assert model_input.dtype == np.float32
     assert model_input[:, :3].min() == 1.0  # paper around the cropped ink
 
 
@@ -191,7 +192,8 @@ def test_real_sample_goes_through_the_default_pipeline():
     from core.images import read_image
 
     image = read_image(shared_data("formula_samples", "0.png"))
-    assert preprocess.for_model(image).shape == (60, 180)
+    assert preprocess.for_model(image).shape == (32, 96)
+    assert preprocess.for_model(image, height=60).shape == (60, 180)
 
 
 # ----------------------------------------------------------------------- augmentation

@@ -15,7 +15,29 @@ _SHOW_PROBLEMS = 50
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"generate": _generate, "info": _info, "check": _check}[args.formula_command](args)
+    commands = {"generate": _generate, "info": _info, "check": _check, "train": _train}
+    return commands[args.formula_command](args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from core import devices
+    from core.formula.crnn import CRNNConfig
+    from core.formula.training import TrainConfig, train
+
+    try:
+        device = devices.choose(args.device)
+        config = TrainConfig(
+            steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+            form=args.form, style=args.style, data=tuple(args.data), val_size=args.val_size,
+            val_every=args.val_every, workers=args.workers, model=CRNNConfig.preset(args.size),
+        )
+    except ValueError as error:
+        raise JobError(str(error)) from error
+    print(f"Training on {device.describe()} into {args.out}", file=sys.stderr)
+    result = run_in_terminal(lambda token: train(args.out, config, device, token, args.resume))
+    print(f"best validation sequence accuracy {result['best_acc']:.4f} at "
+          f"{Path(args.out) / 'best.pt'}")
+    return 0
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -174,6 +174,8 @@ def split(
 
 
 Transform = Callable[[np.ndarray], Any]
+#: A transform of the synthetic stream also gets the item's index, to seed its randomness.
+IndexedTransform = Callable[[np.ndarray, int], Any]
 
 
 class FolderDataset(Dataset):
@@ -213,7 +215,7 @@ class SyntheticStream(IterableDataset):
         seed: int = 0,
         form: str = "mixed",
         style: str = "mixed",
-        transform: Transform | None = None,
+        transform: IndexedTransform | None = None,
         height: int = synth.HEIGHT,
         start: int = 0,
     ) -> None:
@@ -231,6 +233,6 @@ class SyntheticStream(IterableDataset):
         index = self.start + worker
         while True:
             item, _, image = make_one(self.config, index)
-            image = self.transform(image) if self.transform else image
+            image = self.transform(image, index) if self.transform else image
             yield image, torch.tensor(encode(item.text)), item.text
             index += workers

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-MODEL_HEIGHT = 60
+#: The recogniser's input height (CRNNConfig.height): a 180×60 image is read at 96×32.
+MODEL_HEIGHT = 32
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -156,26 +157,33 @@ DEFAULT = frozenset(step.name for step in STEPS if step.default)
 CANVAS = DEFAULT | {"crop"}
 
 
-def run(image: np.ndarray, enabled: Iterable[str] = DEFAULT) -> list[tuple[Step, np.ndarray]]:
-    """Apply the enabled steps in pipeline order; each step with the image it produced."""
+def run(
+    image: np.ndarray, enabled: Iterable[str] = DEFAULT, height: int = MODEL_HEIGHT
+) -> list[tuple[Step, np.ndarray]]:
+    """Apply the enabled steps in pipeline order, resizing to `height`; each step with the
+    image it produced."""
     enabled = set(enabled)
     unknown = enabled - set(STEP_NAMES)
     if unknown:
         raise ValueError(f"unknown steps {sorted(unknown)}; steps are {', '.join(STEP_NAMES)}")
     results = []
     for step in STEPS:
-        if step.name in enabled:
+        if step.name == "resize" and step.name in enabled:
+            image = resize_to_height(image, height)
+        elif step.name in enabled:
             image = step.apply(image)
             results.append((step, image))
     return results
 
 
-def for_model(image: np.ndarray, enabled: Iterable[str] = DEFAULT) -> np.ndarray:
-    """The float32 (H, W) array in [0, 1] the model reads."""
-    steps = run(image, set(enabled) | {"normalize"})
+def for_model(
+    image: np.ndarray, enabled: Iterable[str] = DEFAULT, height: int = MODEL_HEIGHT
+) -> np.ndarray:
+    """The float32 (height, W) array in [0, 1], ink dark, that the pipeline ends with."""
+    steps = run(image, set(enabled) | {"normalize"}, height)
     return steps[-1][1]
 
 
-def from_canvas(drawing: np.ndarray) -> np.ndarray:
+def from_canvas(drawing: np.ndarray, height: int = MODEL_HEIGHT) -> np.ndarray:
     """A mouse drawing (dark strokes on white, any size) as the model expects it."""
-    return for_model(drawing, CANVAS)
+    return for_model(drawing, CANVAS, height)

@@ -1,0 +1,86 @@
+"""Checkpoints: written atomically, read safely.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts, tagged with a format,
+a kind and a version. It is written to a temporary file beside the target and moved into
+place, so a crash mid-write leaves the previous file intact; it is read with
+`torch.load(weights_only=True)`, so a file cannot run code, and every failure becomes a
+CheckpointError that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core import __version__
+
+FORMAT = "labelscope-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used, and why (for people)."""
+
+
+def save(path: Path | str, payload: dict[str, Any], kind: str) -> Path:
+    """Write `payload` as a checkpoint of `kind`, atomically. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "labelscope": __version__,
+        **payload,
+    }
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(record, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: Path | str, kind: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU; checks its format and, when given, its kind."""
+    path = Path(path)
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist.") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file.") from None
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path} was refused: it holds Python objects that could run code when loaded, "
+            "not just weights. Load only checkpoints Labelscope wrote."
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise CheckpointError(
+            f"{path} is damaged or incomplete, or is not a PyTorch file ({error})."
+        ) from error
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a PyTorch file, but not a Labelscope checkpoint.")
+    if record.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer Labelscope ({record.get('labelscope')}); "
+            "update Labelscope to read it."
+        )
+    if kind is not None and record.get("kind") != kind:
+        raise CheckpointError(
+            f"{path} is a {record.get('kind')!r} checkpoint, not a {kind!r} one."
+        )
+    return record
