@@ -80,7 +80,5 @@ def load(path: Path | str, kind: str | None = None) -> dict[str, Any]:
             "update Labelscope to read it."
         )
     if kind is not None and record.get("kind") != kind:
-        raise CheckpointError(
-            f"{path} is a {record.get('kind')!r} checkpoint, not a {kind!r} one."
-        )
+        raise CheckpointError(f"{path} is a {record.get('kind')!r} checkpoint, not a {kind!r} one.")
     return record

@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     formula_commands = formula.add_subparsers(dest="formula_command", metavar="FORMULA_COMMAND")
     _add_generate(formula_commands)
     _add_train(formula_commands)
+    _add_model_commands(formula_commands)
     read = formula_commands.add_parser(
         "info",
         help="check a Baidu-format folder of images and labels",
@@ -136,16 +137,66 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, default=20_000, help="default 20000")
     train.add_argument("--batch-size", type=int, default=64, help="default 64")
     train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, 2e-3")
-    train.add_argument("--size", choices=("small", "large"), default="small",
-                       help="small (CPU, default) or large (GPU)")
-    train.add_argument("--data", action="append", default=[], metavar="DIR",
-                       help="a Baidu-format folder to mix in (repeatable)")
+    train.add_argument(
+        "--size",
+        choices=("small", "large"),
+        default="small",
+        help="small (CPU, default) or large (GPU)",
+    )
+    train.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a Baidu-format folder to mix in (repeatable)",
+    )
     train.add_argument("--form", default="mixed", help="formulas drawn (default mixed)")
     train.add_argument("--style", default="mixed", help="styles drawn (default mixed)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--workers", type=int, default=1, help="data processes (default 1)")
     train.add_argument("--val-size", type=int, default=1000)
     train.add_argument("--val-every", type=int, default=500)
+    train.add_argument(
+        "--device", default=argparse.SUPPRESS, metavar="DEV", help="as the top-level --device"
+    )
+
+
+def _add_model_commands(commands: argparse._SubParsersAction) -> None:
+    model_help = "a recogniser checkpoint (default: the one Labelscope ships)"
+    evaluate = commands.add_parser(
+        "eval",
+        help="score a recogniser on a labelled folder",
+        description="Read every image of a Baidu-format folder and print sequence "
+        "accuracy, character error rate, accuracy by length and the most confused "
+        "symbols; write a gallery of the mistakes.",
+    )
+    evaluate.add_argument("--model", metavar="M", help=model_help)
+    evaluate.add_argument("--data", required=True, metavar="DIR")
+    evaluate.add_argument(
+        "--gallery",
+        metavar="PNG",
+        default="formula-errors.png",
+        help="where to write the mistakes (default formula-errors.png)",
+    )
+    evaluate.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
+    recognize = commands.add_parser(
+        "recognize",
+        help="read formula images",
+        description="Print one line per image: path<TAB>text. With --json, one JSON "
+        "object per line with everything the recogniser computed.",
+    )
+    recognize.add_argument("images", nargs="+", metavar="IMAGE")
+    recognize.add_argument("--model", metavar="M", help=model_help)
+    recognize.add_argument("--json", action="store_true")
+    recognize.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
+    export = commands.add_parser(
+        "export-onnx",
+        help="export a recogniser to ONNX",
+        description="Write the model as ONNX with dynamic batch and width axes "
+        "(needs: pip install 'labelscope[onnx]').",
+    )
+    export.add_argument("--model", metavar="M", help=model_help)
+    export.add_argument("--out", required=True, metavar="F.onnx")
 
 
 def _add_generate(commands: argparse._SubParsersAction) -> None:

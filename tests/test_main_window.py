@@ -245,8 +245,9 @@ def test_generation_can_be_cancelled_from_the_status_bar(make_window, qtbot, tmp
     dialog.workers.setValue(1)
     assert isinstance(dialog.config(), GenerateConfig)
     handle = window.generate_data(dialog)
-    qtbot.waitUntil(lambda: handle.last_progress is not None and handle.last_progress.done > 0,
-                    timeout=20000)
+    qtbot.waitUntil(
+        lambda: handle.last_progress is not None and handle.last_progress.done > 0, timeout=20000
+    )
     with qtbot.waitSignal(handle.cancelled, timeout=10000):
         qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
     assert not (tmp_path / "big" / "labels.txt").exists()

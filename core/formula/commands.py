@@ -5,18 +5,104 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 
 from core.console import run_in_terminal
 from core.jobs import JobError
 
+if TYPE_CHECKING:
+    from core.formula.recognizer import Recognizer
+
 _SHOW_PROBLEMS = 50
 
 
 def run(args: argparse.Namespace) -> int:
-    commands = {"generate": _generate, "info": _info, "check": _check, "train": _train}
+    commands = {
+        "generate": _generate,
+        "info": _info,
+        "check": _check,
+        "train": _train,
+        "eval": _eval,
+        "recognize": _recognize,
+        "export-onnx": _export,
+    }
     return commands[args.formula_command](args)
+
+
+def _recognizer(args: argparse.Namespace) -> Recognizer:
+    from core import devices
+    from core.checkpoints import CheckpointError
+    from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+
+    try:
+        device = devices.choose(getattr(args, "device", None))
+        return Recognizer.load(args.model or SHIPPED_MODEL, device)
+    except (CheckpointError, devices.DeviceError) as error:
+        raise JobError(str(error)) from error
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from core.formula.dataset import read_folder
+    from core.formula.evaluation import evaluate, gallery
+    from core.images import read_image
+
+    recognizer = _recognizer(args)
+    report = run_in_terminal(lambda token: read_folder(args.data, token))
+    items = report.items
+    result = run_in_terminal(
+        lambda token: evaluate(
+            recognizer.read_batch,
+            lambda i: read_image(items[i].path),
+            [i.text for i in items],
+            token,
+        )
+    )
+    print(f"{args.data}: {len(items):,} images, model {recognizer.path}")
+    for line in result.lines():
+        print(line)
+    shown = result.errors[:48]
+    sheet = gallery(
+        [read_image(items[i].path) for i, _, _ in shown],
+        [f"{truth} -> {read or '(nothing)'}" for _, truth, read in shown],
+    )
+    cv2.imwrite(args.gallery, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    print(f"mistakes: {args.gallery} ({len(result.errors):,}, first {len(shown)} shown)")
+    return 0
+
+
+def _recognize(args: argparse.Namespace) -> int:
+    import json
+
+    from core.images import ImageProblem
+
+    recognizer = _recognizer(args)
+    status = 0
+    for path in args.images:
+        try:
+            result = recognizer.recognize_file(path)
+        except ImageProblem as problem:
+            print(f"labelscope: {problem}", file=sys.stderr)
+            status = 1
+            continue
+        if args.json:
+            print(json.dumps({"path": path, **result.to_json()}))
+        else:
+            print(f"{path}\t{result.text}")
+    return status
+
+
+def _export(args: argparse.Namespace) -> int:
+    from core.formula.export import export_onnx
+
+    recognizer = _recognizer(args)
+    out = export_onnx(recognizer, Path(args.out))
+    print(
+        f"ONNX model: {out} (input 'images' N×1×{recognizer.config.height}×W, "
+        "output 'log_probs' T×N×17)"
+    )
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -27,16 +113,26 @@ def _train(args: argparse.Namespace) -> int:
     try:
         device = devices.choose(args.device)
         config = TrainConfig(
-            steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-            form=args.form, style=args.style, data=tuple(args.data), val_size=args.val_size,
-            val_every=args.val_every, workers=args.workers, model=CRNNConfig.preset(args.size),
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            form=args.form,
+            style=args.style,
+            data=tuple(args.data),
+            val_size=args.val_size,
+            val_every=args.val_every,
+            workers=args.workers,
+            model=CRNNConfig.preset(args.size),
         )
     except ValueError as error:
         raise JobError(str(error)) from error
     print(f"Training on {device.describe()} into {args.out}", file=sys.stderr)
     result = run_in_terminal(lambda token: train(args.out, config, device, token, args.resume))
-    print(f"best validation sequence accuracy {result['best_acc']:.4f} at "
-          f"{Path(args.out) / 'best.pt'}")
+    print(
+        f"best validation sequence accuracy {result['best_acc']:.4f} at "
+        f"{Path(args.out) / 'best.pt'}"
+    )
     return 0
 
 

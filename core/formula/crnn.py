@@ -9,7 +9,7 @@ input pixels a step sees.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -28,7 +28,6 @@ class CRNNConfig:
     layers: int = 2
     dropout: float = 0.1
     num_classes: int = NUM_CLASSES
-    presets: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.channels) != 5:
@@ -40,13 +39,12 @@ class CRNNConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("presets")
         data["channels"] = list(self.channels)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CRNNConfig:
-        known = {f.name for f in fields(cls)} - {"presets"}
+        known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         if "channels" in values:
             values["channels"] = tuple(values["channels"])
@@ -54,22 +52,31 @@ class CRNNConfig:
 
     @classmethod
     def preset(cls, name: str) -> CRNNConfig:
-        """"small" (0.4M parameters, trains on 2 CPU cores) or "large" (3M, for a GPU)."""
+        """ "small" (0.4M parameters, trains on 2 CPU cores) or "large" (3M, for a GPU)."""
         if name == "small":
             return cls()
         if name == "large":
             return cls(height=48, channels=(64, 128, 192, 192, 256), hidden=256, layers=2)
         raise ValueError(f"unknown model size {name!r}: small or large")
 
-    #: the CNN's horizontal stride: input pixels per time step
-    stride: int = field(default=2, init=False, compare=False)
-    #: horizontal receptive field of one time step in input pixels (before the RNN)
-    receptive_field: int = field(default=20, init=False, compare=False)
+    @property
+    def stride(self) -> int:
+        """The CNN's horizontal stride: input pixels per time step (one 2×2 pooling)."""
+        return 2
+
+    @property
+    def receptive_field(self) -> int:
+        """Input pixels one time step sees through the convolutions (before the RNN):
+        3 (conv) → 4 (pool ×2) → 8, 12, 16, 20 (four more 3×3 convs at stride 2)."""
+        return 20
 
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class CRNN(nn.Module):
@@ -78,14 +85,23 @@ class CRNN(nn.Module):
         self.config = config = config or CRNNConfig()
         c1, c2, c3, c4, c5 = config.channels
         self.cnn = nn.Sequential(
-            *_conv(1, c1), nn.MaxPool2d(2, 2),
-            *_conv(c1, c2), nn.MaxPool2d((2, 1), (2, 1)),
-            *_conv(c2, c3), *_conv(c3, c4), nn.MaxPool2d((2, 1), (2, 1)),
+            *_conv(1, c1),
+            nn.MaxPool2d(2, 2),
+            *_conv(c1, c2),
+            nn.MaxPool2d((2, 1), (2, 1)),
+            *_conv(c2, c3),
+            *_conv(c3, c4),
+            nn.MaxPool2d((2, 1), (2, 1)),
             *_conv(c4, c5),
         )
         rnn = nn.GRU if config.rnn == "gru" else nn.LSTM
-        self.rnn = rnn(c5, config.hidden, num_layers=config.layers, bidirectional=True,
-                       dropout=config.dropout if config.layers > 1 else 0.0)
+        self.rnn = rnn(
+            c5,
+            config.hidden,
+            num_layers=config.layers,
+            bidirectional=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(2 * config.hidden, config.num_classes)
 

@@ -59,6 +59,12 @@ class TrainConfig:
     workers: int = 1
     model: CRNNConfig = field(default_factory=CRNNConfig)
 
+    def __post_init__(self) -> None:
+        if self.steps < 4:
+            raise ValueError("train for at least 4 steps")
+        if min(self.batch_size, self.val_size, self.val_every) < 1:
+            raise ValueError("batch size, validation size and interval must be positive")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["model"] = self.model.to_dict()
@@ -95,8 +101,9 @@ class TrainTransform:
 class MixedStream(IterableDataset):
     """The synthetic stream, with a share of items drawn from labelled folders."""
 
-    def __init__(self, synthetic: SyntheticStream, folder: FolderDataset | None,
-                 share: float, seed: int) -> None:
+    def __init__(
+        self, synthetic: SyntheticStream, folder: FolderDataset | None, share: float, seed: int
+    ) -> None:
         self.synthetic, self.folder, self.share, self.seed = synthetic, folder, share, seed
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, torch.Tensor, str]]:
@@ -136,15 +143,21 @@ def validation_set(config: TrainConfig) -> list[tuple[np.ndarray, torch.Tensor, 
     items = []
     for index in range(config.val_size):
         sample, _, image = make_one(gen, index)
-        items.append((model_input(image, config.model.height), torch.tensor(encode(sample.text)),
-                      sample.text))
+        items.append(
+            (
+                model_input(image, config.model.height),
+                torch.tensor(encode(sample.text)),
+                sample.text,
+            )
+        )
     return items
 
 
 # --------------------------------------------------------------------------- metrics
 @torch.no_grad()
-def evaluate_batches(model: CRNN, batches: Sequence[dict[str, Any]], device: Device
-                     ) -> dict[str, float]:
+def evaluate_batches(
+    model: CRNN, batches: Sequence[dict[str, Any]], device: Device
+) -> dict[str, float]:
     """Sequence accuracy and character error rate over prepared batches."""
     was_training = model.training
     model.eval()
@@ -153,8 +166,11 @@ def evaluate_batches(model: CRNN, batches: Sequence[dict[str, Any]], device: Dev
         with device.autocast():
             log_probs = model(batch["images"].to(device.torch))
         lengths = model.output_lengths(batch["widths"])
-        for text, truth in zip(greedy_batch(log_probs.float().cpu().numpy(), lengths.numpy()),
-                               batch["texts"], strict=True):
+        for text, truth in zip(
+            greedy_batch(log_probs.float().cpu().numpy(), lengths.numpy()),
+            batch["texts"],
+            strict=True,
+        ):
             correct += text == truth
             errors += edit_distance(text, truth)
             chars += len(truth)
@@ -233,11 +249,16 @@ def train(
 
     _seed_everything(config.seed + rank)
     model = CRNN(config.model).to(device.torch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.1,
-        anneal_strategy="cos")
+        optimizer,
+        max_lr=config.lr,
+        total_steps=config.steps,
+        pct_start=min(0.5, max(0.1, 2.5 / config.steps)),  # at least two warm-up steps
+        anneal_strategy="cos",
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=device.needs_grad_scaler)
     step, best_acc, seen = 0, -1.0, 0
     if state is not None:
@@ -250,7 +271,8 @@ def train(
     trainee = model
     if world > 1:
         trainee = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.kind == "cuda" else None)
+            model, device_ids=[device.index] if device.kind == "cuda" else None
+        )
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
 
     folder = None
@@ -261,28 +283,47 @@ def train(
             items.extend(split(report.items, (0.9, 0.1), seed=config.seed)[0])
         folder = FolderDataset(items, lambda image: model_input(image, config.model.height))
     transform = TrainTransform(config.model.height, config.augment, config.seed + rank)
-    synthetic = SyntheticStream(seed=config.seed + 7919 * rank, form=config.form,
-                                style=config.style, transform=transform, start=seen)
+    synthetic = SyntheticStream(
+        seed=config.seed + 7919 * rank,
+        form=config.form,
+        style=config.style,
+        transform=transform,
+        start=seen,
+    )
     loader = DataLoader(
         MixedStream(synthetic, folder, config.data_share, config.seed + rank),
-        batch_size=config.batch_size, collate_fn=collate, num_workers=config.workers,
-        persistent_workers=config.workers > 0, prefetch_factor=4 if config.workers else None,
-        worker_init_fn=_worker_init, multiprocessing_context="spawn" if config.workers else None,
+        batch_size=config.batch_size,
+        collate_fn=collate,
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+        prefetch_factor=4 if config.workers else None,
+        worker_init_fn=_worker_init,
+        multiprocessing_context="spawn" if config.workers else None,
     )
     validation = []
     if main:
         yield Progress(step, config.steps, "Drawing the validation set")
         val_items = validation_set(config)
-        validation = [collate(val_items[i:i + 256]) for i in range(0, len(val_items), 256)]
+        validation = [collate(val_items[i : i + 256]) for i in range(0, len(val_items), 256)]
     log_path = out / "log.csv"
 
     def save_last() -> None:
-        checkpoints.save(out / "last.pt", {
-            "config": config.to_dict(), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "step": step, "best_acc": best_acc, "seen": seen,
-            "rng": _rng_state(), "device": str(device),
-        }, RUN_KIND)
+        checkpoints.save(
+            out / "last.pt",
+            {
+                "config": config.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "step": step,
+                "best_acc": best_acc,
+                "seen": seen,
+                "rng": _rng_state(),
+                "device": str(device),
+            },
+            RUN_KIND,
+        )
 
     metrics: dict[str, float] = {}
     loss_avg = None
@@ -316,18 +357,24 @@ def train(
         seen += len(batch["texts"])
         images_since += len(batch["texts"]) * world
         value = loss.item()
-        loss_avg = value if loss_avg is None else 0.98 * loss_avg + 0.02 * value
+        # a plain mean over the first 10 steps, then an exponential moving average
+        weight = max(0.1, 1 / (step - (state["step"] if state else 0)))
+        loss_avg = value if loss_avg is None else (1 - weight) * loss_avg + weight * value
         if not main:
             continue
         now = time.monotonic()
-        metrics = {**metrics, "loss": round(loss_avg, 4),
-                   "lr": float(f"{scheduler.get_last_lr()[0]:.3g}")}
+        metrics = {
+            **metrics,
+            "loss": round(loss_avg, 4),
+            "lr": float(f"{scheduler.get_last_lr()[0]:.3g}"),
+        }
         if now - clock >= 2:
             metrics["images/s"] = round(images_since / (now - clock), 1)
             images_since, clock = 0, now
         if step % config.val_every == 0 or step == config.steps:
-            metrics.update({k: round(v, 5) for k, v in
-                            evaluate_batches(model, validation, device).items()})
+            metrics.update(
+                {k: round(v, 5) for k, v in evaluate_batches(model, validation, device).items()}
+            )
             if metrics["val_acc"] > best_acc:
                 best_acc = metrics["val_acc"]
                 save_model(out / "best.pt", model, config, step, metrics)
@@ -339,14 +386,21 @@ def train(
     return {"step": step, "best_acc": best_acc, **metrics}
 
 
-def save_model(path: Path, model: CRNN, config: TrainConfig, step: int,
-               metrics: dict[str, float]) -> Path:
+def save_model(
+    path: Path, model: CRNN, config: TrainConfig, step: int, metrics: dict[str, float]
+) -> Path:
     """The recogniser's checkpoint: weights, model config, how it was trained, scores."""
-    return checkpoints.save(path, {
-        "model": model.state_dict(), "model_config": config.model.to_dict(),
-        "train_config": config.to_dict(), "step": step,
-        "metrics": {k: float(v) for k, v in metrics.items()},
-    }, MODEL_KIND)
+    return checkpoints.save(
+        path,
+        {
+            "model": model.state_dict(),
+            "model_config": config.model.to_dict(),
+            "train_config": config.to_dict(),
+            "step": step,
+            "metrics": {k: float(v) for k, v in metrics.items()},
+        },
+        MODEL_KIND,
+    )
 
 
 def _append_log(path: Path, step: int, elapsed: float, metrics: dict[str, float]) -> None:

@@ -1,0 +1,151 @@
+"""Scoring a recogniser on labelled images: sequence accuracy, character error rate,
+accuracy by length, the symbols it confuses, and a gallery of its mistakes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from core.formula.decoding import edit_distance
+from core.jobs import CancelToken, Progress
+
+_BATCH = 128
+
+
+@dataclass
+class EvalReport:
+    total: int = 0
+    correct: int = 0
+    char_errors: int = 0
+    chars: int = 0
+    by_length: dict[int, list[int]] = field(default_factory=dict)  # length: [n, correct]
+    confusions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (truth, read)
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (index, truth, read)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.total, 1)
+
+    @property
+    def cer(self) -> float:
+        return self.char_errors / max(self.chars, 1)
+
+    def add(self, index: int, truth: str, read: str) -> None:
+        self.total += 1
+        self.chars += len(truth)
+        counts = self.by_length.setdefault(len(truth), [0, 0])
+        counts[0] += 1
+        if read == truth:
+            self.correct += 1
+            counts[1] += 1
+            return
+        self.char_errors += edit_distance(truth, read)
+        self.confusions.update(aligned_pairs(truth, read))
+        self.errors.append((index, truth, read))
+
+    def lines(self, top: int = 8) -> list[str]:
+        lines = [
+            f"sequence accuracy {self.accuracy:.4%} ({self.correct:,}/{self.total:,})",
+            f"character error rate {self.cer:.4%}",
+            "accuracy by length: "
+            + ", ".join(
+                f"{n}: {c / t:.2%} of {t:,}" for n, (t, c) in sorted(self.by_length.items())
+            ),
+        ]
+        if self.confusions:
+            lines.append(
+                "most confused (truth → read): "
+                + ", ".join(
+                    f"{a or '∅'}→{b or '∅'} ×{n}" for (a, b), n in self.confusions.most_common(top)
+                )
+            )
+        return lines
+
+
+def aligned_pairs(truth: str, read: str) -> list[tuple[str, str]]:
+    """The differing symbol pairs of a minimal edit script: ('8', '3') for a substitution,
+    ('-', '') for a deletion, ('', '1') for an insertion."""
+    n, m = len(truth), len(read)
+    table = np.zeros((n + 1, m + 1), int)
+    table[:, 0], table[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            table[i, j] = min(
+                table[i - 1, j] + 1,
+                table[i, j - 1] + 1,
+                table[i - 1, j - 1] + (truth[i - 1] != read[j - 1]),
+            )
+    pairs, i, j = [], n, m
+    while i or j:
+        if i and j and table[i, j] == table[i - 1, j - 1] + (truth[i - 1] != read[j - 1]):
+            if truth[i - 1] != read[j - 1]:
+                pairs.append((truth[i - 1], read[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and table[i, j] == table[i - 1, j] + 1:
+            pairs.append((truth[i - 1], ""))
+            i -= 1
+        else:
+            pairs.append(("", read[j - 1]))
+            j -= 1
+    return pairs[::-1]
+
+
+def evaluate(
+    read_batch: Callable[[list[np.ndarray]], list[str]],
+    load: Callable[[int], np.ndarray],
+    truths: Sequence[str],
+    token: CancelToken,
+) -> Iterator[Progress]:
+    """Job: read every image (`load(i)`) in batches and score it against `truths[i]`;
+    returns an EvalReport."""
+    report = EvalReport()
+    yield Progress(0, len(truths), "Reading")
+    for start in range(0, len(truths), _BATCH):
+        token.raise_if_cancelled()
+        indices = range(start, min(start + _BATCH, len(truths)))
+        texts = read_batch([load(i) for i in indices])
+        for i, text in zip(indices, texts, strict=True):
+            report.add(i, truths[i], text)
+        yield Progress(
+            indices[-1] + 1,
+            len(truths),
+            f"accuracy {report.accuracy:.2%}",
+            {"accuracy": round(report.accuracy, 5)},
+        )
+    return report
+
+
+def gallery(
+    images: Sequence[np.ndarray], captions: Sequence[str], columns: int = 4, height: int = 60
+) -> np.ndarray:
+    """The images at one height with a caption strip under each, in a grid (RGB)."""
+    cells = []
+    for image, caption in zip(images, captions, strict=True):
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        width = max(1, round(image.shape[1] * height / image.shape[0]))
+        cell = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        strip = np.full((20, max(width, 8 * len(caption) + 8), 3), 255, np.uint8)
+        cv2.putText(
+            strip, caption, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (160, 0, 0), 1, cv2.LINE_AA
+        )
+        cell = np.pad(cell, ((0, 0), (0, strip.shape[1] - width), (0, 0)), constant_values=255)
+        cells.append(
+            np.pad(np.vstack([cell, strip]), ((4, 4), (4, 4), (0, 0)), constant_values=200)
+        )
+    if not cells:
+        return np.full((40, 200, 3), 255, np.uint8)
+    width = max(c.shape[1] for c in cells)
+    cells = [
+        np.pad(c, ((0, 0), (0, width - c.shape[1]), (0, 0)), constant_values=255) for c in cells
+    ]
+    rows = [np.hstack(cells[i : i + columns]) for i in range(0, len(cells), columns)]
+    last = rows[-1]
+    rows[-1] = np.pad(
+        last, ((0, 0), (0, rows[0].shape[1] - last.shape[1]), (0, 0)), constant_values=255
+    )
+    return np.vstack(rows)

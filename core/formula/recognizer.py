@@ -1,0 +1,187 @@
+"""Reading a formula image: load a recogniser checkpoint safely, preprocess, run the CRNN,
+decode, and return everything the GUI and the CLI show as one `Recognition`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from assets import ASSETS_DIR
+from core import checkpoints
+from core.devices import Device, choose
+from core.formula import preprocess
+from core.formula.crnn import CRNN, CRNNConfig, column_span
+from core.formula.decoding import Hypothesis, SymbolSpan, greedy
+from core.formula.grammar import Formula, GrammarError, parse
+from core.formula.training import MODEL_KIND
+from core.images import read_image
+
+SHIPPED_MODEL = ASSETS_DIR / "models" / "formula_crnn.pt"
+
+
+@dataclass
+class Recognition:
+    """What the recogniser read in one image, and how."""
+
+    text: str
+    symbols: tuple[SymbolSpan, ...]
+    log_probs: np.ndarray  # (T, 17) natural-log posteriors, blank first
+    model_input: np.ndarray  # float32 (H, W): the image as the model saw it, ink 1
+    image_size: tuple[int, int]  # (width, height) of the image given
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds
+    greedy: Hypothesis | None = None
+
+    @property
+    def confidences(self) -> tuple[float, ...]:
+        return tuple(s.confidence for s in self.symbols)
+
+    @property
+    def formula(self) -> Formula | None:
+        """The reading parsed, or None when it is not a valid formula."""
+        try:
+            return parse(self.text)
+        except GrammarError:
+            return None
+
+    def to_json(self) -> dict[str, Any]:
+        formula = self.formula
+        return {
+            "text": self.text,
+            "valid": formula is not None,
+            "value": formula.value if formula else None,
+            "is_equation": formula.is_equation if formula else None,
+            "is_true": formula.is_true if formula else None,
+            "symbols": [
+                {
+                    "symbol": s.symbol,
+                    "start": s.start,
+                    "end": s.end,
+                    "confidence": round(s.confidence, 6),
+                }
+                for s in self.symbols
+            ],
+            "path_log_prob": self.greedy.log_prob if self.greedy else None,
+            "image_size": list(self.image_size),
+            "model_input_size": [int(self.model_input.shape[1]), int(self.model_input.shape[0])],
+            "time_steps": int(self.log_probs.shape[0]),
+            "log_probs": np.round(self.log_probs, 5).tolist(),
+            "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+class Recognizer:
+    """A loaded model on a device."""
+
+    def __init__(
+        self,
+        model: CRNN,
+        device: Device,
+        meta: dict[str, Any] | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.model = model.to(device.torch).eval()
+        self.device = device
+        self.meta = meta or {}
+        self.path = path
+
+    @property
+    def config(self) -> CRNNConfig:
+        return self.model.config
+
+    @classmethod
+    def load(cls, path: Path | str, device: Device | None = None) -> Recognizer:
+        """Load a recogniser checkpoint (best.pt of a run, or the shipped model).
+
+        Raises CheckpointError for files that are missing, damaged, hostile, of another
+        kind or that do not fit the model they describe.
+        """
+        path = Path(path)
+        record = checkpoints.load(path, MODEL_KIND)
+        try:
+            config = CRNNConfig.from_dict(record["model_config"])
+            model = CRNN(config)
+            model.load_state_dict(record["model"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise checkpoints.CheckpointError(
+                f"{path} does not hold a usable formula model: {error}"
+            ) from error
+        meta = {k: record.get(k) for k in ("step", "metrics", "created", "labelscope")}
+        return cls(model, device or choose("cpu"), meta, path)
+
+    @classmethod
+    def shipped(cls, device: Device | None = None) -> Recognizer:
+        """The model that comes with Labelscope."""
+        return cls.load(SHIPPED_MODEL, device)
+
+    def prepare(self, image: np.ndarray, canvas: bool = False) -> np.ndarray:
+        """The model's input for an RGB or gray image: float32 (H, W), ink 1, paper 0."""
+        height = self.config.height
+        normal = (
+            preprocess.from_canvas(image, height)
+            if canvas
+            else preprocess.for_model(image, height=height)
+        )
+        return 1.0 - normal
+
+    @torch.no_grad()
+    def forward(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Log-posteriors (T_i, 17) for prepared inputs, run as one padded batch."""
+        widths = [x.shape[1] for x in inputs]
+        batch = torch.zeros(len(inputs), 1, self.config.height, max(widths))
+        for i, x in enumerate(inputs):
+            batch[i, 0, :, : x.shape[1]] = torch.from_numpy(x)
+        with self.device.autocast():
+            log_probs = self.model(batch.to(self.device.torch)).float().cpu().numpy()
+        lengths = [w // self.config.stride for w in widths]
+        return [log_probs[: lengths[i], i] for i in range(len(inputs))]
+
+    def recognize(self, image: np.ndarray, canvas: bool = False) -> Recognition:
+        """Read one image (RGB or gray uint8). `canvas` for mouse drawings: crops first."""
+        start = time.perf_counter()
+        x = self.prepare(image, canvas)
+        prepared = time.perf_counter()
+        log_probs = self.forward([x])[0]
+        forwarded = time.perf_counter()
+        best = greedy(log_probs)
+        done = time.perf_counter()
+        return Recognition(
+            text=best.text,
+            symbols=best.symbols,
+            log_probs=log_probs,
+            model_input=x,
+            image_size=(int(image.shape[1]), int(image.shape[0])),
+            greedy=best,
+            timings={
+                "preprocess": (prepared - start) * 1e3,
+                "forward": (forwarded - prepared) * 1e3,
+                "decode": (done - forwarded) * 1e3,
+                "total": (done - start) * 1e3,
+            },
+        )
+
+    def recognize_file(self, path: Path | str) -> Recognition:
+        start = time.perf_counter()
+        image = read_image(path)
+        decoded = time.perf_counter()
+        result = self.recognize(image)
+        result.timings = {
+            "decode_image": (decoded - start) * 1e3,
+            **result.timings,
+            "total": (time.perf_counter() - start) * 1e3,
+        }
+        return result
+
+    def read_batch(self, images: list[np.ndarray]) -> list[str]:
+        """Greedy texts of many images at once (evaluation, throughput)."""
+        return [greedy(lp).text for lp in self.forward([self.prepare(im) for im in images])]
+
+    def x_range(self, step: int, model_width: int, image_width: int) -> tuple[float, float]:
+        """The x-range of the original image that time step `step` reads."""
+        x0, x1 = column_span(step, self.config)
+        scale = image_width / model_width
+        return max(0.0, x0 * scale), min(float(image_width), x1 * scale)

@@ -1,0 +1,170 @@
+"""Training, checkpoints and the recogniser, on a tiny model that trains in seconds."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core import checkpoints
+from core.devices import choose
+from core.formula.crnn import CRNN, CRNNConfig, column_span
+from core.formula.recognizer import Recognizer
+from core.formula.training import MODEL_KIND, TrainConfig, save_model, train
+from core.jobs import Cancelled, CancelToken, JobError, drive
+from tests.conftest import ROOT
+
+TINY = CRNNConfig(channels=(4, 8, 8, 8, 8), hidden=8, layers=1, dropout=0.1)
+
+
+def _config(**changes) -> TrainConfig:
+    base = TrainConfig(steps=20, batch_size=8, lr=3e-3, val_size=16, val_every=10,
+                       workers=0, form="level1", model=TINY)
+    return replace(base, **changes)
+
+
+def _train(out, config, token=None, resume=False, on_progress=None):
+    token = token or CancelToken()
+    return drive(train(out, config, choose("cpu"), token, resume), token, on_progress)
+
+
+def test_model_shapes_and_column_mapping():
+    model = CRNN(TINY)
+    out = model(torch.zeros(3, 1, 32, 101))
+    assert out.shape == (50, 3, 17)
+    assert torch.allclose(out.exp().sum(-1), torch.ones(50, 3), atol=1e-5)
+    assert model.output_lengths(torch.tensor([101, 96])).tolist() == [50, 48]
+    assert column_span(0, TINY) == (-9.0, 11.0) and column_span(10, TINY) == (11.0, 31.0)
+    assert 350_000 < CRNN().parameter_count() < 500_000
+    with pytest.raises(ValueError):
+        CRNNConfig(height=30)
+    assert CRNNConfig.from_dict(CRNNConfig.preset("large").to_dict()).hidden == 256
+
+
+def test_short_run_lowers_the_loss_and_writes_the_run(tmp_path):
+    losses = []
+    result = _train(tmp_path, _config(steps=40),
+                    on_progress=lambda p: losses.append(p.metrics.get("loss")))
+    losses = [v for v in losses if v is not None]
+    assert losses[-1] < losses[0] * 0.8
+    assert result["step"] == 40
+    assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "log.csv", "last.pt",
+                                                    "best.pt"}
+    assert json.loads((tmp_path / "config.json").read_text())["steps"] == 40
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + 4
+    with pytest.raises(JobError, match="already holds a training run"):
+        _train(tmp_path, _config())
+
+
+def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path):
+    _train(tmp_path / "straight", _config())
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        _train(tmp_path / "resumed", _config(), token,
+               on_progress=lambda p: token.cancel() if p.done == 10 else None)
+    assert checkpoints.load(tmp_path / "resumed" / "last.pt")["step"] == 10
+    _train(tmp_path / "resumed", _config(), resume=True)
+    a = checkpoints.load(tmp_path / "straight" / "last.pt")
+    b = checkpoints.load(tmp_path / "resumed" / "last.pt")
+    assert a["step"] == b["step"] == 20
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real = torch.nn.CTCLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *args):
+        calls["n"] += 1
+        loss = real(self, *args)
+        return loss * float("nan") if calls["n"] == 7 else loss
+
+    monkeypatch.setattr(torch.nn.CTCLoss, "forward", poisoned)
+    with pytest.raises(JobError, match="loss became nan at step 7"):
+        _train(tmp_path, _config(val_every=5))
+    assert checkpoints.load(tmp_path / "last.pt")["step"] == 5
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-checkpoint",))
+
+
+def test_hostile_truncated_and_wrong_files_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    hostile = tmp_path / "hostile.pt"
+    with hostile.open("wb") as handle:
+        pickle.dump({"format": checkpoints.FORMAT, "model": _Exploit()}, handle)
+    torch.save({"format": checkpoints.FORMAT, "kind": MODEL_KIND, "x": _Exploit()},
+               tmp_path / "hostile2.pt")
+    for path in (hostile, tmp_path / "hostile2.pt"):
+        with pytest.raises(checkpoints.CheckpointError, match="refused|damaged"):
+            Recognizer.load(path)
+    assert not (tmp_path / "pwned-by-checkpoint").exists()
+
+    good = save_model(tmp_path / "good.pt", CRNN(TINY), _config(), 1, {})
+    data = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(checkpoints.CheckpointError, match="damaged or incomplete"):
+        Recognizer.load(tmp_path / "cut.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(checkpoints.CheckpointError):
+        Recognizer.load(tmp_path / "text.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(checkpoints.CheckpointError, match="not a Labelscope checkpoint"):
+        Recognizer.load(tmp_path / "plain.pt")
+    checkpoints.save(tmp_path / "run.pt", {"step": 1}, "formula-training")
+    with pytest.raises(checkpoints.CheckpointError, match="not a 'formula-crnn'"):
+        Recognizer.load(tmp_path / "run.pt")
+    with pytest.raises(checkpoints.CheckpointError, match="does not exist"):
+        Recognizer.load(tmp_path / "missing.pt")
+    assert Recognizer.load(good).config == TINY
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = checkpoints.save(tmp_path / "c.pt", {"step": 1}, "x")
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoints.save(path, {"step": 2}, "x")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_recognition_holds_what_the_gui_needs(tmp_path):
+    recognizer = Recognizer(CRNN(TINY), choose("cpu"))
+    image = np.full((60, 180, 3), 250, np.uint8)
+    image[20:40, 30:150] = 20
+    result = recognizer.recognize(image)
+    assert result.log_probs.shape == (48, 17)
+    assert np.allclose(np.exp(result.log_probs).sum(axis=1), 1, atol=1e-4)
+    assert result.model_input.shape == (32, 96) and result.model_input.max() <= 1.0
+    assert set(result.timings) == {"preprocess", "forward", "decode", "total"}
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["time_steps"] == 48 and len(data["log_probs"]) == 48
+    assert recognizer.x_range(10, 96, 180) == (11.0 * 180 / 96, 31.0 * 180 / 96)
+
+
+def test_torchrun_trains_with_two_cpu_processes(tmp_path):
+    """DistributedDataParallel on the gloo backend, launched as a user would."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", "29517", "-m", "core.cli", "--device", "cpu", "formula",
+               "train", "--out", str(tmp_path / "run"), "--steps", "4", "--batch-size", "4",
+               "--val-size", "8", "--val-every", "2", "--workers", "0"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = checkpoints.load(tmp_path / "run" / "last.pt")
+    assert record["step"] == 4
