@@ -6,7 +6,6 @@ import pickle
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +23,16 @@ TINY = CRNNConfig(channels=(4, 8, 8, 8, 8), hidden=8, layers=1, dropout=0.1)
 
 
 def _config(**changes) -> TrainConfig:
-    base = TrainConfig(steps=20, batch_size=8, lr=3e-3, val_size=16, val_every=10,
-                       workers=0, form="level1", model=TINY)
+    base = TrainConfig(
+        steps=20,
+        batch_size=8,
+        lr=3e-3,
+        val_size=16,
+        val_every=10,
+        workers=0,
+        form="level1",
+        model=TINY,
+    )
     return replace(base, **changes)
 
 
@@ -49,13 +56,13 @@ def test_model_shapes_and_column_mapping():
 
 def test_short_run_lowers_the_loss_and_writes_the_run(tmp_path):
     losses = []
-    result = _train(tmp_path, _config(steps=40),
-                    on_progress=lambda p: losses.append(p.metrics.get("loss")))
+    result = _train(
+        tmp_path, _config(steps=40), on_progress=lambda p: losses.append(p.metrics.get("loss"))
+    )
     losses = [v for v in losses if v is not None]
     assert losses[-1] < losses[0] * 0.8
     assert result["step"] == 40
-    assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "log.csv", "last.pt",
-                                                    "best.pt"}
+    assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "log.csv", "last.pt", "best.pt"}
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 40
     assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + 4
     with pytest.raises(JobError, match="already holds a training run"):
@@ -66,8 +73,12 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path):
     _train(tmp_path / "straight", _config())
     token = CancelToken()
     with pytest.raises(Cancelled):
-        _train(tmp_path / "resumed", _config(), token,
-               on_progress=lambda p: token.cancel() if p.done == 10 else None)
+        _train(
+            tmp_path / "resumed",
+            _config(),
+            token,
+            on_progress=lambda p: token.cancel() if p.done == 10 else None,
+        )
     assert checkpoints.load(tmp_path / "resumed" / "last.pt")["step"] == 10
     _train(tmp_path / "resumed", _config(), resume=True)
     a = checkpoints.load(tmp_path / "straight" / "last.pt")
@@ -103,10 +114,12 @@ def test_hostile_truncated_and_wrong_files_are_refused(tmp_path, monkeypatch):
     hostile = tmp_path / "hostile.pt"
     with hostile.open("wb") as handle:
         pickle.dump({"format": checkpoints.FORMAT, "model": _Exploit()}, handle)
-    torch.save({"format": checkpoints.FORMAT, "kind": MODEL_KIND, "x": _Exploit()},
-               tmp_path / "hostile2.pt")
+    torch.save(
+        {"format": checkpoints.FORMAT, "kind": MODEL_KIND, "x": _Exploit()},
+        tmp_path / "hostile2.pt",
+    )
     for path in (hostile, tmp_path / "hostile2.pt"):
-        with pytest.raises(checkpoints.CheckpointError, match="refused|damaged"):
+        with pytest.raises(checkpoints.CheckpointError, match=r"refused|damaged"):
             Recognizer.load(path)
     assert not (tmp_path / "pwned-by-checkpoint").exists()
 
@@ -159,12 +172,41 @@ def test_recognition_holds_what_the_gui_needs(tmp_path):
 
 def test_torchrun_trains_with_two_cpu_processes(tmp_path):
     """DistributedDataParallel on the gloo backend, launched as a user would."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", "29517", "-m", "core.cli", "--device", "cpu", "formula",
-               "train", "--out", str(tmp_path / "run"), "--steps", "4", "--batch-size", "4",
-               "--val-size", "8", "--val-every", "2", "--workers", "0"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "core.cli",
+        "--device",
+        "cpu",
+        "formula",
+        "train",
+        "--out",
+        str(tmp_path / "run"),
+        "--steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--val-size",
+        "8",
+        "--val-every",
+        "2",
+        "--workers",
+        "0",
+    ]
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     record = checkpoints.load(tmp_path / "run" / "last.pt")
     assert record["step"] == 4
