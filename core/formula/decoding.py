@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,3 +75,204 @@ def edit_distance(a: str, b: str) -> int:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
         previous = current
     return previous[-1]
+
+
+# ---------------------------------------------------------------------- beam search
+class Constraint:
+    """What a constrained search may read: an automaton over the alphabet.
+
+    The formula grammar (`FormulaGrammar`) is the one the app uses; `Permissive` allows
+    everything, so the constrained search with it is the plain search.
+    """
+
+    initial: object = None
+
+    def allowed(self, state: object) -> str:
+        raise NotImplementedError
+
+    def step(self, state: object, symbol: str) -> object:
+        raise NotImplementedError
+
+    def can_end(self, state: object) -> bool:
+        raise NotImplementedError
+
+
+class Permissive(Constraint):
+    initial = ()
+
+    def allowed(self, state: object) -> str:
+        return SYMBOLS
+
+    def step(self, state: object, symbol: str) -> object:
+        return ()
+
+    def can_end(self, state: object) -> bool:
+        return True
+
+
+class FormulaGrammar(Constraint):
+    """Only prefixes of valid formulas survive; at the end only complete ones.
+
+    `form` is "any", "expression" or "equation". With `truth_weight` > 0, the n-best are
+    re-ranked by log-probability + truth_weight for equations that hold.
+    """
+
+    def __init__(
+        self, form: str = "any", truth_weight: float = 0.0, max_digits: int | None = None
+    ) -> None:
+        from core.formula import grammar
+
+        if form not in ("any", "expression", "equation"):
+            raise ValueError("form is 'any', 'expression' or 'equation'")
+        self._grammar = grammar
+        self.form, self.truth_weight, self.max_digits = form, truth_weight, max_digits
+        self.initial = grammar.INITIAL
+
+    def allowed(self, state: object) -> str:
+        return self._grammar.allowed(state, self.max_digits)
+
+    def step(self, state: object, symbol: str) -> object:
+        return self._grammar.step(state, symbol, self.max_digits)
+
+    def can_end(self, state: object) -> bool:
+        return state.can_end(self.form)
+
+
+_SYMBOL_INDEX = {s: i + 1 for i, s in enumerate(SYMBOLS)}
+_NEG = -math.inf
+
+
+def _logaddexp(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) on Python floats."""
+    if a == _NEG:
+        return b
+    if b == _NEG:
+        return a
+    if a < b:
+        a, b = b, a
+    return a + math.log1p(math.exp(b - a))
+
+
+def _add(beams: dict[str, list], prefix: str, log_b: float, log_nb: float, state: object) -> None:
+    entry = beams.get(prefix)
+    if entry is None:
+        beams[prefix] = [log_b, log_nb, state]
+    else:
+        entry[0] = _logaddexp(entry[0], log_b)
+        entry[1] = _logaddexp(entry[1], log_nb)
+
+
+def _as_constraint(grammar: Constraint | str | bool | None) -> Constraint | None:
+    if grammar is None or grammar is False:
+        return None
+    if grammar is True:
+        return FormulaGrammar()
+    if isinstance(grammar, str):
+        return FormulaGrammar(grammar)
+    return grammar
+
+
+def beam_search(
+    log_probs: np.ndarray,
+    beam_width: int = 10,
+    nbest: int = 5,
+    grammar: Constraint | str | bool | None = None,
+    min_log_prob: float | None = -12.0,
+    spans: bool = True,
+) -> list[Hypothesis]:
+    """CTC prefix beam search; the `nbest` most probable labellings, best first.
+
+    Each prefix keeps two log-probabilities: of its paths ending in a blank and of those
+    ending in its last symbol, so that a repeated symbol is only a new symbol after a
+    blank. Classes below `min_log_prob` at a step are skipped (None: none are). With a
+    `grammar` (a Constraint, True for the formula grammar, or a form name), only prefixes
+    it allows survive and only complete formulas are returned. `log_prob` of each result is
+    its probability summed over the paths the beam kept: exact when the beam is wide
+    enough, a lower bound otherwise. With `spans`, each result gets its symbols' time spans
+    from the Viterbi alignment.
+    """
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    constraint = _as_constraint(grammar)
+    # prefix -> [log p ending in blank, log p ending in the last symbol, automaton state]
+    beams: dict[str, list] = {"": [0.0, _NEG, constraint.initial if constraint else None]}
+    for t in range(len(log_probs)):
+        row = log_probs[t].tolist()  # Python floats: scalar numpy math is slow here
+        if min_log_prob is None:
+            candidates = range(1, len(row))
+        else:
+            candidates = [
+                c for c in np.nonzero(log_probs[t] >= min_log_prob)[0].tolist() if c != BLANK
+            ]
+        blank = row[BLANK]
+        following: dict[str, list] = {}
+        for prefix, (log_b, log_nb, state) in beams.items():
+            total = _logaddexp(log_b, log_nb)
+            _add(following, prefix, total + blank, _NEG, state)  # a blank: prefix stays
+            last = prefix[-1:]
+            if last:  # the last symbol again, without a blank: still the same prefix
+                _add(following, prefix, _NEG, log_nb + row[_SYMBOL_INDEX[last]], state)
+            allowed = constraint.allowed(state) if constraint else None
+            for c in candidates:
+                symbol = SYMBOLS[c - 1]
+                if allowed is not None and symbol not in allowed:
+                    continue
+                new_state = constraint.step(state, symbol) if constraint else None
+                # a repeat needs a blank in between: only the blank-ending paths extend
+                source = log_b if symbol == last else total
+                _add(following, prefix + symbol, _NEG, source + row[c], new_state)
+        if len(following) > beam_width:
+            ranked = sorted(following.items(), key=lambda kv: -_logaddexp(kv[1][0], kv[1][1]))
+            beams = dict(ranked[:beam_width])
+        else:
+            beams = following
+
+    results = []
+    for prefix, (log_b, log_nb, state) in beams.items():
+        if constraint is not None and not constraint.can_end(state):
+            continue
+        results.append(Hypothesis(prefix, _logaddexp(log_b, log_nb)))
+    results.sort(key=lambda h: -h.log_prob)
+    weight = getattr(constraint, "truth_weight", 0.0)
+    if weight:
+        results.sort(key=lambda h: -(h.log_prob + weight * _holds(h.text)))
+    results = results[:nbest]
+    if spans:
+        results = [with_spans(h, log_probs) for h in results]
+    return results
+
+
+def _holds(text: str) -> bool:
+    from core.formula.grammar import GrammarError, parse
+
+    try:
+        return bool(parse(text).is_true)
+    except GrammarError:
+        return False
+
+
+def with_spans(hypothesis: Hypothesis, log_probs: np.ndarray) -> Hypothesis:
+    """The hypothesis with each symbol's time span from the Viterbi forced alignment and
+    its confidence (the symbol's highest posterior within the span)."""
+    from core.formula import ctc
+
+    if not hypothesis.text:
+        return hypothesis
+    path = ctc.viterbi(log_probs, hypothesis.text)
+    symbols = []
+    for symbol, (start, end) in zip(
+        hypothesis.text, ctc.spans(path, len(hypothesis.text)), strict=True
+    ):
+        confidence = float(np.exp(log_probs[start:end, _SYMBOL_INDEX[symbol]].max()))
+        symbols.append(SymbolSpan(symbol, start, end, confidence))
+    return Hypothesis(hypothesis.text, hypothesis.log_prob, tuple(symbols))
+
+
+def beam_search_batch(
+    log_probs: np.ndarray, lengths: np.ndarray | None = None, **options: object
+) -> list[list[Hypothesis]]:
+    """Beam search for each item of a batch (T, N, C) as the model returns it."""
+    log_probs = np.asarray(log_probs)
+    return [
+        beam_search(log_probs[: int(lengths[n]) if lengths is not None else None, n], **options)
+        for n in range(log_probs.shape[1])
+    ]
