@@ -103,6 +103,18 @@ def drive(
         raise
 
 
+def single_step(message: str, fn: Callable[..., R], *args: Any, **kwargs: Any) -> JobFn:
+    """A short piece of work (a model load, one recognition) as a job, so the GUI can run
+    it off the UI thread like any other."""
+
+    def job(token: CancelToken) -> JobGen[R]:
+        yield Progress(0, 1, message)
+        token.raise_if_cancelled()
+        return fn(*args, **kwargs)
+
+    return job
+
+
 class RateLimiter:
     """Lets an event through at most every `interval` seconds (first one always)."""
 

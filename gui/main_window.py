@@ -54,7 +54,7 @@ class MainWindow(QMainWindow):
         self.dialog: QWidget | None = None  # the open help dialog, if any
 
         self.pets = PetsWorkbench(self.runner)
-        self.formulas = FormulaWorkbench()
+        self.formulas = FormulaWorkbench(self.runner)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.pets)
         self.stack.addWidget(self.formulas)
@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self.device_override = device_preference
         self.device = self._resolve_device()
         self._restore()
+        self.formulas.load_model()
 
     # ----------------------------------------------------------------- building
     def _make_sidebar(self) -> QListWidget:

@@ -212,3 +212,37 @@ def test_edit_distance():
     assert decoding.edit_distance("(4*8)+8", "(4*8)+8") == 0
     assert decoding.edit_distance("(4*8)+8", "4*8+8") == 2
     assert decoding.edit_distance("", "12") == 2
+
+
+def test_temperature_scaling_recovers_an_overconfident_model():
+    """Posteriors sharpened by 3 are fitted back to about 1/3, and the ECE drops."""
+    from core.formula import calibration
+
+    rng = np.random.default_rng(0)
+    items, sharpened = [], []
+    for i in range(40):
+        text = "".join(rng.choice(list("0123456789+-*"), size=5))
+        log_probs = _peaky(i, text, steps=24)
+        noisy = log_probs + rng.normal(size=log_probs.shape) * 2.5
+        noisy -= np.logaddexp.reduce(noisy, axis=1, keepdims=True)
+        items.append((noisy, text))
+        sharpened.append((calibration.scale(noisy, 1 / 3), text))
+    fitted = calibration.fit_temperature(sharpened)
+    assert 2.0 < fitted < 4.5
+    assert calibration.nll(sharpened, fitted) < calibration.nll(sharpened, 1.0)
+
+    def ece(temperature):
+        readings = [calibration.confidence(lp, temperature) for lp, _ in sharpened]
+        return calibration.expected_calibration_error(
+            [c for _, c in readings],
+            [r == t for (r, _), (_, t) in zip(readings, sharpened, strict=True)],
+        )
+
+    assert ece(fitted) < ece(1.0)
+
+
+def test_expected_calibration_error():
+    from core.formula.calibration import expected_calibration_error
+
+    assert expected_calibration_error([0.9] * 10, [True] * 9 + [False]) == pytest.approx(0.0)
+    assert expected_calibration_error([1.0, 1.0], [False, False]) == pytest.approx(1.0)

@@ -16,7 +16,7 @@ from core import checkpoints
 from core.devices import Device, choose
 from core.formula import preprocess
 from core.formula.crnn import CRNN, CRNNConfig, column_span
-from core.formula.decoding import Hypothesis, SymbolSpan, greedy
+from core.formula.decoding import Hypothesis, SymbolSpan, beam_search, greedy
 from core.formula.grammar import Formula, GrammarError, parse
 from core.formula.training import MODEL_KIND
 from core.images import read_image
@@ -35,6 +35,8 @@ class Recognition:
     image_size: tuple[int, int]  # (width, height) of the image given
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds
     greedy: Hypothesis | None = None
+    beams: list[Hypothesis] = field(default_factory=list)  # beam search n-best
+    constrained: list[Hypothesis] = field(default_factory=list)  # grammar-constrained
 
     @property
     def confidences(self) -> tuple[float, ...]:
@@ -66,6 +68,8 @@ class Recognition:
                 for s in self.symbols
             ],
             "path_log_prob": self.greedy.log_prob if self.greedy else None,
+            "beams": [{"text": h.text, "log_prob": h.log_prob} for h in self.beams],
+            "constrained": [{"text": h.text, "log_prob": h.log_prob} for h in self.constrained],
             "image_size": list(self.image_size),
             "model_input_size": [int(self.model_input.shape[1]), int(self.model_input.shape[0])],
             "time_steps": int(self.log_probs.shape[0]),
@@ -140,8 +144,11 @@ class Recognizer:
         lengths = [w // self.config.stride for w in widths]
         return [log_probs[: lengths[i], i] for i in range(len(inputs))]
 
-    def recognize(self, image: np.ndarray, canvas: bool = False) -> Recognition:
-        """Read one image (RGB or gray uint8). `canvas` for mouse drawings: crops first."""
+    def recognize(
+        self, image: np.ndarray, canvas: bool = False, beam_width: int = 0, nbest: int = 5
+    ) -> Recognition:
+        """Read one image (RGB or gray uint8). `canvas` for mouse drawings: crops first.
+        With `beam_width`, also the beam search n-best and the grammar-constrained ones."""
         start = time.perf_counter()
         x = self.prepare(image, canvas)
         prepared = time.perf_counter()
@@ -149,7 +156,7 @@ class Recognizer:
         forwarded = time.perf_counter()
         best = greedy(log_probs)
         done = time.perf_counter()
-        return Recognition(
+        result = Recognition(
             text=best.text,
             symbols=best.symbols,
             log_probs=log_probs,
@@ -163,6 +170,11 @@ class Recognizer:
                 "total": (done - start) * 1e3,
             },
         )
+        if beam_width:
+            result.beams = beam_search(log_probs, beam_width, nbest)
+            result.constrained = beam_search(log_probs, beam_width, nbest, grammar=True)
+            result.timings["beam"] = (time.perf_counter() - done) * 1e3
+        return result
 
     def recognize_file(self, path: Path | str) -> Recognition:
         start = time.perf_counter()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
-    QGroupBox,
     QLabel,
     QSplitter,
     QToolBar,
@@ -16,8 +16,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.formula.recognizer import SHIPPED_MODEL, Recognition, Recognizer
 from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
+from core.jobs import single_step
+from gui.formula.readings import ReadingsPanel
 from gui.widgets.common import heading, paragraph, to_qimage
+from gui.workers import JobHandle, JobRunner
 
 
 def _dropped_image(mime: QMimeData) -> Path | None:
@@ -90,9 +94,11 @@ class FormulaWorkbench(QWidget):
 
     problem = Signal(str, str, str)  # title, message, details
     image_loaded = Signal(str)
+    recognized = Signal(str)  # the greedy reading of the current image
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.runner = runner
         self.image_path: Path | None = None
         self.image_view = ImageView()
         self.image_view.dropped.connect(self.load_image)
@@ -116,18 +122,11 @@ class FormulaWorkbench(QWidget):
         image_layout.addWidget(self.image_view, 1)
         image_layout.addWidget(self.caption)
 
-        self.readings = QGroupBox("Readings")
-        self.readings.setObjectName("formulaReadings")
-        self.readings_status = paragraph(
-            "<b>No recognition model is loaded.</b><br>"
-            "With a model, this panel gives the greedy and beam-search readings with their "
-            "scores and whether the equation is true; the CTC posterior and alignment "
-            "heatmaps are drawn under the image, column by column."
-        )
-        self.readings_status.setObjectName("formulaReadingsStatus")
-        readings_layout = QVBoxLayout(self.readings)
-        readings_layout.addWidget(self.readings_status)
-        readings_layout.addStretch(1)
+        self.readings = ReadingsPanel()
+        self.recognizer: Recognizer | None = None
+        self.model_problem = ""
+        self.image: np.ndarray | None = None
+        self.last_recognition: Recognition | None = None
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("formulaSplitter")
@@ -153,8 +152,55 @@ class FormulaWorkbench(QWidget):
             self.problem.emit("Cannot open the image", str(problem), "")
             return False
         self.image_path = path
+        self.image = image
         self.image_view.set_image(QPixmap.fromImage(to_qimage(image)))
         height, width = image.shape[:2]
         self.caption.setText(f"{path.name} — {width}×{height} px")
         self.image_loaded.emit(str(path))
+        self.read_image()
         return True
+
+    # ---------------------------------------------------------------- recognition
+    def load_model(self, path: Path | str = SHIPPED_MODEL) -> JobHandle:
+        """Load a recogniser in the background; the current image is read once it is in."""
+        handle = self.runner.start(
+            "Loading the formula model", single_step("loading", Recognizer.load, Path(path))
+        )
+        handle.succeeded.connect(self._model_loaded)
+        handle.failed.connect(self._model_failed)
+        return handle
+
+    def _model_loaded(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+        self.model_problem = ""
+        self.readings.show_message(
+            f"Model: {recognizer.path.name if recognizer.path else ''}"
+            " — open or drop an image to read it."
+        )
+        self.read_image()
+
+    def _model_failed(self, message: str, details: str) -> None:
+        self.model_problem = message
+        self.readings.show_message(f"<b>No recognition model is loaded.</b><br>{message}")
+
+    def read_image(self) -> JobHandle | None:
+        """Read the current image off the UI thread; the panel shows the result."""
+        if self.image is None or self.recognizer is None:
+            return None
+        recognizer, image = self.recognizer, self.image
+        handle = self.runner.start(
+            "Reading the formula",
+            single_step("reading", recognizer.recognize, image, beam_width=10, nbest=5),
+        )
+        name = recognizer.path.name if recognizer.path else "the model"
+        handle.succeeded.connect(lambda result: self._show(result, image, name))
+        handle.failed.connect(
+            lambda message, details: self.problem.emit("Cannot read the image", message, details)
+        )
+        return handle
+
+    def _show(self, result: Recognition, image: np.ndarray, name: str) -> None:
+        if image is self.image:  # a newer image may have replaced it meanwhile
+            self.last_recognition = result
+            self.readings.show_recognition(result, name)
+            self.recognized.emit(result.text)

@@ -1,0 +1,85 @@
+"""How fast the formula recogniser reads, and trains, on this machine.
+
+    python -m benchmarks.formula_speed [--model M] [--repeats 5]
+
+Single image: one 180×60 PNG end to end (decode, preprocess, forward, greedy decode),
+median over 200 images. Batch: images/s reading 1,024 prepared images in batches of 256.
+Baseline in the same run: the model's forward pass alone on an all-zero input of the same
+size, the floor the rest is measured against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import torch
+
+from benchmarks.harness import machine
+from core.formula.generate import GenerateConfig, make_one
+from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(SHIPPED_MODEL))
+    parser.add_argument("--repeats", type=int, default=5)
+    options = parser.parse_args()
+    recognizer = Recognizer.load(options.model)
+    config = GenerateConfig(1024, style="captcha", form="level1", seed=99)
+    images = [make_one(config, i)[2] for i in range(1024)]
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = []
+        for i, image in enumerate(images[:200]):
+            path = Path(scratch) / f"{i}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            paths.append(path)
+        for path in paths[:20]:  # warm-up
+            recognizer.recognize_file(path)
+        single = []
+        for path in paths:
+            start = time.perf_counter()
+            recognizer.recognize_file(path)
+            single.append((time.perf_counter() - start) * 1e3)
+    zero = torch.zeros(1, 1, recognizer.config.height, 96)
+    with torch.no_grad():
+        for _ in range(20):
+            recognizer.model(zero)
+        floor = []
+        for _ in range(200):
+            start = time.perf_counter()
+            recognizer.model(zero)
+            floor.append((time.perf_counter() - start) * 1e3)
+    prepared = [recognizer.prepare(image) for image in images]
+    rates = []
+    for _ in range(options.repeats):
+        start = time.perf_counter()
+        for i in range(0, len(prepared), 256):
+            recognizer.forward(prepared[i:i + 256])
+        rates.append(len(prepared) / (time.perf_counter() - start))
+    end_to_end = []
+    for _ in range(options.repeats):
+        start = time.perf_counter()
+        for i in range(0, len(images), 256):
+            recognizer.read_batch(images[i:i + 256])
+        end_to_end.append(len(images) / (time.perf_counter() - start))
+    print(f"{time.strftime('%Y-%m-%d')} · {machine()} · torch threads "
+          f"{torch.get_num_threads()}\n")
+    print("| case | median | goal |")
+    print("| --- | ---: | ---: |")
+    print(f"| forward pass alone, 1 image of 96×32 (baseline) | "
+          f"{statistics.median(floor):.2f} ms | |")
+    print(f"| one 180×60 PNG end to end (decode, preprocess, forward, greedy) | "
+          f"{statistics.median(single):.2f} ms | ≤ 5 ms |")
+    print(f"| batches of 256, forward pass on prepared images | "
+          f"{statistics.median(rates):,.0f} images/s | |")
+    print(f"| batches of 256, preprocess + forward + greedy | "
+          f"{statistics.median(end_to_end):,.0f} images/s | ≥ 600 images/s |")
+
+
+if __name__ == "__main__":
+    main()
