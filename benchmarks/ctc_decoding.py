@@ -26,12 +26,13 @@ from core.formula.decoding import beam_search
 
 
 def posteriors(model: str | None, items: int) -> tuple[list[np.ndarray], str]:
+    from core.checkpoints import CheckpointError
     from core.formula.generate import GenerateConfig, make_one
     from core.formula.recognizer import SHIPPED_MODEL, Recognizer
 
     try:
         recognizer = Recognizer.load(model or SHIPPED_MODEL)
-    except Exception as error:  # noqa: BLE001 - fall back to synthetic posteriors
+    except CheckpointError as error:  # no model yet: synthetic posteriors
         rng = np.random.default_rng(0)
         out = []
         for _ in range(items):
