@@ -59,7 +59,8 @@ def test_workbenches_switch_from_the_side_bar_and_keyboard(make_window, qtbot):
     _click_sidebar(qtbot, window, 1)
     assert window.current_workbench() == "formulas"
     assert window.formulas.isVisible() and not window.pets.isVisible()
-    assert "No recognition model is loaded" in _texts(window.formulas)
+    assert "Recognise single-line arithmetic" in _texts(window.formulas)
+    assert window.formulas.readings.isVisible()
     qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
     assert window.current_workbench() == "pets"
     qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)

@@ -1,0 +1,68 @@
+"""The Formulas workbench reads images with a recogniser loaded off the UI thread."""
+
+import random
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from core.formula import synth
+from core.formula.crnn import CRNN, CRNNConfig
+from core.formula.recognizer import SHIPPED_MODEL
+from core.formula.training import TrainConfig, save_model
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    config = CRNNConfig(channels=(4, 8, 8, 8, 8), hidden=8, layers=1)
+    train_config = TrainConfig(steps=4, model=config)
+    return save_model(tmp_path / "tiny.pt", CRNN(config), train_config, 0, {})
+
+
+def _image(tmp_path: Path, text: str = "(4*8)+8") -> Path:
+    path = tmp_path / "formula.png"
+    image = synth.render(text, random.Random(1), "captcha")
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_an_opened_image_is_read_and_shown(make_window, qtbot, tmp_path, tiny_model):
+    window = make_window()
+    workbench = window.formulas
+    with qtbot.waitSignal(window.runner.ended, timeout=20000):
+        handle = workbench.load_model(tiny_model)
+    assert workbench.recognizer is not None and workbench.recognizer.path == tiny_model
+    with qtbot.waitSignal(workbench.recognized, timeout=20000) as read:
+        assert workbench.load_image(_image(tmp_path))
+    result = workbench.last_recognition
+    assert read.args == [result.text]
+    assert result.log_probs.shape == (48, 17)  # 180×60 is read at 96×32: T = 96 / 2
+    panel = workbench.readings
+    assert panel.table.rowCount() == len(result.beams) > 0
+    assert panel.table.item(0, 0).text() == (result.beams[0].text or "∅")
+    assert "Greedy reading by tiny.pt" in panel.status.text()
+    assert handle is not None
+
+
+def test_a_bad_model_file_is_explained_and_the_app_goes_on(make_window, qtbot, tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    window = make_window()
+    with qtbot.waitSignal(window.runner.ended, timeout=20000):
+        window.formulas.load_model(bad)
+    assert window.formulas.recognizer is None
+    assert "No recognition model is loaded" in window.formulas.readings.status.text()
+    assert "damaged or incomplete" in window.formulas.readings.status.text()
+    assert window.formulas.load_image(_image(tmp_path))  # still shows the image
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
+def test_the_shipped_model_reads_in_the_app(make_window, qtbot, tmp_path):
+    window = make_window()
+    qtbot.waitUntil(lambda: window.formulas.recognizer is not None, timeout=30000)
+    with qtbot.waitSignal(window.formulas.recognized, timeout=20000) as read:
+        window.formulas.load_image(_image(tmp_path, "6*(3+7)"))
+    assert read.args == ["6*(3+7)"]
+    assert "= <b>60</b>" in window.formulas.readings.verdict.text()
