@@ -47,14 +47,15 @@ def posteriors(model: str | None, items: int) -> tuple[list[np.ndarray], str]:
     inputs = [recognizer.prepare(image) for image in images]
     out = []
     for i in range(0, items, 256):
-        out.extend(recognizer.forward(inputs[i:i + 256]))
+        out.extend(recognizer.forward(inputs[i : i + 256]))
     steps = sorted(len(lp) for lp in out)
-    return out, (f"the shipped model on {items} fresh images, T = {steps[0]}–{steps[-1]} "
-                 f"(median {steps[len(steps) // 2]})")
+    return out, (
+        f"the shipped model on {items} fresh images, T = {steps[0]}–{steps[-1]} "
+        f"(median {steps[len(steps) // 2]})"
+    )
 
 
-def timed(decode: Callable[[np.ndarray], str], items: list[np.ndarray]
-          ) -> tuple[list[str], float]:
+def timed(decode: Callable[[np.ndarray], str], items: list[np.ndarray]) -> tuple[list[str], float]:
     for lp in items[:10]:
         decode(lp)
     texts, times = [], []
@@ -75,15 +76,17 @@ def main() -> None:
     width = options.beam
 
     decoders: dict[str, Callable[[np.ndarray], str] | str] = {
-        "Labelscope beam_search": lambda lp: (beam_search(lp, width, 1, spans=False)
-                                              or [None])[0].text,
+        "Labelscope beam_search": lambda lp: (
+            (beam_search(lp, width, 1, spans=False) or [None])[0].text
+        ),
     }
     try:
         import fast_ctc_decode
 
         alphabet = "~" + SYMBOLS
         decoders["fast-ctc-decode (Rust)"] = lambda lp: fast_ctc_decode.beam_search(
-            np.exp(lp).astype(np.float32), alphabet, beam_size=width)[0]
+            np.exp(lp).astype(np.float32), alphabet, beam_size=width
+        )[0]
     except ImportError as error:
         decoders["fast-ctc-decode (Rust)"] = f"missing ({error})"
     try:
@@ -91,7 +94,8 @@ def main() -> None:
 
         decoder = build_ctcdecoder([""] + list(SYMBOLS))
         decoders["pyctcdecode"] = lambda lp: decoder.decode(
-            lp.astype(np.float32), beam_width=width).replace(" ", "")
+            lp.astype(np.float32), beam_width=width
+        ).replace(" ", "")
     except ImportError as error:
         decoders["pyctcdecode"] = f"missing ({error})"
 
@@ -119,9 +123,11 @@ def main() -> None:
         ctc.occupancy(lp, text)
         ctc.viterbi(lp, text)
         alignment.append(time.perf_counter() - start)
-    print(f"\nAlignment of one image (occupancy γ + Viterbi path of its top reading): median "
-          f"{statistics.median(alignment) * 1e3:.3f} ms over {len(alignment)} images "
-          "(goal < 1 ms).")
+    print(
+        f"\nAlignment of one image (occupancy γ + Viterbi path of its top reading): median "
+        f"{statistics.median(alignment) * 1e3:.3f} ms over {len(alignment)} images "
+        "(goal < 1 ms)."
+    )
 
 
 if __name__ == "__main__":

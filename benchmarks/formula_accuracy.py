@@ -54,18 +54,29 @@ def main() -> None:
     options = parser.parse_args()
     recognizer = Recognizer.load(options.model)
     rows = []
-    for style, form in [("captcha", "level1"), ("captcha", "mixed"), ("fonts", "mixed"),
-                        ("strokes", "mixed"), ("mixed", "mixed")]:
+    for style, form in [
+        ("captcha", "level1"),
+        ("captcha", "mixed"),
+        ("fonts", "mixed"),
+        ("strokes", "mixed"),
+        ("mixed", "mixed"),
+    ]:
         start = time.perf_counter()
         report = score(recognizer, style, form, options.count, options.seed)
-        print(f"{style}/{form}: {report.accuracy:.4%} in {time.perf_counter() - start:.0f} s",
-              file=sys.stderr)
-        worst = ", ".join(f"{a or '∅'}→{b or '∅'} ×{n}"
-                          for (a, b), n in report.confusions.most_common(4))
-        rows.append(f"| {style} | {form} | {report.total:,} | {report.accuracy:.2%} | "
-                    f"{report.cer:.3%} | {worst or '—'} |")
-    print(f"Model {Path(options.model).name}, {options.count:,} images a row, seed "
-          f"{options.seed}.\n")
+        print(
+            f"{style}/{form}: {report.accuracy:.4%} in {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
+        worst = ", ".join(
+            f"{a or '∅'}→{b or '∅'} ×{n}" for (a, b), n in report.confusions.most_common(4)
+        )
+        rows.append(
+            f"| {style} | {form} | {report.total:,} | {report.accuracy:.2%} | "
+            f"{report.cer:.3%} | {worst or '—'} |"
+        )
+    print(
+        f"Model {Path(options.model).name}, {options.count:,} images a row, seed {options.seed}.\n"
+    )
     print("| style | formulas | images | sequence accuracy | CER | most confused |")
     print("| --- | --- | ---: | ---: | ---: | --- |")
     print("\n".join(rows))

@@ -59,26 +59,32 @@ def main() -> None:
     for _ in range(options.repeats):
         start = time.perf_counter()
         for i in range(0, len(prepared), 256):
-            recognizer.forward(prepared[i:i + 256])
+            recognizer.forward(prepared[i : i + 256])
         rates.append(len(prepared) / (time.perf_counter() - start))
     end_to_end = []
     for _ in range(options.repeats):
         start = time.perf_counter()
         for i in range(0, len(images), 256):
-            recognizer.read_batch(images[i:i + 256])
+            recognizer.read_batch(images[i : i + 256])
         end_to_end.append(len(images) / (time.perf_counter() - start))
-    print(f"{time.strftime('%Y-%m-%d')} · {machine()} · torch threads "
-          f"{torch.get_num_threads()}\n")
+    print(f"{time.strftime('%Y-%m-%d')} · {machine()} · torch threads {torch.get_num_threads()}\n")
     print("| case | median | goal |")
     print("| --- | ---: | ---: |")
-    print(f"| forward pass alone, 1 image of 96×32 (baseline) | "
-          f"{statistics.median(floor):.2f} ms | |")
-    print(f"| one 180×60 PNG end to end (decode, preprocess, forward, greedy) | "
-          f"{statistics.median(single):.2f} ms | ≤ 5 ms |")
-    print(f"| batches of 256, forward pass on prepared images | "
-          f"{statistics.median(rates):,.0f} images/s | |")
-    print(f"| batches of 256, preprocess + forward + greedy | "
-          f"{statistics.median(end_to_end):,.0f} images/s | ≥ 600 images/s |")
+    print(
+        f"| forward pass alone, 1 image of 96×32 (baseline) | {statistics.median(floor):.2f} ms | |"
+    )
+    print(
+        f"| one 180×60 PNG end to end (decode, preprocess, forward, greedy) | "
+        f"{statistics.median(single):.2f} ms | ≤ 5 ms |"
+    )
+    print(
+        f"| batches of 256, forward pass on prepared images | "
+        f"{statistics.median(rates):,.0f} images/s | |"
+    )
+    print(
+        f"| batches of 256, preprocess + forward + greedy | "
+        f"{statistics.median(end_to_end):,.0f} images/s | ≥ 600 images/s |"
+    )
 
 
 if __name__ == "__main__":

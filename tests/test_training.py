@@ -210,3 +210,106 @@ def test_torchrun_trains_with_two_cpu_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     record = checkpoints.load(tmp_path / "run" / "last.pt")
     assert record["step"] == 4
+
+
+def test_recognize_eval_and_export_commands(tmp_path, capsys):
+    """The formula commands on a tiny model: recognize, eval (with a gallery), ONNX."""
+    import random
+
+    import cv2
+
+    from core.cli import main
+    from core.formula import synth
+
+    model = save_model(tmp_path / "tiny.pt", CRNN(TINY), _config(), 0, {})
+    main(["formula", "generate", "--out", str(tmp_path / "set"), "--count", "6"])
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "formula",
+                "recognize",
+                "--model",
+                str(model),
+                str(tmp_path / "set" / "0.png"),
+                str(tmp_path / "set" / "1.png"),
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [
+        str(tmp_path / "set" / "0.png"),
+        str(tmp_path / "set" / "1.png"),
+    ]
+    assert (
+        main(
+            [
+                "formula",
+                "recognize",
+                "--json",
+                "--model",
+                str(model),
+                str(tmp_path / "set" / "0.png"),
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["time_steps"] == len(data["log_probs"]) and "timings_ms" in data
+    (tmp_path / "bad.png").write_text("no")
+    assert main(["formula", "recognize", "--model", str(model), str(tmp_path / "bad.png")]) == 1
+
+    gallery = tmp_path / "errors.png"
+    assert (
+        main(
+            [
+                "formula",
+                "eval",
+                "--model",
+                str(model),
+                "--data",
+                str(tmp_path / "set"),
+                "--gallery",
+                str(gallery),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "sequence accuracy" in out and "character error rate" in out
+    assert cv2.imread(str(gallery)) is not None
+
+    image = synth.render("1+2", random.Random(0), "captcha")
+    assert (
+        main(
+            [
+                "formula",
+                "recognize",
+                "--model",
+                str(tmp_path / "missing.pt"),
+                str(tmp_path / "set" / "0.png"),
+            ]
+        )
+        == 1
+    )
+    assert "does not exist" in capsys.readouterr().err
+    assert image.shape == (60, 180, 3)
+
+
+def test_onnx_export_matches_torch(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from core.formula.export import export_onnx
+
+    torch.manual_seed(0)
+    recognizer = Recognizer(CRNN(TINY).eval(), choose("cpu"))
+    path = export_onnx(recognizer, tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for width in (96, 150):  # the width axis is dynamic
+        x = torch.rand(1, 1, 32, width)
+        with torch.no_grad():
+            expected = recognizer.model(x).numpy()
+        (got,) = session.run(None, {"images": x.numpy()})
+        assert got.shape == expected.shape == (width // 2, 1, 17)
+        assert np.abs(got - expected).max() < 1e-4
