@@ -6,9 +6,10 @@ import argparse
 import logging
 import logging.handlers
 import sys
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, Qt, QtMsgType, qInstallMessageHandler
+from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -90,12 +91,21 @@ def _qt_message(kind: QtMsgType, context: object, message: str) -> None:
 
 
 def take_screenshot(
-    window: MainWindow, path: str | Path, size: tuple[int, int] | None = None
+    window: MainWindow,
+    path: str | Path,
+    size: tuple[int, int] | None = None,
+    settle: float = 10.0,
 ) -> bool:
-    """Render the window as it would appear on screen to a PNG; True on success."""
+    """Render the window as it would appear on screen to a PNG, once the jobs it started
+    (loading the model) are done or `settle` seconds have passed; True on success."""
     if size is not None:
         window.resize(*size)
     window.show()
+    deadline = time.monotonic() + settle
+    QApplication.processEvents()
+    while window.runner.active() and time.monotonic() < deadline:
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.01)
     QApplication.processEvents()
     window.repaint()
     QApplication.processEvents()
