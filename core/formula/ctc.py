@@ -85,12 +85,16 @@ def backward(log_probs: np.ndarray, text: str | list[int]) -> np.ndarray:
     return beta
 
 
-def log_prob(log_probs: np.ndarray, text: str | list[int]) -> float:
-    """The exact log p(text | x); −inf when the text cannot fit in T steps."""
-    alpha = forward(log_probs, text)
+def _total(alpha: np.ndarray) -> float:
+    """log p from the last row of α: ending on the last symbol or on the final blank."""
     if alpha.shape[1] == 1:
         return float(alpha[-1, 0])
     return float(np.logaddexp(alpha[-1, -1], alpha[-1, -2]))
+
+
+def log_prob(log_probs: np.ndarray, text: str | list[int]) -> float:
+    """The exact log p(text | x); −inf when the text cannot fit in T steps."""
+    return _total(forward(log_probs, text))
 
 
 def loss(log_probs: np.ndarray, text: str | list[int]) -> float:
@@ -98,20 +102,26 @@ def loss(log_probs: np.ndarray, text: str | list[int]) -> float:
     return -log_prob(log_probs, text)
 
 
-def _state_log_posteriors(
-    log_probs: np.ndarray, text: str | list[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """log of α_t(s) β_t(s) / (y_t(l'_s) p): the probability of passing state s at time t,
-    given the text; and the extended label."""
+def _fitting_labels(log_probs: np.ndarray, text: str | list[int]) -> np.ndarray:
+    """The text's class indices; ValueError when it cannot fit in the time steps."""
     labels = _labels(text)
     if len(log_probs) < min_steps(labels):
         raise ValueError(
             f"{len(labels)} symbols need at least {min_steps(labels)} time "
             f"steps; there are {len(log_probs)}"
         )
+    return labels
+
+
+def _state_log_posteriors(
+    log_probs: np.ndarray, text: str | list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """log of α_t(s) β_t(s) / (y_t(l'_s) p): the probability of passing state s at time t,
+    given the text; and the extended label."""
+    labels = _fitting_labels(log_probs, text)
     ext = extended(labels)
     alpha, beta = forward(log_probs, labels), backward(log_probs, labels)
-    total = log_prob(log_probs, labels)
+    total = _total(alpha)
     emit = np.asarray(log_probs, dtype=np.float64)[:, ext]
     return alpha + beta - emit - total, ext
 
@@ -135,12 +145,7 @@ def gradient(log_probs: np.ndarray, text: str | list[int]) -> np.ndarray:
 
 def viterbi(log_probs: np.ndarray, text: str | list[int]) -> np.ndarray:
     """The most probable path through the extended label: its state index at each step."""
-    labels = _labels(text)
-    if len(log_probs) < min_steps(labels):
-        raise ValueError(
-            f"{len(labels)} symbols need at least {min_steps(labels)} time "
-            f"steps; there are {len(log_probs)}"
-        )
+    labels = _fitting_labels(log_probs, text)
     ext = extended(labels)
     emit = np.asarray(log_probs, dtype=np.float64)[:, ext]
     skip = _skip_allowed(ext)
