@@ -59,7 +59,9 @@ def test_against_brute_force(steps, symbols, seed):
         assert ctc.log_prob(full, text) == pytest.approx(value, abs=1e-9)
     assert np.logaddexp.reduce(list(probs.values())) == pytest.approx(0, abs=1e-9)
     true_best = max(probs, key=probs.get)
-    found = decoding.beam_search(full, beam_width=1000, nbest=len(probs), min_log_prob=None)
+    found = decoding.beam_search(
+        full, beam_width=1000, nbest=len(probs), min_log_prob=None, prune=None
+    )
     assert found[0].text == true_best
     assert found[0].log_prob == pytest.approx(probs[true_best], abs=1e-9)
     for hypothesis in found:  # a beam this wide keeps every path: all probabilities exact

@@ -179,12 +179,14 @@ def beam_search(
     grammar: Constraint | str | bool | None = None,
     min_log_prob: float | None = -12.0,
     spans: bool = True,
+    prune: float | None = 10.0,
 ) -> list[Hypothesis]:
     """CTC prefix beam search; the `nbest` most probable labellings, best first.
 
     Each prefix keeps two log-probabilities: of its paths ending in a blank and of those
     ending in its last symbol, so that a repeated symbol is only a new symbol after a
-    blank. Classes below `min_log_prob` at a step are skipped (None: none are). With a
+    blank. Classes below `min_log_prob` at a step are skipped, and prefixes more than
+    `prune` nats below the best are dropped after each step (None: neither). With a
     `grammar` (a Constraint, True for the formula grammar, or a form name), only prefixes
     it allows survive and only complete formulas are returned. `log_prob` of each result is
     its probability summed over the paths the beam kept: exact when the beam is wide
@@ -220,11 +222,14 @@ def beam_search(
                 # a repeat needs a blank in between: only the blank-ending paths extend
                 source = log_b if symbol == last else total
                 _add(following, prefix + symbol, _NEG, source + row[c], new_state)
-        if len(following) > beam_width:
-            ranked = sorted(following.items(), key=lambda kv: -_logaddexp(kv[1][0], kv[1][1]))
-            beams = dict(ranked[:beam_width])
-        else:
-            beams = following
+        scored = [(_logaddexp(entry[0], entry[1]), prefix) for prefix, entry in following.items()]
+        if len(scored) > beam_width:
+            scored.sort(reverse=True)
+            scored = scored[:beam_width]
+        if prune is not None:
+            floor = max(score for score, _ in scored) - prune
+            scored = [(score, prefix) for score, prefix in scored if score >= floor]
+        beams = {prefix: following[prefix] for _, prefix in scored}
 
     results = []
     for prefix, (log_b, log_nb, state) in beams.items():
