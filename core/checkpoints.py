@@ -13,19 +13,20 @@ import datetime
 import os
 import pickle
 import tempfile
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from core import __version__
+from core.jobs import JobError
 
 FORMAT = "labelscope-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(JobError):
     """A checkpoint that cannot be used, and why (for people)."""
 
 
@@ -58,19 +59,28 @@ def load(path: Path | str, kind: str | None = None) -> dict[str, Any]:
     """Read a checkpoint onto the CPU; checks its format and, when given, its kind."""
     path = Path(path)
     try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "pickle protocol 4"
+            record = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist.") from None
+    except PermissionError:
+        raise CheckpointError(f"{path} cannot be read: permission denied.") from None
     except IsADirectoryError:
         raise CheckpointError(f"{path} is a folder, not a checkpoint file.") from None
     except pickle.UnpicklingError as error:
+        if "GLOBAL" in str(error):  # the safe unpickler met a class or function to call
+            raise CheckpointError(
+                f"{path} was refused: it holds Python objects that could run code when "
+                "loaded, not just weights. Load only checkpoints Labelscope wrote."
+            ) from error
         raise CheckpointError(
-            f"{path} was refused: it holds Python objects that could run code when loaded, "
-            "not just weights. Load only checkpoints Labelscope wrote."
+            f"{path} is damaged or incomplete, or is not a PyTorch file."
         ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+    except Exception as error:  # damaged input breaks the unpickler in many ways
         raise CheckpointError(
-            f"{path} is damaged or incomplete, or is not a PyTorch file ({error})."
+            f"{path} is damaged or incomplete, or is not a PyTorch file "
+            f"({type(error).__name__}: {error})."
         ) from error
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a PyTorch file, but not a Labelscope checkpoint.")

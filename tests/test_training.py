@@ -118,9 +118,10 @@ def test_hostile_truncated_and_wrong_files_are_refused(tmp_path, monkeypatch):
         {"format": checkpoints.FORMAT, "kind": MODEL_KIND, "x": _Exploit()},
         tmp_path / "hostile2.pt",
     )
-    for path in (hostile, tmp_path / "hostile2.pt"):
-        with pytest.raises(checkpoints.CheckpointError, match=r"refused|damaged"):
-            Recognizer.load(path)
+    with pytest.raises(checkpoints.CheckpointError, match="damaged"):  # a bare pickle
+        Recognizer.load(hostile)
+    with pytest.raises(checkpoints.CheckpointError, match="refused: it holds Python objects"):
+        Recognizer.load(tmp_path / "hostile2.pt")
     assert not (tmp_path / "pwned-by-checkpoint").exists()
 
     good = save_model(tmp_path / "good.pt", CRNN(TINY), _config(), 1, {})

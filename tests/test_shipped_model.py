@@ -1,0 +1,54 @@
+"""The model Labelscope ships, loaded the way the app loads it."""
+
+import pytest
+
+from core.formula.generate import GenerateConfig, make_one
+from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+from core.images import read_image
+from tests.conftest import shared_data
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.shipped()
+
+
+def test_it_is_small_and_says_what_it_is(recognizer):
+    assert SHIPPED_MODEL.stat().st_size < 10 * 2**20
+    assert (SHIPPED_MODEL.parent / "formula_crnn.md").exists()
+    assert recognizer.meta["metrics"]["val_acc"] > 0.95
+
+
+def test_reads_the_real_baidu_samples_exactly(recognizer):
+    folder = shared_data("formula_samples")
+    rows = [line.split("\t") for line in (folder / "SOURCES.tsv").read_text().splitlines()[1:]]
+    assert len(rows) == 4
+    for name, truth, *_ in rows:
+        assert recognizer.recognize(read_image(folder / name)).text == truth, name
+
+
+@pytest.mark.parametrize(("style", "minimum"), [("captcha", 0.97), ("strokes", 0.98)])
+def test_reads_fresh_generated_images(recognizer, style, minimum):
+    config = GenerateConfig(200, style=style, form="mixed", seed=31337)
+    items = [make_one(config, i) for i in range(200)]
+    texts = recognizer.read_batch([image for _, _, image in items])
+    correct = sum(text == item.text for text, (item, _, _) in zip(texts, items, strict=True))
+    assert correct / len(items) >= minimum
+
+
+def test_a_drawing_goes_through_the_canvas_path(recognizer):
+    """Dark strokes on a large white canvas, as the drawing widget will hand them over."""
+    import random
+
+    import cv2
+    import numpy as np
+
+    from core.formula import synth
+
+    strokes = synth.render("6*(3+7)=60", random.Random(5), "strokes", height=60)
+    gray = cv2.cvtColor(strokes, cv2.COLOR_RGB2GRAY)
+    gray = np.where(gray < 128, 0, 255).astype(np.uint8)  # a canvas has black ink on white
+    canvas = np.full((400, 1200), 255, np.uint8)
+    big = cv2.resize(gray, (gray.shape[1] * 3, 180), interpolation=cv2.INTER_NEAREST)
+    canvas[100:280, 100 : 100 + big.shape[1]] = big
+    assert recognizer.recognize(canvas, canvas=True).text == "6*(3+7)=60"
