@@ -67,7 +67,7 @@ def test_workbenches_switch_from_the_side_bar_and_keyboard(make_window, qtbot):
     assert window.current_workbench() == "formulas"
 
 
-def test_menus_and_status_bar(make_window):
+def test_menus_and_status_bar(make_window, qtbot):
     window = make_window()
     assert _menu_titles(window) == ["File", "View", "Tools", "Help"]
     file_items = [a.text().replace("&", "") for a in _menu(window, "File").actions()]
@@ -75,6 +75,7 @@ def test_menus_and_status_bar(make_window):
     help_items = [a.text().replace("&", "") for a in _menu(window, "Help").actions()]
     assert help_items == ["Keyboard shortcuts", "About Labelscope"]
     assert window.device_label.text() == f"Device: {devices.choose().describe()}"
+    qtbot.waitUntil(lambda: not window.runner.active())  # the model loads at start
     assert not window.job_indicator.isVisible()
     assert __version__ in window.windowTitle()
 

@@ -168,11 +168,10 @@ def run(
         raise ValueError(f"unknown steps {sorted(unknown)}; steps are {', '.join(STEP_NAMES)}")
     results = []
     for step in STEPS:
-        if step.name == "resize" and step.name in enabled:
-            image = resize_to_height(image, height)
-        elif step.name in enabled:
-            image = step.apply(image)
-            results.append((step, image))
+        if step.name not in enabled:
+            continue
+        image = resize_to_height(image, height) if step.name == "resize" else step.apply(image)
+        results.append((step, image))
     return results
 
 

@@ -299,6 +299,9 @@ def train(
         prefetch_factor=4 if config.workers else None,
         worker_init_fn=_worker_init,
         multiprocessing_context="spawn" if config.workers else None,
+        # its own generator: iter(loader) must not draw from the global RNG, or a
+        # resumed run's dropout would differ from an uninterrupted one
+        generator=torch.Generator().manual_seed(config.seed + rank),
     )
     validation = []
     if main:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,7 @@ class FormulaWorkbench(QWidget):
         self.model_problem = ""
         self.image: np.ndarray | None = None
         self.last_recognition: Recognition | None = None
+        self._model_request: JobHandle | None = None
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("formulaSplitter")
@@ -166,11 +168,14 @@ class FormulaWorkbench(QWidget):
         handle = self.runner.start(
             "Loading the formula model", single_step("loading", Recognizer.load, Path(path))
         )
-        handle.succeeded.connect(self._model_loaded)
-        handle.failed.connect(self._model_failed)
+        self._model_request = handle
+        handle.succeeded.connect(partial(self._model_loaded, handle))
+        handle.failed.connect(partial(self._model_failed, handle))
         return handle
 
-    def _model_loaded(self, recognizer: Recognizer) -> None:
+    def _model_loaded(self, handle: JobHandle, recognizer: Recognizer) -> None:
+        if handle is not self._model_request:
+            return  # a later request (the user's choice) wins over an earlier one
         self.recognizer = recognizer
         self.model_problem = ""
         self.readings.show_message(
@@ -179,7 +184,9 @@ class FormulaWorkbench(QWidget):
         )
         self.read_image()
 
-    def _model_failed(self, message: str, details: str) -> None:
+    def _model_failed(self, handle: JobHandle, message: str, details: str) -> None:
+        if handle is not self._model_request:
+            return
         self.model_problem = message
         self.readings.show_message(f"<b>No recognition model is loaded.</b><br>{message}")
 
