@@ -206,6 +206,14 @@ def beam_search(
                 c for c in np.nonzero(log_probs[t] >= min_log_prob)[0].tolist() if c != BLANK
             ]
         blank = row[BLANK]
+        if not candidates:
+            # Nothing new can start here (most steps of a trained model): every prefix
+            # stays, so update the beam in place instead of rebuilding and sorting it.
+            for prefix, entry in beams.items():
+                log_b, log_nb = entry[0], entry[1]
+                entry[0] = _logaddexp(log_b, log_nb) + blank
+                entry[1] = log_nb + row[_SYMBOL_INDEX[prefix[-1]]] if prefix else _NEG
+            continue
         following: dict[str, list] = {}
         for prefix, (log_b, log_nb, state) in beams.items():
             total = _logaddexp(log_b, log_nb)
