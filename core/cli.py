@@ -157,6 +157,18 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--val-size", type=int, default=1000)
     train.add_argument("--val-every", type=int, default=500)
     train.add_argument(
+        "--init",
+        metavar="MODEL",
+        default="",
+        help="start from a recogniser's weights (fine-tuning)",
+    )
+    train.add_argument(
+        "--style-weights",
+        metavar="W",
+        default="",
+        help="mix of styles, e.g. captcha=0.7,fonts=0.15,strokes=0.15",
+    )
+    train.add_argument(
         "--device", default=argparse.SUPPRESS, metavar="DEV", help="as the top-level --device"
     )
 

@@ -314,3 +314,17 @@ def test_onnx_export_matches_torch(tmp_path):
         (got,) = session.run(None, {"images": x.numpy()})
         assert got.shape == expected.shape == (width // 2, 1, 17)
         assert np.abs(got - expected).max() < 1e-4
+
+
+def test_fine_tuning_starts_from_a_model(tmp_path):
+    start = save_model(tmp_path / "start.pt", CRNN(TINY), _config(), 0, {})
+    _train(tmp_path / "tuned", _config(steps=4, lr=1e-12, init=str(start),
+                                       style_weights=(("captcha", 1.0),)))
+    before = checkpoints.load(start)["model"]
+    after = checkpoints.load(tmp_path / "tuned" / "last.pt")["model"]
+    for name, tensor in before.items():
+        if tensor.is_floating_point() and "running" not in name:
+            assert torch.allclose(tensor, after[name], atol=1e-6), name
+    other = save_model(tmp_path / "other.pt", CRNN(CRNNConfig()), _config(), 0, {})
+    with pytest.raises(JobError, match="another configuration"):
+        _train(tmp_path / "wrong", _config(init=str(other)))

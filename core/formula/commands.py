@@ -105,6 +105,20 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(text: str) -> tuple[tuple[str, float], ...]:
+    """'captcha=0.7,fonts=0.3' → (("captcha", 0.7), ("fonts", 0.3))."""
+    pairs = []
+    for part in filter(None, text.split(",")):
+        name, _, value = part.partition("=")
+        try:
+            pairs.append((name.strip(), float(value)))
+        except ValueError:
+            raise ValueError(
+                f"style weights look like captcha=0.7,fonts=0.3, not {text!r}"
+            ) from None
+    return tuple(pairs)
+
+
 def _train(args: argparse.Namespace) -> int:
     from core import devices
     from core.formula.crnn import CRNNConfig
@@ -124,6 +138,8 @@ def _train(args: argparse.Namespace) -> int:
             val_every=args.val_every,
             workers=args.workers,
             model=CRNNConfig.preset(args.size),
+            init=args.init,
+            style_weights=_weights(args.style_weights),
         )
     except ValueError as error:
         raise JobError(str(error)) from error

@@ -218,10 +218,14 @@ class SyntheticStream(IterableDataset):
         transform: IndexedTransform | None = None,
         height: int = synth.HEIGHT,
         start: int = 0,
+        weights: dict[str, float] | None = None,
     ) -> None:
         from core.formula.generate import GenerateConfig
 
-        self.config = GenerateConfig(1, style=style, form=form, seed=seed, height=height)
+        mix = weights or dict(synth.DEFAULT_WEIGHTS)
+        self.config = GenerateConfig(
+            1, style=style, form=form, seed=seed, height=height, weights=mix
+        )
         self.transform = transform
         self.start = start
 

@@ -57,6 +57,8 @@ class TrainConfig:
     val_size: int = 1000
     val_every: int = 500
     workers: int = 1
+    style_weights: tuple[tuple[str, float], ...] = ()  # () = the generator's default mix
+    init: str = ""  # start from this recogniser checkpoint's weights (fine-tuning)
     model: CRNNConfig = field(default_factory=CRNNConfig)
 
     def __post_init__(self) -> None:
@@ -69,6 +71,7 @@ class TrainConfig:
         data = asdict(self)
         data["model"] = self.model.to_dict()
         data["data"] = list(self.data)
+        data["style_weights"] = [list(pair) for pair in self.style_weights]
         return data
 
     @classmethod
@@ -76,6 +79,7 @@ class TrainConfig:
         values = dict(data)
         values["model"] = CRNNConfig.from_dict(values.get("model", {}))
         values["data"] = tuple(values.get("data", ()))
+        values["style_weights"] = tuple(tuple(p) for p in values.get("style_weights", ()))
         return cls(**values)
 
 
@@ -261,6 +265,16 @@ def train(
     )
     scaler = torch.amp.GradScaler("cuda", enabled=device.needs_grad_scaler)
     step, best_acc, seen = 0, -1.0, 0
+    if state is None and config.init:
+        try:
+            start = checkpoints.load(config.init, MODEL_KIND)
+            if CRNNConfig.from_dict(start["model_config"]) != config.model:
+                raise checkpoints.CheckpointError(
+                    f"{config.init} is a model of another configuration"
+                )
+            model.load_state_dict(start["model"])
+        except (checkpoints.CheckpointError, KeyError, RuntimeError) as error:
+            raise JobError(f"Cannot start from {config.init}: {error}") from error
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -289,6 +303,7 @@ def train(
         style=config.style,
         transform=transform,
         start=seen,
+        weights=dict(config.style_weights) or None,
     )
     loader = DataLoader(
         MixedStream(synthetic, folder, config.data_share, config.seed + rank),
@@ -397,7 +412,7 @@ def save_model(
         path,
         {
             "model": model.state_dict(),
-            "model_config": config.model.to_dict(),
+            "model_config": model.config.to_dict(),
             "train_config": config.to_dict(),
             "step": step,
             "metrics": {k: float(v) for k, v in metrics.items()},
