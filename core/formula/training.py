@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import random
 import time
@@ -430,7 +429,3 @@ def _append_log(path: Path, step: int, elapsed: float, metrics: dict[str, float]
             writer.writerow(["step", "seconds", *columns])
         writer.writerow([step, round(elapsed, 1), *(metrics.get(c, "") for c in columns)])
 
-
-def steps_for(minutes: float, images_per_second: float, batch_size: int) -> int:
-    """Steps that fit in `minutes` at a measured speed (for planning a run)."""
-    return max(1, math.floor(minutes * 60 * images_per_second / batch_size))
