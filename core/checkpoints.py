@@ -44,6 +44,8 @@ def save(path: Path | str, payload: dict[str, Any], kind: str) -> Path:
     }
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would
+        os.chmod(temporary, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as stream:
             torch.save(record, stream)
             stream.flush()
@@ -53,6 +55,12 @@ def save(path: Path | str, payload: dict[str, Any], kind: str) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load(path: Path | str, kind: str | None = None) -> dict[str, Any]:

@@ -318,8 +318,10 @@ def test_onnx_export_matches_torch(tmp_path):
 
 def test_fine_tuning_starts_from_a_model(tmp_path):
     start = save_model(tmp_path / "start.pt", CRNN(TINY), _config(), 0, {})
-    _train(tmp_path / "tuned", _config(steps=4, lr=1e-12, init=str(start),
-                                       style_weights=(("captcha", 1.0),)))
+    _train(
+        tmp_path / "tuned",
+        _config(steps=4, lr=1e-12, init=str(start), style_weights=(("captcha", 1.0),)),
+    )
     before = checkpoints.load(start)["model"]
     after = checkpoints.load(tmp_path / "tuned" / "last.pt")["model"]
     for name, tensor in before.items():
@@ -328,3 +330,12 @@ def test_fine_tuning_starts_from_a_model(tmp_path):
     other = save_model(tmp_path / "other.pt", CRNN(CRNNConfig()), _config(), 0, {})
     with pytest.raises(JobError, match="another configuration"):
         _train(tmp_path / "wrong", _config(init=str(other)))
+
+
+def test_checkpoints_get_the_usual_file_mode(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = checkpoints.save(tmp_path / "c.pt", {"step": 1}, "x")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -428,4 +428,3 @@ def _append_log(path: Path, step: int, elapsed: float, metrics: dict[str, float]
         if new:
             writer.writerow(["step", "seconds", *columns])
         writer.writerow([step, round(elapsed, 1), *(metrics.get(c, "") for c in columns)])
-
