@@ -1,11 +1,13 @@
 """Listing the Dogs vs. Cats data: layouts, labels from names, skipped files, errors."""
 
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from core.jobs import Cancelled, CancelToken, JobError, drive
 from core.pets.dataset import label_from_name, list_dataset
+from core.pets.sources import Source, SourceError
 from tests.conftest import shared_data
 
 
@@ -82,3 +84,97 @@ def test_real_kaggle_sample():
     root = shared_data("dogs_vs_cats")
     listing = _list(root)
     assert listing.counts() == {"cat": 500, "dog": 500, "test": 150}
+
+
+def _zip(path: Path, members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _train_test_zips(folder: Path) -> tuple[Path, Path]:
+    train = _zip(
+        folder / "train.zip",
+        {"train/cat.1.jpg": b"\xff\xd8cat1", "train/dog.2.jpg": b"\xff\xd8dog2"},
+    )
+    test = _zip(folder / "test.zip", {"test/1.jpg": b"\xff\xd8t1", "test/2.jpg": b"\xff\xd8t2"})
+    return train, test
+
+
+def _read_all(root: Path, listing, cache_dir: Path | None = None) -> dict[str, bytes]:
+    source = Source(root, cache_dir)
+    try:
+        return {s.path: source.read(s.path) for s in listing.samples}
+    finally:
+        source.close()
+
+
+def test_kaggle_zips_are_read_in_place(tmp_path: Path):
+    _train_test_zips(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    listing = _list(tmp_path)
+    assert listing.zipped and listing.layout == "kaggle"
+    assert listing.counts() == {"cat": 1, "dog": 1, "test": 2}
+    data = _read_all(tmp_path, listing)
+    assert data["train.zip!train/cat.1.jpg"] == b"\xff\xd8cat1"
+    assert data["test.zip!test/2.jpg"] == b"\xff\xd8t2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing extracted
+
+
+def test_unpacked_folder_wins_over_its_zip(tmp_path: Path):
+    _train_test_zips(tmp_path)
+    _touch(tmp_path, "train/cat.7.jpg")
+    listing = _list(tmp_path)
+    assert [s.path for s in listing.samples if s.split == "train"] == ["train/cat.7.jpg"]
+    assert listing.counts()["test"] == 2  # test.zip still read: no test/ folder
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_the_competition_zip(tmp_path: Path, method: int):
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    train, test = _train_test_zips(inner)
+    outer = _zip(
+        tmp_path / "dogs-vs-cats-redux-kernels-edition.zip",
+        {
+            "train.zip": train.read_bytes(),
+            "test.zip": test.read_bytes(),
+            "sample_submission.csv": b"id,label\n",
+        },
+        method,
+    )
+    cache = tmp_path / "cache"
+    listing = drive(list_dataset(outer, CancelToken(), cache), CancelToken())
+    assert listing.counts() == {"cat": 1, "dog": 1, "test": 2}
+    assert _read_all(outer, listing, cache)["train.zip!train/dog.2.jpg"] == b"\xff\xd8dog2"
+    copies = list((cache / "zips").glob("*")) if cache.exists() else []
+    # a stored inner zip is read in place; a compressed one is copied once to the cache
+    assert len(copies) == (0 if method == zipfile.ZIP_STORED else 2)
+
+
+def test_unsafe_zip_entries_are_refused(tmp_path: Path):
+    _zip(
+        tmp_path / "train.zip",
+        {
+            "train/cat.1.jpg": b"\xff\xd8",
+            "train/../../cat.2.jpg": b"\xff\xd8",
+            "/train/dog.3.jpg": b"\xff\xd8",
+        },
+    )
+    listing = _list(tmp_path)
+    assert [s.path for s in listing.samples] == ["train.zip!train/cat.1.jpg"]
+    reasons = dict(listing.skipped)
+    assert "absolute or has .." in reasons["train.zip!train/../../cat.2.jpg"]
+    assert "absolute or has .." in reasons["train.zip!/train/dog.3.jpg"]
+    with pytest.raises(SourceError):
+        Source(tmp_path).read("train.zip!train/../../cat.2.jpg")
+
+
+def test_a_broken_zip_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(JobError, match="Cannot open .*zip"):
+        _list(tmp_path / "broken.zip")
+    (tmp_path / "train.zip").write_bytes(b"nonsense")
+    with pytest.raises(JobError, match="No images.*\n  train.zip: not a readable zip"):
+        _list(tmp_path)

@@ -1,8 +1,9 @@
-"""The Dogs vs. Cats data on disk: find the layout of a folder and list its samples.
+"""The Dogs vs. Cats data as Kaggle gives it: find the layout and list the samples.
 
-Kaggle layout: `train/` holds `cat.N.jpg` / `dog.N.jpg`, `test/` (or `test1/`) holds `N.jpg`.
-Class-folder layout: `cats/` and `dogs/` (or `cat/`, `dog/`), optionally under `train/`.
-Listing reads names only; nothing is decoded or written.
+Kaggle layout: `train/` holds `cat.N.jpg` / `dog.N.jpg`, `test/` (or `test1/`) holds `N.jpg`;
+or the same inside `train.zip` and `test.zip`, read in place, or inside the competition zip
+that holds those two. Class-folder layout: `cats/` and `dogs/` (or `cat/`, `dog/`),
+optionally under `train/`. Listing reads names only; nothing is decoded or written.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pathlib import Path
 
 from core.images import IMAGE_SUFFIXES
 from core.jobs import CancelToken, JobError, Progress
+from core.pets.sources import SEPARATOR, FolderContainer, Source, SourceError, unsafe_member
 
 CLASSES = ("cat", "dog")
 KAGGLE_DOWNLOAD = "kaggle competitions download -c dogs-vs-cats-redux-kernels-edition"
 _LABELLED_NAME = re.compile(r"^(cat|dog)\.\d+\.[A-Za-z]+$", re.IGNORECASE)
 _CLASS_DIRS = {"cat": "cat", "cats": "cat", "dog": "dog", "dogs": "dog"}
 _TEST_DIRS = ("test", "test1")
+_ZIP_STEMS = {"train", "test", "test1"}
 _PROGRESS_EVERY = 2000
 
 
@@ -36,6 +39,7 @@ class Sample:
 class DatasetListing:
     root: Path
     layout: str  # "kaggle" or "class-folders"
+    zipped: bool = False  # some samples are read from inside zip files
     samples: list[Sample] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
@@ -60,77 +64,127 @@ def label_from_name(name: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def _child_dirs(directory: Path) -> dict[str, Path]:
-    try:
-        with os.scandir(directory) as entries:
-            return {e.name.lower(): Path(e.path) for e in entries if e.is_dir()}
-    except OSError as error:
-        raise JobError(f"Cannot read the folder {directory}: {error.strerror}") from error
+def _classify(parts: list[str]) -> tuple[str, str | None] | None:
+    """(split, fixed label or None) from the folders and zips a file sits in, or None."""
+    lowered = [p.lower().removesuffix(".zip") for p in parts]
+    for part in reversed(lowered):
+        if part in _CLASS_DIRS:
+            return "train", _CLASS_DIRS[part]
+    for part in reversed(lowered):
+        if part == "train":
+            return "train", None
+        if part in _TEST_DIRS:
+            return "test", None
+    return None
 
 
-def _plan(root: Path) -> tuple[str, list[tuple[Path, str, str | None]]]:
-    """The layout and the folders to list as (folder, split, fixed label or None)."""
-    children = _child_dirs(root)
-    train = children.get("train")
-    if train is not None:
-        train_children = _child_dirs(train)
-        class_dirs = [
-            (p, "train", _CLASS_DIRS[n]) for n, p in train_children.items() if n in _CLASS_DIRS
-        ]
-        plan = class_dirs or [(train, "train", None)]
-        plan += [(children[n], "test", None) for n in _TEST_DIRS if n in children]
-        return ("class-folders" if class_dirs else "kaggle"), plan
-    class_dirs = [(p, "train", _CLASS_DIRS[n]) for n, p in children.items() if n in _CLASS_DIRS]
-    if class_dirs:
-        return "class-folders", class_dirs
-    raise JobError(
-        f"{root} does not look like the Dogs vs. Cats data: it has no train/ folder and no "
-        f"cats/ or dogs/ folders. Download the data with\n  {KAGGLE_DOWNLOAD}\n"
-        "unzip train.zip and test.zip, and open the folder that holds train/ and test/."
-    )
+def _walk(source: Source, chain: str, token: CancelToken) -> Iterator[tuple[str, list[str]]]:
+    """(chain path, folders and zips it sits in) for every file, descending into the zips
+    named like the data (train.zip, test.zip, the competition zip) unless the same folder
+    also holds them unpacked."""
+    container = source.container(chain)
+    names = [name for name, _size, _stamp in container.names()]
+    folders = {n.rsplit("/", 2)[-2].lower() for n in names if "/" in n}
+    folders |= {n.split("/")[0].lower() for n in names if "/" in n}
+    prefix = chain.split(SEPARATOR) if chain else []
+    for count, name in enumerate(names):
+        if count % _PROGRESS_EVERY == 0:
+            token.raise_if_cancelled()
+        parts = name.split("/")
+        path = f"{chain}{SEPARATOR}{name}" if chain else name
+        if parts[-1].lower().endswith(".zip") and len(parts) <= 2:
+            stem = parts[-1][:-4].lower()
+            if stem in folders:
+                continue  # unpacked beside it: read the folder
+            if stem in _ZIP_STEMS or (not chain and "cat" in stem and "dog" in stem):
+                try:
+                    source.container(path)
+                except SourceError as error:
+                    yield path, [*prefix, "!skip", error.detail]
+                    continue
+                yield from _walk(source, path, token)
+                continue
+        yield path, [*prefix, *parts[:-1]]
 
 
-def list_dataset(root: Path | str, token: CancelToken) -> Iterator[Progress]:
-    """Job: list every sample under `root`; returns a DatasetListing.
+def list_dataset(
+    root: Path | str, token: CancelToken, cache_dir: Path | None = None
+) -> Iterator[Progress]:
+    """Job: list every sample under `root` (a folder or a zip); returns a DatasetListing.
 
-    Files that are not images are recorded in `skipped` with the reason. Raises JobError
-    when the folder does not exist, cannot be read or holds no images.
+    Reads names only. Files that are not images, or whose names carry no label where one is
+    needed, are recorded in `skipped` with the reason, as are zip entries with unsafe paths.
+    Raises JobError when the root cannot be read, is not this data or holds no images.
+    `cache_dir` receives a copy of an inner zip that is compressed inside the competition
+    zip (it cannot be read in place).
     """
     root = Path(root)
-    if not root.is_dir():
+    if not root.exists():
         raise JobError(f"{root} is not a folder.")
-    layout, plan = _plan(root)
-    listing = DatasetListing(root, layout)
-    seen = 0
+    try:
+        source = Source(root, cache_dir)
+    except SourceError as error:
+        raise JobError(f"Cannot open {root}: {error.detail}") from None
+    listing = DatasetListing(root, "kaggle", zipped=source.is_zip)
     yield Progress(0, None, f"Listing {root}")
-    for folder, split, fixed_label in plan:
-        try:
-            entries = os.scandir(folder)
-        except OSError as error:
-            raise JobError(f"Cannot read the folder {folder}: {error.strerror}") from error
-        with entries:
-            for entry in entries:
-                if not entry.is_file():
+    top = source.container("")
+    known = {*_CLASS_DIRS, "train", *_TEST_DIRS}
+    recognised = isinstance(top, FolderContainer) and any(
+        name.lower() in known for name in top.folders()
+    )
+    class_folders = False
+    try:
+        for path, parts in _walk(source, "", token):
+            if "!skip" in parts:
+                listing.skipped.append((path, parts[-1]))
+                recognised = True
+                continue
+            listing.zipped |= SEPARATOR in path
+            member = path.rpartition(SEPARATOR)[2]
+            if SEPARATOR in path and unsafe_member(member):
+                listing.skipped.append(
+                    (path, "refused: the zip entry's path is absolute or has ..")
+                )
+                continue
+            placed = _classify(parts)
+            if placed is None:
+                continue
+            recognised = True
+            split, label = placed
+            class_folders |= label is not None
+            name = member.rsplit("/", 1)[-1]
+            rel = path
+            if os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES:
+                listing.skipped.append((rel, "not an image file name"))
+                continue
+            if split == "train" and label is None:
+                label = label_from_name(name)
+                if label is None:
+                    listing.skipped.append((rel, "name is not cat.N or dog.N"))
                     continue
-                rel = Path(entry.path).relative_to(root).as_posix()
-                if os.path.splitext(entry.name)[1].lower() not in IMAGE_SUFFIXES:
-                    listing.skipped.append((rel, "not an image file name"))
-                    continue
-                label = fixed_label
-                if split == "train" and label is None:
-                    label = label_from_name(entry.name)
-                    if label is None:
-                        listing.skipped.append((rel, "name is not cat.N or dog.N"))
-                        continue
-                listing.samples.append(Sample(split, rel, label))
-                seen += 1
-                if seen % _PROGRESS_EVERY == 0:
-                    token.raise_if_cancelled()
-                    yield Progress(seen, None, f"Listed {seen:,} images")
+            listing.samples.append(Sample(split, rel, label))
+            if len(listing.samples) % _PROGRESS_EVERY == 0:
+                token.raise_if_cancelled()
+                yield Progress(
+                    len(listing.samples), None, f"Listed {len(listing.samples):,} images"
+                )
+    except SourceError as error:
+        raise JobError(f"Cannot read {root}: {error.detail}") from None
+    finally:
+        source.close()
+    if not recognised and not listing.samples:
+        raise JobError(
+            f"{root} does not look like the Dogs vs. Cats data: it has no train/ folder and no "
+            f"cats/ or dogs/ folders. Download the data with\n  {KAGGLE_DOWNLOAD}\n"
+            "and open the folder that holds train.zip and test.zip (or train/ and test/ "
+            "once unzipped), or the downloaded zip itself."
+        )
     if not listing.samples:
-        raise JobError(f"No images were found in {root}.")
+        problems = "".join(f"\n  {path}: {reason}" for path, reason in listing.skipped[:5])
+        raise JobError(f"No images were found in {root}.{problems}")
+    listing.layout = "class-folders" if class_folders else "kaggle"
     listing.samples.sort(key=lambda s: (s.split, _natural_key(s.path)))
-    yield Progress(seen, seen, listing.summary())
+    yield Progress(len(listing.samples), len(listing.samples), listing.summary())
     return listing
 
 
