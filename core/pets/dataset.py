@@ -183,7 +183,7 @@ def list_dataset(
         problems = "".join(f"\n  {path}: {reason}" for path, reason in listing.skipped[:5])
         raise JobError(f"No images were found in {root}.{problems}")
     listing.layout = "class-folders" if class_folders else "kaggle"
-    listing.samples.sort(key=lambda s: (s.split, _natural_key(s.path)))
+    listing.samples.sort(key=lambda s: (s.split != "train", _natural_key(s.path)))
     yield Progress(len(listing.samples), len(listing.samples), listing.summary())
     return listing
 

@@ -1,0 +1,587 @@
+"""The label store: one SQLite file per dataset holding the samples, the user's edits with an
+undo/redo log, what decoding found out about each file, and the scan results and scores that
+the outlier and training work fill in.
+
+Every edit is one committed transaction before the call returns, so an edit the app has
+acknowledged survives a crash. The store keeps an in-memory mirror of what the grid shows
+(numpy columns), so filtering and sorting 37,500 samples take milliseconds. It knows nothing
+of Qt: listeners are plain callables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core import paths
+from core.jobs import JobError
+from core.pets.dataset import CLASSES, DatasetListing
+from core.pets.sources import SEPARATOR
+
+SCHEMA_VERSION = 1
+STORE_FOLDER = ".labelscope"
+STORE_NAME = "labelscope.sqlite"
+LABEL_CODES = {None: 0, "cat": 1, "dog": 2}
+LABELS = (None, "cat", "dog")
+SPLITS = ("train", "test")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS samples(
+    id INTEGER PRIMARY KEY,
+    split TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    file_label TEXT,
+    present INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS edits(
+    sample_id INTEGER PRIMARY KEY REFERENCES samples(id),
+    label TEXT,
+    excluded INTEGER NOT NULL DEFAULT 0,
+    flagged INTEGER NOT NULL DEFAULT 0,
+    note TEXT NOT NULL DEFAULT '',
+    time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    description TEXT NOT NULL,
+    time REAL NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS changes(
+    step_id INTEGER NOT NULL REFERENCES steps(id) ON DELETE CASCADE,
+    sample_id INTEGER NOT NULL REFERENCES samples(id),
+    field TEXT NOT NULL,
+    old TEXT,
+    new TEXT
+);
+CREATE INDEX IF NOT EXISTS changes_by_sample ON changes(sample_id);
+CREATE TABLE IF NOT EXISTS facts(
+    sample_id INTEGER PRIMARY KEY REFERENCES samples(id),
+    stamp TEXT NOT NULL,
+    bytes INTEGER,
+    width INTEGER,
+    height INTEGER,
+    notes TEXT NOT NULL DEFAULT '',
+    problem_kind TEXT,
+    problem TEXT
+);
+CREATE TABLE IF NOT EXISTS scan_results(
+    sample_id INTEGER NOT NULL REFERENCES samples(id),
+    model TEXT NOT NULL,
+    top_classes TEXT NOT NULL,
+    top_probs TEXT NOT NULL,
+    cat_mass REAL NOT NULL,
+    dog_mass REAL NOT NULL,
+    PRIMARY KEY(sample_id, model)
+);
+CREATE TABLE IF NOT EXISTS scores(
+    sample_id INTEGER NOT NULL REFERENCES samples(id),
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY(sample_id, name)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One undoable edit: its description and how many samples it touched."""
+
+    id: int
+    description: str
+    count: int
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    time: float
+    description: str
+    field: str
+    old: str | None
+    new: str | None
+    undone: bool
+
+
+@dataclass(frozen=True)
+class Facts:
+    bytes: int | None
+    width: int | None
+    height: int | None
+    notes: str
+    problem_kind: str | None
+    problem: str | None
+
+
+def store_location(root: Path) -> Path:
+    """Where the store of the dataset at `root` lives: `<dataset>/.labelscope/` (beside the
+    zip when the dataset is a zip file), or the per-user data directory when that folder is
+    read-only."""
+    root = Path(root).resolve()
+    folder = root if root.is_dir() else root.parent
+    name = STORE_NAME if root.is_dir() else f"{root.stem}.sqlite"
+    preferred = folder / STORE_FOLDER / name
+    if paths.is_writable(preferred.parent):
+        return preferred
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:12]
+    return paths.data_dir() / "stores" / f"{root.name}-{digest}.sqlite"
+
+
+class LabelStore:
+    """The samples of one dataset and everything the user and the app know about them.
+
+    Rows are numbered 0..n-1 in the listing's order (split, then natural name order); the
+    numpy columns (`split`, `file_label`, `label`, `excluded`, `flagged`, `edited`,
+    `problem`, `bytes`, `width`, `height`) mirror the database for the grid.
+    """
+
+    def __init__(self, db_path: Path, root: Path) -> None:
+        self.path = Path(db_path)
+        self.root = Path(root)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[np.ndarray], None]] = []
+        try:
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=10
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            version = self._meta("schema")
+        except sqlite3.DatabaseError as error:
+            raise JobError(f"The label store {self.path} cannot be used: {error}") from error
+        if version is None:
+            self._set_meta("schema", str(SCHEMA_VERSION))
+            self._set_meta("root", str(self.root))
+        elif int(version) > SCHEMA_VERSION:
+            raise JobError(
+                f"The label store {self.path} was written by a newer Labelscope "
+                f"(schema {version}); update Labelscope to open it."
+            )
+        self._load()
+
+    # --- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, listing: DatasetListing, db_path: Path | None = None) -> LabelStore:
+        """Open (or create) the store for a listed dataset and add any new samples."""
+        store = cls(db_path or store_location(listing.root), listing.root)
+        store.sync(listing)
+        return store
+
+    def sync(self, listing: DatasetListing) -> None:
+        """Add the listing's new samples; mark the ones that are gone as not present (their
+        edits are kept, should the files come back)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("UPDATE samples SET present = 0")
+            self._db.executemany(
+                "INSERT INTO samples(split, path, file_label) VALUES (?, ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET present = 1, split = excluded.split, "
+                "file_label = excluded.file_label",
+                ((s.split, s.path, s.label) for s in listing.samples),
+            )
+            self._db.execute("COMMIT")
+            self._load(order=[s.path for s in listing.samples])
+
+    def _load(self, order: Sequence[str] | None = None) -> None:
+        rows = self._db.execute(
+            "SELECT s.id, s.split, s.path, s.file_label, e.label, e.excluded, e.flagged, "
+            "e.note, f.bytes, f.width, f.height, f.problem_kind "
+            "FROM samples s LEFT JOIN edits e ON e.sample_id = s.id "
+            "LEFT JOIN facts f ON f.sample_id = s.id WHERE s.present = 1"
+        ).fetchall()
+        if order is not None:
+            position = {path: i for i, path in enumerate(order)}
+            rows.sort(key=lambda r: position.get(r[2], len(position)))
+        n = len(rows)
+        self.ids = np.array([r[0] for r in rows], dtype=np.int64)
+        self.paths = [r[2] for r in rows]
+        self.split = np.array([SPLITS.index(r[1]) for r in rows], dtype=np.int8)
+        self.file_label = np.array([LABEL_CODES[r[3]] for r in rows], dtype=np.int8)
+        self.label = self.file_label.copy()
+        self.excluded = np.zeros(n, dtype=bool)
+        self.flagged = np.zeros(n, dtype=bool)
+        self.noted = np.zeros(n, dtype=bool)
+        self.problem = [r[11] for r in rows]
+        self.unreadable = np.array([r[11] is not None for r in rows], dtype=bool)
+        self.bytes = np.array([-1 if r[8] is None else r[8] for r in rows], dtype=np.int64)
+        self.width = np.array([0 if r[9] is None else r[9] for r in rows], dtype=np.int32)
+        self.height = np.array([0 if r[10] is None else r[10] for r in rows], dtype=np.int32)
+        self.row_of = {int(sample_id): i for i, sample_id in enumerate(self.ids)}
+        self._path_row = {path: i for i, path in enumerate(self.paths)}
+        for i, r in enumerate(rows):
+            if r[4] is not None:
+                self.label[i] = LABEL_CODES[r[4]]
+            self.excluded[i] = bool(r[5])
+            self.flagged[i] = bool(r[6])
+            self.noted[i] = bool(r[7])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- reading ---------------------------------------------------------------------
+
+    @property
+    def edited(self) -> np.ndarray:
+        return (self.label != self.file_label) | self.excluded | self.flagged | self.noted
+
+    def row_for_path(self, path: str) -> int | None:
+        return self._path_row.get(path)
+
+    def effective_label(self, row: int) -> str | None:
+        return LABELS[self.label[row]]
+
+    def counts(self) -> dict[str, int]:
+        """What the status bar shows: cats and dogs (effective, not excluded), excluded,
+        edited, flagged, unreadable, test."""
+        kept = (self.split == 0) & ~self.excluded
+        return {
+            "cats": int(np.sum(kept & (self.label == 1))),
+            "dogs": int(np.sum(kept & (self.label == 2))),
+            "test": int(np.sum(self.split == 1)),
+            "excluded": int(np.sum(self.excluded)),
+            "edited": int(np.sum(self.edited)),
+            "flagged": int(np.sum(self.flagged)),
+            "unreadable": int(np.sum(self.unreadable)),
+        }
+
+    def note(self, row: int) -> str:
+        found = self._db.execute(
+            "SELECT note FROM edits WHERE sample_id = ?", (int(self.ids[row]),)
+        ).fetchone()
+        return "" if found is None else found[0]
+
+    def facts(self, row: int) -> Facts | None:
+        found = self._db.execute(
+            "SELECT bytes, width, height, notes, problem_kind, problem FROM facts "
+            "WHERE sample_id = ?",
+            (int(self.ids[row]),),
+        ).fetchone()
+        return None if found is None else Facts(*found)
+
+    def history(self, row: int) -> list[HistoryEntry]:
+        """Every change made to the sample, oldest first (undone ones marked)."""
+        rows = self._db.execute(
+            "SELECT st.time, st.description, c.field, c.old, c.new, st.undone "
+            "FROM changes c JOIN steps st ON st.id = c.step_id WHERE c.sample_id = ? "
+            "ORDER BY st.id",
+            (int(self.ids[row]),),
+        ).fetchall()
+        return [HistoryEntry(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+
+    def select(
+        self,
+        *,
+        split: str | None = None,
+        label: str | None = None,
+        edited: bool | None = None,
+        excluded: bool | None = None,
+        flagged: bool | None = None,
+        unreadable: bool | None = None,
+        sort: str = "name",
+        descending: bool = False,
+        scores: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Rows that pass the filters, in the chosen order: 'name' (the listing's order),
+        'size' (bytes on disk, unknown last), 'width', 'height', or a score name."""
+        keep = np.ones(len(self), dtype=bool)
+        if split is not None:
+            keep &= self.split == SPLITS.index(split)
+        if label is not None:
+            keep &= self.label == LABEL_CODES[label]
+        for wanted, column in (
+            (edited, self.edited),
+            (excluded, self.excluded),
+            (flagged, self.flagged),
+            (unreadable, self.unreadable),
+        ):
+            if wanted is not None:
+                keep &= column == wanted
+        rows = np.flatnonzero(keep)
+        if sort == "name":
+            return rows[::-1].copy() if descending else rows
+        key = {"size": self.bytes, "width": self.width, "height": self.height}.get(sort)
+        if key is None:
+            if scores is None or sort not in scores:
+                raise ValueError(f"unknown sort key {sort!r}")
+            key = scores[sort]
+        values = key[rows].astype(np.float64)
+        unknown = values < 0 if sort in ("size", "width", "height") else np.isnan(values)
+        values = np.where(unknown, np.inf, -values if descending else values)
+        return rows[np.argsort(values, kind="stable")]
+
+    # --- listening -------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[np.ndarray], None]) -> None:
+        """`listener(rows)` is called after rows change (on the thread that changed them)."""
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[np.ndarray], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _notify(self, rows: Iterable[int]) -> None:
+        changed = np.unique(np.fromiter(rows, dtype=np.int64))
+        if changed.size:
+            for listener in list(self._listeners):
+                listener(changed)
+
+    # --- editing ---------------------------------------------------------------------
+
+    def set_label(self, rows: Sequence[int], label: str, description: str = "") -> Step | None:
+        """Give `rows` the label 'cat' or 'dog' (the file's own label clears the override)."""
+        if label not in CLASSES:
+            raise ValueError(f"label must be one of {CLASSES}, not {label!r}")
+        code = LABEL_CODES[label]
+        targets = [r for r in rows if self.label[r] != code]
+        text = description or _describe(f"Label as {label}", targets, self.paths)
+        return self._apply(text, [(r, "label", label) for r in targets])
+
+    def set_excluded(
+        self, rows: Sequence[int], excluded: bool, description: str = ""
+    ) -> Step | None:
+        targets = [r for r in rows if self.excluded[r] != excluded]
+        text = description or _describe("Exclude" if excluded else "Include", targets, self.paths)
+        return self._apply(text, [(r, "excluded", "1" if excluded else "0") for r in targets])
+
+    def toggle_excluded(self, rows: Sequence[int]) -> Step | None:
+        """Exclude the rows, or include them again when all are excluded already."""
+        return self.set_excluded(rows, not all(self.excluded[r] for r in rows))
+
+    def set_flagged(self, rows: Sequence[int], flagged: bool) -> Step | None:
+        targets = [r for r in rows if self.flagged[r] != flagged]
+        text = _describe("Flag" if flagged else "Unflag", targets, self.paths)
+        return self._apply(text, [(r, "flagged", "1" if flagged else "0") for r in targets])
+
+    def set_note(self, row: int, note: str) -> Step | None:
+        if note == self.note(row):
+            return None
+        return self._apply(f"Note on {_short(self.paths[row])}", [(row, "note", note)])
+
+    def _current(self, row: int, field: str) -> str | None:
+        if field == "label":
+            return LABELS[self.label[row]]
+        if field == "note":
+            return self.note(row)
+        return "1" if getattr(self, field)[row] else "0"
+
+    def _apply(self, description: str, changes: list[tuple[int, str, str | None]]) -> Step | None:
+        """Record `changes` (row, field, new value) as one undoable step, committed."""
+        if not changes:
+            return None
+        with self._lock:
+            now = time.time()
+            old = [(r, f, self._current(r, f), v) for r, f, v in changes]
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # a new edit ends the redo history
+                self._db.execute(
+                    "DELETE FROM changes WHERE step_id IN (SELECT id FROM steps WHERE undone = 1)"
+                )
+                self._db.execute("DELETE FROM steps WHERE undone = 1")
+                step_id = self._db.execute(
+                    "INSERT INTO steps(description, time) VALUES (?, ?)", (description, now)
+                ).lastrowid
+                self._db.executemany(
+                    "INSERT INTO changes VALUES (?, ?, ?, ?, ?)",
+                    ((step_id, int(self.ids[r]), f, o, n) for r, f, o, n in old),
+                )
+                self._write_values([(r, f, n) for r, f, _o, n in old], now)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._reload_rows([r for r, *_ in changes])
+                raise
+        self._notify(r for r, *_ in changes)
+        return Step(int(step_id), description, len({r for r, *_ in changes}))
+
+    def _write_values(self, values: list[tuple[int, str, str | None]], now: float) -> None:
+        """Write field values to the edits table and the mirror (inside a transaction)."""
+        for row, field, value in values:
+            sample_id = int(self.ids[row])
+            if field == "label":
+                stored = None if value == LABELS[self.file_label[row]] else value
+            elif field == "note":
+                stored = value or ""
+            else:
+                stored = int(value or 0)
+            self._db.execute(
+                "INSERT INTO edits(sample_id, time) VALUES (?, ?) "
+                "ON CONFLICT(sample_id) DO UPDATE SET time = excluded.time",
+                (sample_id, now),
+            )
+            self._db.execute(
+                f"UPDATE edits SET {field} = ? WHERE sample_id = ?", (stored, sample_id)
+            )
+            if field == "label":
+                self.label[row] = LABEL_CODES[value]
+            elif field == "note":
+                self.noted[row] = bool(value)
+            else:
+                getattr(self, field)[row] = bool(int(value or 0))
+
+    def _reload_rows(self, rows: list[int]) -> None:
+        for row in rows:
+            found = self._db.execute(
+                "SELECT label, excluded, flagged, note FROM edits WHERE sample_id = ?",
+                (int(self.ids[row]),),
+            ).fetchone()
+            label, excluded, flagged, note = found or (None, 0, 0, "")
+            self.label[row] = LABEL_CODES[label] if label else self.file_label[row]
+            self.excluded[row], self.flagged[row], self.noted[row] = excluded, flagged, bool(note)
+
+    def _step(self, undone: bool) -> tuple[int, str] | None:
+        if undone:  # the step to redo: the oldest undone one
+            query = "SELECT id, description FROM steps WHERE undone = 1 ORDER BY id LIMIT 1"
+        else:
+            query = "SELECT id, description FROM steps WHERE undone = 0 ORDER BY id DESC LIMIT 1"
+        return self._db.execute(query).fetchone()
+
+    @property
+    def can_undo(self) -> bool:
+        return self._step(undone=False) is not None
+
+    @property
+    def can_redo(self) -> bool:
+        return self._step(undone=True) is not None
+
+    def undo_text(self) -> str | None:
+        found = self._step(undone=False)
+        return None if found is None else found[1]
+
+    def redo_text(self) -> str | None:
+        found = self._step(undone=True)
+        return None if found is None else found[1]
+
+    def undo(self) -> Step | None:
+        """Undo the latest step; None when there is nothing to undo."""
+        return self._travel(undo=True)
+
+    def redo(self) -> Step | None:
+        return self._travel(undo=False)
+
+    def _travel(self, undo: bool) -> Step | None:
+        with self._lock:
+            found = self._step(undone=not undo)
+            if found is None:
+                return None
+            step_id, description = found
+            changes = self._db.execute(
+                "SELECT sample_id, field, old, new FROM changes WHERE step_id = ?", (step_id,)
+            ).fetchall()
+            if undo:
+                changes.reverse()
+            values = [
+                (self.row_of[s], f, old if undo else new)
+                for s, f, old, new in changes
+                if s in self.row_of
+            ]
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._write_values(values, time.time())
+                self._db.execute("UPDATE steps SET undone = ? WHERE id = ?", (int(undo), step_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._reload_rows([r for r, *_ in values])
+                raise
+        self._notify(r for r, *_ in values)
+        return Step(step_id, description, len({r for r, *_ in values}))
+
+    # --- facts found while decoding --------------------------------------------------
+
+    def record_facts(
+        self,
+        items: Sequence[
+            tuple[int, str, int | None, int | None, int | None, str, str | None, str | None]
+        ],
+    ) -> None:
+        """Store (row, stamp, bytes, width, height, notes, problem kind, problem) for rows
+        whose files were decoded; the grid shows problems as badges."""
+        if not items:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((int(self.ids[r]), *rest) for r, *rest in items),
+            )
+            self._db.execute("COMMIT")
+            for row, _stamp, size, width, height, _notes, kind, _problem in items:
+                self.bytes[row] = -1 if size is None else size
+                self.width[row] = width or 0
+                self.height[row] = height or 0
+                self.problem[row] = kind
+                self.unreadable[row] = kind is not None
+        self._notify(r for r, *_ in items)
+
+    def known_stamps(self) -> dict[int, str]:
+        """Row → the file stamp its facts were recorded for."""
+        found = self._db.execute("SELECT sample_id, stamp FROM facts").fetchall()
+        return {self.row_of[s]: stamp for s, stamp in found if s in self.row_of}
+
+    # --- scores for the outlier and training work ------------------------------------
+
+    def set_scores(self, name: str, rows: Sequence[int], values: Sequence[float]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?)",
+                ((int(self.ids[r]), name, float(v)) for r, v in zip(rows, values, strict=True)),
+            )
+            self._db.execute("COMMIT")
+        self._notify(rows)
+
+    def scores(self, name: str) -> np.ndarray:
+        """The score `name` per row, NaN where there is none."""
+        out = np.full(len(self), np.nan)
+        for sample_id, value in self._db.execute(
+            "SELECT sample_id, value FROM scores WHERE name = ?", (name,)
+        ):
+            row = self.row_of.get(sample_id)
+            if row is not None:
+                out[row] = value
+        return out
+
+    def score_names(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT DISTINCT name FROM scores ORDER BY name")]
+
+    def integrity_check(self) -> str:
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # --- exports ---------------------------------------------------------------------
+
+    def effective_rows(self) -> np.ndarray:
+        """Train rows used for training: labelled, not excluded, readable."""
+        return np.flatnonzero((self.split == 0) & ~self.excluded & (self.label > 0))
+
+
+def _short(path: str) -> str:
+    return path.rsplit(SEPARATOR, 1)[-1].rsplit("/", 1)[-1]
+
+
+def _describe(verb: str, rows: Sequence[int], paths: Sequence[str]) -> str:
+    if len(rows) == 1:
+        return f"{verb} {_short(paths[rows[0]])}"
+    return f"{verb} {len(rows):,} images"
