@@ -70,6 +70,10 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel()
         self.device_label.setObjectName("deviceLabel")
         self.job_indicator = JobIndicator(self.runner)
+        self.counts_label = QLabel()
+        self.counts_label.setObjectName("petsCounts")
+        self.counts_label.setMinimumWidth(1)  # long counts are clipped, never widen the window
+        self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.job_indicator)
         self.statusBar().addPermanentWidget(self.device_label)
 
@@ -167,6 +171,12 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
+        edit_menu = menus.addMenu("&Edit")
+        for action in self.pets.browser.edit_actions:
+            edit_menu.addAction(action)
+            if action is self.pets.browser.redo_action:
+                edit_menu.addSeparator()
+
         view_menu = menus.addMenu("&View")
         for action in self.workbench_actions.values():
             view_menu.addAction(action)
@@ -177,6 +187,7 @@ class MainWindow(QMainWindow):
         self._fill_device_menu()
         tools_menu.addAction(self.generate_action)
         tools_menu.addAction(self.verify_weights_action)
+        tools_menu.addAction(self.pets.measure_action)
         tools_menu.addSeparator()
         tools_menu.addAction(self.cancel_action)
 
@@ -201,6 +212,8 @@ class MainWindow(QMainWindow):
         self.pets.recent_requested.connect(self.open_dataset)
         self.pets.dataset_opened.connect(self._remember_folder)
         self.pets.problem.connect(self.show_error)
+        self.pets.counts_changed.connect(self.counts_label.setText)
+        self.pets.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.formulas.problem.connect(self.show_error)
         self.formulas.image_loaded.connect(lambda _path: self.show_workbench("formulas"))
         self.runner.started.connect(self._on_job_count_changed)
@@ -374,7 +387,7 @@ class MainWindow(QMainWindow):
             self.error_box = None
 
     def show_shortcuts(self) -> None:
-        self.dialog = ShortcutsDialog(self.actions(), self)
+        self.dialog = ShortcutsDialog(self.actions() + self.pets.menu_actions(), self)
         self.dialog.open()
 
     def show_about(self) -> None:
@@ -387,4 +400,5 @@ class MainWindow(QMainWindow):
             self._save()
         if not self.runner.shutdown(SHUTDOWN_TIMEOUT):
             log.warning("closing with a job still stopping")
+        self.pets.close_dataset()
         event.accept()

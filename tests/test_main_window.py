@@ -69,7 +69,7 @@ def test_workbenches_switch_from_the_side_bar_and_keyboard(make_window, qtbot):
 
 def test_menus_and_status_bar(make_window, qtbot):
     window = make_window()
-    assert _menu_titles(window) == ["File", "View", "Tools", "Help"]
+    assert _menu_titles(window) == ["File", "Edit", "View", "Tools", "Help"]
     file_items = [a.text().replace("&", "") for a in _menu(window, "File").actions()]
     assert {"Open dataset…", "Open image…", "Quit", "Open recent"} <= set(file_items)
     help_items = [a.text().replace("&", "") for a in _menu(window, "Help").actions()]
@@ -87,7 +87,8 @@ def test_open_dataset_lists_it_and_remembers_it(make_window, qtbot, monkeypatch,
     with qtbot.waitSignal(window.pets.dataset_opened, timeout=10000):
         qtbot.mouseClick(window.pets.empty.open_button, Qt.MouseButton.LeftButton)
     overview = window.pets.overview
-    assert window.pets.pages.currentWidget() is overview
+    assert window.pets.pages.currentWidget() is window.pets.tabs
+    assert window.pets.tabs.currentWidget() is window.pets.browser
     assert "3 labelled images (2 cats, 1 dogs), 1 test images" in overview.counts_label.text()
     assert overview.skipped_list.item(0).text().startswith("train/Thumbs.db")
     recent = [a.text() for a in window.recent_menu.actions()]

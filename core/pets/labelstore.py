@@ -14,15 +14,15 @@ import hashlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core import paths
-from core.jobs import JobError
-from core.pets.dataset import CLASSES, DatasetListing
+from core.jobs import CancelToken, JobError, Progress
+from core.pets.dataset import CLASSES, DatasetListing, list_dataset
 from core.pets.sources import SEPARATOR
 
 SCHEMA_VERSION = 1
@@ -118,6 +118,16 @@ class Facts:
     notes: str
     problem_kind: str | None
     problem: str | None
+
+
+def open_store(
+    root: Path | str, token: CancelToken, db_path: Path | None = None
+) -> Iterator[Progress]:
+    """Job: list the dataset at `root` and open its label store; returns (store, listing)."""
+    listing = yield from list_dataset(root, token, cache_dir=paths.data_dir() / "cache")
+    yield Progress(len(listing.samples), len(listing.samples), "Opening the label store")
+    store = LabelStore.open(listing, db_path)
+    return store, listing
 
 
 def store_location(root: Path) -> Path:
@@ -473,6 +483,13 @@ class LabelStore:
     def redo_text(self) -> str | None:
         found = self._step(undone=True)
         return None if found is None else found[1]
+
+    def step_rows(self, step_id: int) -> list[int]:
+        """The rows a step changed."""
+        found = self._db.execute(
+            "SELECT DISTINCT sample_id FROM changes WHERE step_id = ?", (step_id,)
+        ).fetchall()
+        return sorted(self.row_of[s] for (s,) in found if s in self.row_of)
 
     def undo(self) -> Step | None:
         """Undo the latest step; None when there is nothing to undo."""

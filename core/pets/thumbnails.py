@@ -137,7 +137,10 @@ class DiskCache:
 
 
 def make_thumbnail(source: Source, path: str, size: int, cache: DiskCache | None) -> Thumbnail:
-    """The thumbnail of `path` at `size`: from the cache if it is fresh, else decoded."""
+    """The thumbnail of `path` at `size`: from the cache if it is fresh, else decoded.
+    Only the grid's sizes are cached; larger views are decoded each time."""
+    if size not in SIZES:
+        cache = None
     try:
         file_size, stamp = source.size_and_stamp(path)
     except (SourceError, KeyError) as error:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -14,11 +16,17 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from core.pets.dataset import KAGGLE_DOWNLOAD, DatasetListing, list_dataset
+from core.pets.dataset import KAGGLE_DOWNLOAD, DatasetListing
+from core.pets.explore import explore
+from core.pets.labelstore import LabelStore, open_store
+from core.pets.thumbnails import DiskCache, cache_location
+from gui.pets.browser import PetsBrowser
+from gui.pets.explore import ExplorePanel
 from gui.widgets.common import CommandBox, heading, paragraph
 from gui.workers import JobHandle, JobRunner
 
@@ -119,19 +127,26 @@ class DatasetOverview(QWidget):
         form.addRow("Folder:", self.path_label)
         form.addRow("Layout:", self.layout_label)
         form.addRow("Images:", self.counts_label)
+        self.store_label = QLabel()
+        self.store_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("Edits saved in:", self.store_label)
         column = QVBoxLayout(self)
         column.addWidget(self.title)
         column.addLayout(form)
         column.addWidget(self.skipped_box, 1)
         column.addStretch(0)
 
-    def show_listing(self, listing: DatasetListing) -> None:
+    def show_listing(self, listing: DatasetListing, store: LabelStore | None = None) -> None:
         self.title.setText(listing.root.name or str(listing.root))
         self.path_label.setText(str(listing.root))
         self.layout_label.setText(
             "Kaggle (train/ and test/)" if listing.layout == "kaggle" else "class folders"
         )
+        if listing.zipped:
+            self.layout_label.setText(self.layout_label.text() + ", read from the zip files")
         self.counts_label.setText(listing.summary())
+        if store is not None:
+            self.store_label.setText(str(store.path))
         self.skipped_list.clear()
         for path, reason in listing.skipped[:_MAX_SKIPPED_SHOWN]:
             self.skipped_list.addItem(f"{path} — {reason}")
@@ -142,43 +157,101 @@ class DatasetOverview(QWidget):
 
 
 class PetsWorkbench(QWidget):
-    """Pets: the empty state until a dataset is open, then the dataset."""
+    """Pets: the empty state until a dataset is open, then its images, overview and plots."""
 
     open_requested = Signal()
     recent_requested = Signal(str)
-    dataset_opened = Signal(str)  # the folder, once listed
+    dataset_opened = Signal(str)  # the folder, once listed and its store open
     problem = Signal(str, str, str)  # title, message, details
+    counts_changed = Signal(str)
+    message = Signal(str)
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner = runner
         self.listing: DatasetListing | None = None
+        self.store: LabelStore | None = None
         self.empty = EmptyState()
         self.overview = DatasetOverview()
+        self.browser = PetsBrowser()
+        self.explore = ExplorePanel()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("petsTabs")
+        self.tabs.addTab(self.browser, "Images")
+        self.tabs.addTab(self.explore, "Explore")
+        self.tabs.addTab(self.overview, "Files")
         self.pages = QStackedWidget()
         self.pages.addWidget(self.empty)
-        self.pages.addWidget(self.overview)
+        self.pages.addWidget(self.tabs)
         layout = QVBoxLayout(self)
         layout.addWidget(self.pages)
         self.empty.open_requested.connect(self.open_requested)
         self.empty.recent_requested.connect(self.recent_requested)
+        self.browser.counts_changed.connect(self.counts_changed)
+        self.browser.message.connect(self.message)
+        self.explore.measure_requested.connect(self.measure_images)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.measure_action = QAction("&Measure every image", self)
+        self.measure_action.setStatusTip(
+            "Decode every image once, in the background: sizes for the plots, problems found"
+        )
+        self.measure_action.triggered.connect(self.measure_images)
+        self.measure_action.setEnabled(False)
 
     def set_recent(self, folders: list[str]) -> None:
         self.empty.set_recent(folders)
 
+    def menu_actions(self) -> list[QAction]:
+        return [*self.browser.edit_actions, self.measure_action]
+
     def open_dataset(self, folder: str | Path) -> JobHandle:
-        """List `folder` in the background; shows it when done, reports a problem if not."""
+        """List `folder` and open its label store in the background; shows it when done,
+        reports a problem if not."""
         folder = Path(folder)
         title = f"Opening {folder.name or folder}"
-        handle = self.runner.start(title, partial(list_dataset, folder))
-        handle.succeeded.connect(self._show_listing)
+        handle = self.runner.start(title, partial(open_store, folder))
+        handle.succeeded.connect(self._show_store)
         handle.failed.connect(
             lambda message, details: self.problem.emit("Cannot open the dataset", message, details)
         )
         return handle
 
-    def _show_listing(self, listing: DatasetListing) -> None:
-        self.listing = listing
-        self.overview.show_listing(listing)
-        self.pages.setCurrentWidget(self.overview)
+    def _show_store(self, result: tuple[LabelStore, DatasetListing]) -> None:
+        store, listing = result
+        self.close_dataset()
+        self.store, self.listing = store, listing
+        self.overview.show_listing(listing, store)
+        cache = None
+        try:
+            cache = DiskCache(cache_location(listing.root))
+        except (OSError, sqlite3.Error) as error:
+            self.message.emit(f"Thumbnails are not cached on disk: {error}")
+        self.browser.attach(store, cache)
+        self.explore.show_store(store)
+        self.measure_action.setEnabled(True)
+        self.pages.setCurrentWidget(self.tabs)
+        self.tabs.setCurrentWidget(self.browser)
+        self.browser.view.setFocus()
         self.dataset_opened.emit(str(listing.root))
+
+    def close_dataset(self) -> None:
+        self.browser.detach()
+        if self.store is not None:
+            self.store.close()
+        self.store = None
+
+    def measure_images(self) -> JobHandle | None:
+        if self.store is None:
+            return None
+        handle = self.runner.start("Measuring images", partial(explore, self.store))
+        handle.succeeded.connect(self.explore.show_stats)
+        handle.failed.connect(
+            lambda message, details: self.problem.emit(
+                "Cannot measure the images", message, details
+            )
+        )
+        return handle
+
+    def _tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.explore and self.store is not None:
+            self.explore.show_store(self.store)

@@ -1,0 +1,386 @@
+"""Browsing an opened dataset: the filter bar, the thumbnail grid, the inspector, and the
+keyboard-first relabelling (C cat, D dog, X exclude, F flag, undo and redo)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QScrollArea,
+    QSlider,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.pets.labelstore import LabelStore, Step
+from core.pets.sources import Source
+from core.pets.thumbnails import DiskCache
+from gui.pets.grid import (
+    SampleFilterModel,
+    SampleModel,
+    ThumbnailDelegate,
+    ThumbnailProvider,
+    short_name,
+)
+from gui.pets.inspector import Inspector
+
+#: (title, filters) of the "Show" choices.
+SHOW_CHOICES = (
+    ("All images", {}),
+    ("Train", {"split": "train"}),
+    ("Test", {"split": "test"}),
+    ("Cats", {"split": "train", "label": "cat"}),
+    ("Dogs", {"split": "train", "label": "dog"}),
+    ("Edited", {"edited": True}),
+    ("Excluded", {"excluded": True}),
+    ("Flagged", {"flagged": True}),
+    ("Unreadable", {"unreadable": True}),
+)
+SORT_CHOICES = (("Name", "name"), ("File size", "size"), ("Width", "width"), ("Height", "height"))
+
+
+class PetsBrowser(QWidget):
+    """The grid and the inspector over one label store."""
+
+    counts_changed = Signal(str)
+    message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("petsBrowser")
+        self.store: LabelStore | None = None
+        self.provider: ThumbnailProvider | None = None
+        self.model: SampleModel | None = None
+        self.proxy: SampleFilterModel | None = None
+
+        self.show_combo = QComboBox()
+        self.show_combo.setObjectName("petsShow")
+        for title, _filters in SHOW_CHOICES:
+            self.show_combo.addItem(title)
+        self.sort_combo = QComboBox()
+        self.sort_combo.setObjectName("petsSort")
+        self.descending = QCheckBox("Descending")
+        self.find = QLineEdit()
+        self.find.setObjectName("petsFind")
+        self.find.setPlaceholderText("Find: 1234 or cat.1234")
+        self.find.setMinimumWidth(80)
+        self.find.setClearButtonEnabled(True)
+        self.find.returnPressed.connect(self.find_next)
+        self.zoom = QSlider(Qt.Orientation.Horizontal)
+        self.zoom.setObjectName("petsZoom")
+        self.zoom.setRange(64, 256)
+        self.zoom.setValue(144)
+        self.zoom.setMinimumWidth(60)
+        self.zoom.setMaximumWidth(140)
+        self.zoom.setToolTip("Thumbnail size")
+        self.auto_advance = QAction("&Advance after labelling", self)
+        self.auto_advance.setCheckable(True)
+        self.auto_advance.setChecked(True)
+        self.shown_label = QLabel()
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Show:"))
+        bar.addWidget(self.show_combo)
+        bar.addWidget(QLabel("Sort:"))
+        bar.addWidget(self.sort_combo)
+        bar.addWidget(self.descending)
+        bar.addWidget(self.find, 1)
+        bar.addWidget(QLabel("Zoom:"))
+        bar.addWidget(self.zoom)
+
+        self.view = QListView()
+        self.view.setObjectName("petsGrid")
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setUniformItemSizes(True)
+        self.view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.view.setBatchSize(2000)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.view.setSpacing(2)
+        self.delegate = ThumbnailDelegate(self.view)
+        self.view.setItemDelegate(self.delegate)
+        self.inspector = Inspector()
+        self.splitter = QSplitter()
+        self.splitter.addWidget(self.view)
+        scroller = QScrollArea()
+        scroller.setWidget(self.inspector)
+        scroller.setWidgetResizable(True)
+        scroller.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.splitter.addWidget(scroller)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.shown_label)
+        self._make_actions()
+        self.show_combo.currentIndexChanged.connect(self._apply_filters)
+        self.sort_combo.currentIndexChanged.connect(self._apply_filters)
+        self.descending.toggled.connect(self._apply_filters)
+        self.zoom.valueChanged.connect(self._set_zoom)
+        self.inspector.note_edited.connect(self._set_note)
+        self._scroll_timer = QTimer(self, singleShot=True, interval=60)
+        self._scroll_timer.timeout.connect(self._prefetch)
+        self.view.verticalScrollBar().valueChanged.connect(lambda _v: self._scroll_timer.start())
+
+    # ---------------------------------------------------------------- actions
+    def _make_actions(self) -> None:
+        def action(text: str, keys: list[str], slot: object, tip: str) -> QAction:
+            act = QAction(text, self)
+            act.setShortcuts([QKeySequence(k) for k in keys])
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            act.setStatusTip(tip)
+            act.triggered.connect(slot)
+            self.addAction(act)
+            return act
+
+        self.cat_action = action(
+            "Label as &cat", ["C"], lambda: self.label_selected("cat"), "Label the selection cat"
+        )
+        self.dog_action = action(
+            "Label as &dog", ["D"], lambda: self.label_selected("dog"), "Label the selection dog"
+        )
+        self.exclude_action = action(
+            "E&xclude or include",
+            ["X"],
+            self.toggle_excluded,
+            "Exclude the selection from training, or include it again",
+        )
+        self.flag_action = action(
+            "&Flag for review", ["F"], self.toggle_flagged, "Flag or unflag the selection"
+        )
+        self.undo_action = action("&Undo", ["Ctrl+Z"], self.undo, "Undo the last edit")
+        self.redo_action = action(
+            "&Redo", ["Ctrl+Shift+Z", "Ctrl+Y"], self.redo, "Redo the edit undone last"
+        )
+        self.find_action = action(
+            "&Find by id…", ["Ctrl+F"], self.focus_find, "Find an image by its number"
+        )
+        self.auto_advance.setStatusTip("After C, D or X on one image, select the next one")
+        self.edit_actions = [
+            self.cat_action,
+            self.dog_action,
+            self.exclude_action,
+            self.flag_action,
+            self.undo_action,
+            self.redo_action,
+            self.find_action,
+        ]
+        for act in self.edit_actions:
+            act.setEnabled(False)
+
+    # ---------------------------------------------------------------- a dataset
+    def attach(self, store: LabelStore, cache: DiskCache | None) -> None:
+        """Show `store` (closing whatever was shown before)."""
+        self.detach()
+        self.store = store
+        self.provider = ThumbnailProvider(store, Source(store.root), cache, self)
+        self.model = SampleModel(store, self.provider, self)
+        self.proxy = SampleFilterModel(self.model, self)
+        self.sort_combo.blockSignals(True)
+        self.sort_combo.clear()
+        for title, key in SORT_CHOICES:
+            self.sort_combo.addItem(title, key)
+        for name in store.score_names():
+            self.sort_combo.addItem(name.replace("_", " ").capitalize(), name)
+        self.sort_combo.blockSignals(False)
+        self.view.setModel(self.proxy)
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
+        self.inspector.attach(store, self.provider)
+        store.subscribe(self._store_changed_any_thread)
+        self._set_zoom(self.zoom.value())
+        self._apply_filters()
+        for act in self.edit_actions:
+            act.setEnabled(True)
+        self._update_counts()
+
+    def detach(self) -> None:
+        if self.store is None:
+            return
+        self.store.unsubscribe(self._store_changed_any_thread)
+        if self.model is not None:
+            self.model.detach()
+        if self.provider is not None:
+            self.provider.close()
+        self.view.setModel(None)
+        self.inspector.show_row(None)
+        self.store = self.provider = self.model = self.proxy = None
+
+    def _store_changed_any_thread(self, _rows: object) -> None:
+        QTimer.singleShot(0, self, self._after_change)
+
+    def _after_change(self) -> None:
+        self._update_counts()
+        self.inspector.refresh()
+        if self.store is not None:
+            self.undo_action.setText(f"&Undo {self.store.undo_text() or ''}".strip())
+            self.redo_action.setText(f"&Redo {self.store.redo_text() or ''}".strip())
+
+    def _update_counts(self) -> None:
+        if self.store is None:
+            return
+        c = self.store.counts()
+        text = (
+            f"{c['cats']:,} cats · {c['dogs']:,} dogs · {c['test']:,} test · "
+            f"{c['excluded']:,} excluded · {c['edited']:,} edited · "
+            f"{c['unreadable']:,} unreadable"
+        )
+        self.counts_changed.emit(text)
+        if self.proxy is not None:
+            self.shown_label.setText(f"Showing {self.proxy.rowCount():,} of {len(self.store):,}")
+
+    # ---------------------------------------------------------------- view state
+    def _apply_filters(self) -> None:
+        if self.proxy is None:
+            return
+        current = self.current_row()
+        self.proxy.filters = dict(SHOW_CHOICES[self.show_combo.currentIndex()][1])
+        self.proxy.sort_key = self.sort_combo.currentData() or "name"
+        self.proxy.descending = self.descending.isChecked()
+        self.proxy.refresh()
+        self._update_counts()
+        if current is not None and self.proxy.proxy_row(current) >= 0:
+            self.select_rows([current])
+        elif self.proxy.rowCount():
+            self.select_rows([int(self.proxy.source_rows()[0])])
+        else:
+            self.inspector.show_row(None)
+
+    def _set_zoom(self, side: int) -> None:
+        self.delegate.side = side
+        if self.model is not None:
+            self.model.set_thumb_size(side)
+        self.view.setGridSize(QSize(side + 12, side + 28))
+
+    def _prefetch(self) -> None:
+        """After scrolling stops: drop requests for what scrolled away; the visible cells
+        request theirs as they paint."""
+        if self.provider is not None:
+            self.provider.loader.drop_pending()
+            self.view.viewport().update()
+
+    # ---------------------------------------------------------------- selection
+    def current_row(self) -> int | None:
+        if self.proxy is None:
+            return None
+        index = self.view.currentIndex()
+        return int(self.proxy.source_rows()[index.row()]) if index.isValid() else None
+
+    def selected_rows(self) -> list[int]:
+        if self.proxy is None:
+            return []
+        rows = self.proxy.source_rows()
+        chosen = sorted(int(rows[i.row()]) for i in self.view.selectionModel().selectedIndexes())
+        if not chosen and self.current_row() is not None:
+            chosen = [self.current_row()]
+        return chosen
+
+    def select_rows(self, rows: list[int]) -> None:
+        """Select these store rows (those shown) and make the first current."""
+        if self.proxy is None:
+            return
+        selection = self.view.selectionModel()
+        selection.clearSelection()
+        first = None
+        for row in rows:
+            proxy_row = self.proxy.proxy_row(row)
+            if proxy_row < 0:
+                continue
+            index = self.proxy.index(proxy_row, 0)
+            if first is None:
+                first = index
+                selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            else:
+                selection.select(index, QItemSelectionModel.SelectionFlag.Select)
+        if first is not None:
+            self.view.scrollTo(first)
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.inspector.show_row(self.current_row() if current.isValid() else None)
+
+    # ---------------------------------------------------------------- edits
+    def label_selected(self, label: str) -> None:
+        rows = self.selected_rows()
+        if self.store is None or not rows:
+            return
+        step = self.store.set_label(rows, label)
+        self.message.emit(step.description if step else f"Already labelled {label}")
+        if len(rows) == 1 and self.auto_advance.isChecked():
+            self._advance()
+
+    def toggle_excluded(self) -> None:
+        rows = self.selected_rows()
+        if self.store is not None and rows:
+            step = self.store.toggle_excluded(rows)
+            if step:
+                self.message.emit(step.description)
+            if len(rows) == 1 and self.auto_advance.isChecked():
+                self._advance()
+
+    def toggle_flagged(self) -> None:
+        rows = self.selected_rows()
+        if self.store is not None and rows:
+            step = self.store.set_flagged(rows, not all(self.store.flagged[r] for r in rows))
+            if step:
+                self.message.emit(step.description)
+
+    def _set_note(self, row: int, note: str) -> None:
+        if self.store is not None:
+            self.store.set_note(row, note)
+
+    def undo(self) -> None:
+        if self.store is not None:
+            step = self.store.undo()
+            self.message.emit(f"Undid: {step.description}" if step else "Nothing to undo")
+            self._show_step_rows(step)
+
+    def redo(self) -> None:
+        if self.store is not None:
+            step = self.store.redo()
+            self.message.emit(f"Redid: {step.description}" if step else "Nothing to redo")
+            self._show_step_rows(step)
+
+    def _show_step_rows(self, step: Step | None) -> None:
+        """After undo or redo, the edited image is selected, so the user sees what changed."""
+        if step is None or self.store is None:
+            return
+        rows = self.store.step_rows(step.id)
+        if rows:
+            self.select_rows(rows)
+
+    def _advance(self) -> None:
+        index = self.view.currentIndex()
+        if self.proxy is not None and index.isValid() and index.row() + 1 < self.proxy.rowCount():
+            self.select_rows([int(self.proxy.source_rows()[index.row() + 1])])
+
+    def focus_find(self) -> None:
+        self.find.setFocus()
+        self.find.selectAll()
+
+    def find_next(self) -> None:
+        """Select the next shown image whose file name matches the text (its number, or a
+        name such as cat.12)."""
+        text = self.find.text().strip().lower()
+        if self.proxy is None or self.store is None or not text:
+            return
+        rows = self.proxy.source_rows()
+        start = self.view.currentIndex().row() + 1 if self.view.currentIndex().isValid() else 0
+        order = list(range(start, len(rows))) + list(range(start))
+        for proxy_row in order:
+            name = short_name(self.store.paths[int(rows[proxy_row])]).lower()
+            stem = name.rsplit(".", 1)[0]
+            if text in (stem, name) or stem.endswith("." + text) or stem == text:
+                self.select_rows([int(rows[proxy_row])])
+                self.view.setFocus()
+                return
+        self.message.emit(f"No image named {self.find.text()} is shown")
