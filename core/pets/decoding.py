@@ -9,6 +9,7 @@ greyscale, an EXIF rotation) become notes shown as badges.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -47,18 +48,15 @@ def decode_pet(data: bytes, path: str = "<memory>", max_side: int | None = None)
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise ImageProblem(path, "not-an-image", "this is not an image file") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageProblem(path, "too-large", "the image is too large to open safely") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            found = re.search(r"\((\d+) pixels\)", str(error))
+            size = f"{int(found.group(1)):,} pixels" if found else "the image"
+            raise ImageProblem(path, "too-large", _too_large(size)) from None
         except OSError as error:
             raise ImageProblem(path, "undecodable", f"cannot be opened ({error})") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
-        raise ImageProblem(
-            path,
-            "too-large",
-            f"{width:,} × {height:,} pixels is over the {MAX_PIXELS // 1_000_000} megapixel "
-            "limit (a guard against decompression bombs)",
-        )
+        raise ImageProblem(path, "too-large", _too_large(f"{width:,} × {height:,} pixels"))
     notes = []
     if image.mode == "CMYK":
         notes.append("CMYK colours (converted to RGB)")
@@ -86,6 +84,13 @@ def decode_pet(data: bytes, path: str = "<memory>", max_side: int | None = None)
     except (ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise ImageProblem(path, "undecodable", f"the image data is damaged ({error})") from None
     return Decoded(array, width, height, tuple(notes))
+
+
+def _too_large(size: str) -> str:
+    return (
+        f"{size} is over the {MAX_PIXELS // 1_000_000} megapixel limit "
+        "(a guard against decompression bombs)"
+    )
 
 
 def _orientation(image: Image.Image) -> int:

@@ -206,7 +206,7 @@ class LabelStore:
     def _load(self, order: Sequence[str] | None = None) -> None:
         rows = self._db.execute(
             "SELECT s.id, s.split, s.path, s.file_label, e.label, e.excluded, e.flagged, "
-            "e.note, f.bytes, f.width, f.height, f.problem_kind "
+            "e.note, f.bytes, f.width, f.height, f.problem_kind, f.notes "
             "FROM samples s LEFT JOIN edits e ON e.sample_id = s.id "
             "LEFT JOIN facts f ON f.sample_id = s.id WHERE s.present = 1"
         ).fetchall()
@@ -223,6 +223,7 @@ class LabelStore:
         self.flagged = np.zeros(n, dtype=bool)
         self.noted = np.zeros(n, dtype=bool)
         self.problem = [r[11] for r in rows]
+        self.decode_notes = [r[12] or "" for r in rows]
         self.unreadable = np.array([r[11] is not None for r in rows], dtype=bool)
         self.bytes = np.array([-1 if r[8] is None else r[8] for r in rows], dtype=np.int64)
         self.width = np.array([0 if r[9] is None else r[9] for r in rows], dtype=np.int32)
@@ -545,7 +546,8 @@ class LabelStore:
                 ((int(self.ids[r]), *rest) for r, *rest in items),
             )
             self._db.execute("COMMIT")
-            for row, _stamp, size, width, height, _notes, kind, _problem in items:
+            for row, _stamp, size, width, height, notes, kind, _problem in items:
+                self.decode_notes[row] = notes or ""
                 self.bytes[row] = -1 if size is None else size
                 self.width[row] = width or 0
                 self.height[row] = height or 0

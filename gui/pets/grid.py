@@ -30,7 +30,7 @@ from core.pets.thumbnails import DiskCache, Thumbnail, ThumbnailLoader, size_buc
 PathRole = Qt.ItemDataRole.UserRole + 1
 LabelRole = Qt.ItemDataRole.UserRole + 2
 FileLabelRole = Qt.ItemDataRole.UserRole + 3
-StateRole = Qt.ItemDataRole.UserRole + 4  # (excluded, edited, flagged, problem kind)
+StateRole = Qt.ItemDataRole.UserRole + 4  # (excluded, edited, flagged, problem, notes)
 ThumbnailRole = Qt.ItemDataRole.UserRole + 5
 SplitRole = Qt.ItemDataRole.UserRole + 6
 
@@ -155,6 +155,7 @@ class SampleModel(QAbstractListModel):
                 bool(store.label[row] != store.file_label[row] or store.noted[row]),
                 bool(store.flagged[row]),
                 store.problem[row],
+                store.decode_notes[row],
             )
         if role == PathRole:
             return store.paths[row]
@@ -177,6 +178,8 @@ class SampleModel(QAbstractListModel):
             )
         if store.excluded[row]:
             lines.append("excluded from training")
+        if store.decode_notes[row]:
+            lines.append(store.decode_notes[row])
         if store.problem[row]:
             facts = store.facts(row)
             lines.append(f"unreadable: {facts.problem if facts else store.problem[row]}")
@@ -299,7 +302,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         if selected:
             painter.fillRect(rect, palette.color(QPalette.ColorRole.Highlight))
-        excluded, edited, flagged, problem = index.data(StateRole)
+        excluded, edited, flagged, problem, notes = index.data(StateRole)
         label = index.data(LabelRole)
         image_rect = QRect(rect.left() + 2, rect.top() + 2, rect.width() - 4, rect.height() - 22)
         image = index.data(ThumbnailRole)
@@ -335,6 +338,11 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.fillRect(badge, QColor(0, 0, 0, 160))
             painter.setPen(QColor("#ffd54f"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, marks)
+        if notes:
+            badge = QRect(image_rect.left() + 3, image_rect.bottom() - 18, 16, 16)
+            painter.fillRect(badge, QColor(0, 0, 0, 160))
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, "i")
         role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         painter.setPen(palette.color(role))
         painter.setFont(option.font)
