@@ -79,21 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pets = commands.add_parser(
         "pets",
-        help="Dogs vs. Cats: inspect a dataset",
+        help="Dogs vs. Cats: inspect and export a dataset",
         description="Work with the Kaggle Dogs vs. Cats data without the GUI.",
     )
     pets.set_defaults(group=pets)
     pets_commands = pets.add_subparsers(dest="pets_command", metavar="PETS_COMMAND")
-    info = pets_commands.add_parser(
-        "info",
-        help="list a dataset folder and count its images",
-        description="List a Dogs vs. Cats folder (Kaggle train/ and test/, or class "
-        "folders) and count its labelled and test images. Reads names only.",
-    )
-    info.add_argument("folder", help="the folder holding train/ and test/ (or test1/)")
-    info.add_argument(
-        "--show-skipped", action="store_true", help="list the files that were skipped and why"
-    )
+    from core.pets.commands import add_parsers as add_pets_parsers
+
+    add_pets_parsers(pets_commands)
 
     formula = commands.add_parser(
         "formula",
@@ -267,8 +260,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
     try:
         if args.command == "doctor":
             return _doctor(args)
-        if args.command == "pets" and args.pets_command == "info":
-            return _pets_info(args)
+        if args.command == "pets" and args.pets_command:
+            from core.pets import commands as pets
+
+            return pets.run(args)
         if args.command == "formula" and args.formula_command:
             from core.formula import commands
 
@@ -299,18 +294,6 @@ def _doctor(args: argparse.Namespace) -> int:
             print(f"{'ok ' if check.ok else 'BAD'}  {check.path.name}: {check.reason}")
         if any(not check.ok for check in checks):
             return EXIT_ERROR
-    return EXIT_OK
-
-
-def _pets_info(args: argparse.Namespace) -> int:
-    from core.console import run_in_terminal
-    from core.pets.dataset import list_dataset
-
-    listing = run_in_terminal(lambda token: list_dataset(args.folder, token))
-    print(f"{listing.root} ({listing.layout} layout): {listing.summary()}")
-    if args.show_skipped:
-        for path, reason in listing.skipped:
-            print(f"  skipped {path}: {reason}")
     return EXIT_OK
 
 

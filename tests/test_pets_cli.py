@@ -1,0 +1,59 @@
+"""`labelscope pets info` and `labelscope pets export` on folders the tests make."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from core.cli import main
+from core.jobs import CancelToken, drive
+from core.pets.labelstore import open_store
+from tests.pets_data import make_pets
+
+
+def test_info_json_and_check(tmp_path: Path, capsys):
+    root = make_pets(tmp_path / "pets", cats=3, dogs=2, tests=2, bad=True)
+    (root / "train" / "notes.txt").write_text("hello")
+    assert main(["pets", "info", str(root), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["train"] == {"cat": 3 + 5, "dog": 2 + 3} and facts["test"] == 2
+    assert facts["skipped"] == [{"path": "train/notes.txt", "reason": "not an image file name"}]
+    assert "problems" not in facts
+
+    assert main(["pets", "info", str(root), "--json", "--check"]) == 1
+    captured = capsys.readouterr()
+    problems = {p["path"]: p["kind"] for p in json.loads(captured.out)["problems"]}
+    assert problems == {
+        "train/cat.900.jpg": "truncated",
+        "train/cat.901.jpg": "empty",
+        "train/cat.902.jpg": "not-an-image",
+        "train/dog.903.jpg": "too-large",
+    }
+    assert "20 images" in captured.err  # the progress bar goes to stderr
+
+    assert main(["pets", "info", str(root), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "4 images cannot be used:" in out
+    assert "train/cat.901.jpg: empty: the file is empty (0 bytes)" in out
+
+
+def test_export_uses_the_edits(tmp_path: Path, capsys):
+    root = make_pets(tmp_path / "pets", cats=2, dogs=2, tests=1)
+    store, _ = drive(open_store(root, CancelToken()), CancelToken())
+    store.set_label([store.row_for_path("train/cat.1.jpg")], "dog")
+    store.set_excluded([store.row_for_path("train/dog.0.jpg")], True)
+    store.close()
+
+    assert main(["pets", "export", str(root), "--labels", str(tmp_path / "l.csv")]) == 0
+    rows = {r["path"]: r["label"] for r in csv.DictReader((tmp_path / "l.csv").open())}
+    assert rows == {"train/cat.0.jpg": "cat", "train/cat.1.jpg": "dog", "train/dog.1.jpg": "dog"}
+    assert main(["pets", "export", str(root), "--excluded", str(tmp_path / "x.txt")]) == 0
+    assert (tmp_path / "x.txt").read_text() == "train/dog.0.jpg\n"
+    out = tmp_path / "folder"
+    assert main(["pets", "export", str(root), "--imagefolder", str(out)]) == 0
+    assert sorted(p.name for p in (out / "train" / "dog").iterdir()) == ["cat.1.jpg", "dog.1.jpg"]
+    assert [p.name for p in (out / "test").iterdir()] == ["1.jpg"]
+    assert "hard links" in capsys.readouterr().out
+    assert main(["pets", "export", str(root), "--imagefolder", str(out)]) == 1  # not empty
+    assert "not empty" in capsys.readouterr().err
