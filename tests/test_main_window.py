@@ -175,7 +175,7 @@ def test_dropping_an_image_loads_it(make_window, tmp_path):
     window = make_window()
     window.show_workbench("formulas")
     view = window.formulas.image_view
-    where = QPointF(view.rect().center())
+    where = view.rect().center()  # drag events take a QPoint, drop events a QPointF
     args = (Qt.DropAction.CopyAction,)
     buttons = (Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
 
@@ -190,7 +190,7 @@ def test_dropping_an_image_loads_it(make_window, tmp_path):
     enter = QDragEnterEvent(where, *args, image, *buttons)
     QApplication.sendEvent(view, enter)
     assert enter.isAccepted()
-    QApplication.sendEvent(view, QDropEvent(where, *args, image, *buttons))
+    QApplication.sendEvent(view, QDropEvent(QPointF(where), *args, image, *buttons))
     assert window.formulas.caption.text().startswith("dropped.png")
 
 

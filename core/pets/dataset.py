@@ -24,6 +24,7 @@ KAGGLE_DOWNLOAD = "kaggle competitions download -c dogs-vs-cats-redux-kernels-ed
 _LABELLED_NAME = re.compile(r"^(cat|dog)\.\d+\.[A-Za-z]+$", re.IGNORECASE)
 _CLASS_DIRS = {"cat": "cat", "cats": "cat", "dog": "dog", "dogs": "dog"}
 _TEST_DIRS = ("test", "test1")
+_DIGITS = re.compile(r"(\d+)")
 _ZIP_STEMS = {"train", "test", "test1"}
 _PROGRESS_EVERY = 2000
 
@@ -190,4 +191,6 @@ def list_dataset(
 
 def _natural_key(path: str) -> tuple[object, ...]:
     """Sort 'cat.2.jpg' before 'cat.10.jpg'."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path))
+    parts = _DIGITS.split(path)
+    parts[1::2] = [int(p) for p in parts[1::2]]
+    return tuple(parts)

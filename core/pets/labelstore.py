@@ -192,15 +192,27 @@ class LabelStore:
         """Add the listing's new samples; mark the ones that are gone as not present (their
         edits are kept, should the files come back)."""
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute("UPDATE samples SET present = 0")
-            self._db.executemany(
-                "INSERT INTO samples(split, path, file_label) VALUES (?, ?, ?) "
-                "ON CONFLICT(path) DO UPDATE SET present = 1, split = excluded.split, "
-                "file_label = excluded.file_label",
-                ((s.split, s.path, s.label) for s in listing.samples),
-            )
-            self._db.execute("COMMIT")
+            known = {
+                path: (split, label, present)
+                for path, split, label, present in self._db.execute(
+                    "SELECT path, split, file_label, present FROM samples"
+                )
+            }
+            wanted = {s.path: (s.split, s.label, 1) for s in listing.samples}
+            changed = [
+                (s, p, lab) for p, (s, lab, _) in wanted.items() if known.get(p) != (s, lab, 1)
+            ]
+            gone = [(p,) for p, (_s, _l, present) in known.items() if present and p not in wanted]
+            if changed or gone:  # reopening an unchanged dataset writes nothing
+                self._db.execute("BEGIN")
+                self._db.executemany("UPDATE samples SET present = 0 WHERE path = ?", gone)
+                self._db.executemany(
+                    "INSERT INTO samples(split, path, file_label) VALUES (?, ?, ?) "
+                    "ON CONFLICT(path) DO UPDATE SET present = 1, split = excluded.split, "
+                    "file_label = excluded.file_label",
+                    changed,
+                )
+                self._db.execute("COMMIT")
             self._load(order=[s.path for s in listing.samples])
 
     def _load(self, order: Sequence[str] | None = None) -> None:

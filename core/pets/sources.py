@@ -115,9 +115,10 @@ class FolderContainer(Container):
     def names(self) -> Iterator[tuple[str, int, str]]:
         """Files of the root and of its sub-folders down to `max_depth` levels (hidden ones,
         such as .labelscope, skipped)."""
-        stack = [(self.root, 1)]
+        stack = [("", 1)]
         while stack:
-            folder, depth = stack.pop()
+            prefix, depth = stack.pop()
+            folder = os.path.join(self.root, prefix) if prefix else str(self.root)
             try:
                 entries = list(os.scandir(folder))
             except OSError as error:
@@ -125,11 +126,11 @@ class FolderContainer(Container):
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
+                rel = f"{prefix}/{entry.name}" if prefix else entry.name
                 if entry.is_dir():
                     if depth < self.max_depth:
-                        stack.append((Path(entry.path), depth + 1))
+                        stack.append((rel, depth + 1))
                 elif entry.is_file():
-                    rel = Path(entry.path).relative_to(self.root).as_posix()
                     yield rel, -1, ""  # size and stamp filled in lazily by stat()
 
     def folders(self) -> list[str]:

@@ -60,6 +60,7 @@ class PetsBrowser(QWidget):
         self.provider: ThumbnailProvider | None = None
         self.model: SampleModel | None = None
         self.proxy: SampleFilterModel | None = None
+        self._sort_keys: list[str] = []
 
         self.show_combo = QComboBox()
         self.show_combo.setObjectName("petsShow")
@@ -189,11 +190,13 @@ class PetsBrowser(QWidget):
         self.proxy = SampleFilterModel(self.model, self)
         self.sort_combo.blockSignals(True)
         self.sort_combo.clear()
-        for title, key in SORT_CHOICES:
-            self.sort_combo.addItem(title, key)
+        self._sort_keys = [key for _title, key in SORT_CHOICES] + store.score_names()
+        for title, _key in SORT_CHOICES:
+            self.sort_combo.addItem(title)
         for name in store.score_names():
-            self.sort_combo.addItem(name.replace("_", " ").capitalize(), name)
+            self.sort_combo.addItem(name.replace("_", " ").capitalize())
         self.sort_combo.blockSignals(False)
+        self.delegate.proxy = self.proxy
         self.view.setModel(self.proxy)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.inspector.attach(store, self.provider)
@@ -212,6 +215,7 @@ class PetsBrowser(QWidget):
             self.model.detach()
         if self.provider is not None:
             self.provider.close()
+        self.delegate.proxy = None
         self.view.setModel(None)
         self.inspector.show_row(None)
         self.store = self.provider = self.model = self.proxy = None
@@ -245,7 +249,10 @@ class PetsBrowser(QWidget):
             return
         current = self.current_row()
         self.proxy.filters = dict(SHOW_CHOICES[self.show_combo.currentIndex()][1])
-        self.proxy.sort_key = self.sort_combo.currentData() or "name"
+        index = self.sort_combo.currentIndex()
+        self.proxy.sort_key = (
+            self._sort_keys[index] if 0 <= index < len(self._sort_keys) else "name"
+        )
         self.proxy.descending = self.descending.isChecked()
         self.proxy.refresh()
         self._update_counts()
