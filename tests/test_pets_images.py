@@ -116,3 +116,19 @@ def test_real_outliers_decode():
     for path in sorted((root / "outliers").rglob("*.jpg"))[:10]:
         decoded = decode_pet(path.read_bytes(), path.name, 160)
         assert max(decoded.image.shape[:2]) <= 160
+
+
+def test_check_job_can_be_cancelled(tmp_path: Path):
+    from core.jobs import Cancelled
+
+    root = make_pets(tmp_path, cats=300, dogs=0, tests=0)
+    names = sorted(p.relative_to(root).as_posix() for p in (root / "train").iterdir())
+    token = CancelToken()
+    seen = []
+    with pytest.raises(Cancelled):
+        drive(
+            check_images(Source(root), names, token, on_batch=seen.append, workers=2),
+            token,
+            lambda progress: token.cancel() if progress.done >= 256 else None,
+        )
+    assert len(seen) == 1  # stopped after the first batch of 256
