@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 from core.pets.labelstore import LABELS, LabelStore
 from core.pets.sources import SEPARATOR, Source
 from core.pets.thumbnails import DiskCache, Thumbnail, ThumbnailLoader, size_bucket
+from gui.widgets.common import to_qimage
 
 PathRole = Qt.ItemDataRole.UserRole + 1
 LabelRole = Qt.ItemDataRole.UserRole + 2
@@ -45,13 +46,6 @@ _ModelIndex = QModelIndex | QPersistentModelIndex
 
 def short_name(path: str) -> str:
     return path.rsplit(SEPARATOR, 1)[-1].rsplit("/", 1)[-1]
-
-
-def to_qimage(array: np.ndarray) -> QImage:
-    """A QImage that owns a copy of an RGB uint8 array."""
-    height, width = array.shape[:2]
-    array = np.ascontiguousarray(array)
-    return QImage(array.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
 class ThumbnailProvider(QObject):
