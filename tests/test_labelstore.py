@@ -267,3 +267,12 @@ def test_acknowledged_edits_survive_sigkill(tmp_path: Path):
     for row, (label, excluded) in state.items():
         assert (int(store.label[row]), int(store.excluded[row])) == (label, excluded), row
     assert np.sum(store.edited) > 0
+
+
+def test_a_failed_write_is_rolled_back_and_the_store_goes_on(tmp_path: Path):
+    store = open_store(make_dataset(tmp_path))
+    with pytest.raises(ValueError):
+        store.set_scores("loss", [0, 1], [0.5])  # one value short
+    assert np.isnan(store.scores("loss")).all()
+    assert store.set_label([0], "dog") is not None  # no transaction left open
+    assert store.effective_label(0) == "dog"

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,15 +205,14 @@ class LabelStore:
             ]
             gone = [(p,) for p, (_s, _l, present) in known.items() if present and p not in wanted]
             if changed or gone:  # reopening an unchanged dataset writes nothing
-                self._db.execute("BEGIN")
-                self._db.executemany("UPDATE samples SET present = 0 WHERE path = ?", gone)
-                self._db.executemany(
-                    "INSERT INTO samples(split, path, file_label) VALUES (?, ?, ?) "
-                    "ON CONFLICT(path) DO UPDATE SET present = 1, split = excluded.split, "
-                    "file_label = excluded.file_label",
-                    changed,
-                )
-                self._db.execute("COMMIT")
+                with self._transaction():
+                    self._db.executemany("UPDATE samples SET present = 0 WHERE path = ?", gone)
+                    self._db.executemany(
+                        "INSERT INTO samples(split, path, file_label) VALUES (?, ?, ?) "
+                        "ON CONFLICT(path) DO UPDATE SET present = 1, split = excluded.split, "
+                        "file_label = excluded.file_label",
+                        changed,
+                    )
             self._load(order=[s.path for s in listing.samples])
 
     def _load(self, order: Sequence[str] | None = None) -> None:
@@ -416,8 +416,7 @@ class LabelStore:
         with self._lock:
             now = time.time()
             old = [(r, f, self._current(r, f), v) for r, f, v in changes]
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction(r for r, *_ in changes):
                 # a new edit ends the redo history
                 self._db.execute(
                     "DELETE FROM changes WHERE step_id IN (SELECT id FROM steps WHERE undone = 1)"
@@ -431,13 +430,22 @@ class LabelStore:
                     ((step_id, int(self.ids[r]), f, o, n) for r, f, o, n in old),
                 )
                 self._write_values([(r, f, n) for r, f, _o, n in old], now)
+        self._notify(r for r, *_ in changes)
+        return Step(int(step_id), description, len({r for r, *_ in changes}))
+
+    @contextmanager
+    def _transaction(self, rows: Iterable[int] = ()) -> Iterator[None]:
+        """One write transaction under the lock: committed when the block ends, else rolled
+        back, with the mirror of `rows` (changed inside the block) read back from the file."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
-                self._reload_rows([r for r, *_ in changes])
+                self._reload_rows(list(rows))
                 raise
-        self._notify(r for r, *_ in changes)
-        return Step(int(step_id), description, len({r for r, *_ in changes}))
 
     def _write_values(self, values: list[tuple[int, str, str | None]], now: float) -> None:
         """Write field values to the edits table and the mirror (inside a transaction)."""
@@ -527,15 +535,9 @@ class LabelStore:
                 for s, f, old, new in changes
                 if s in self.row_of
             ]
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction(r for r, *_ in values):
                 self._write_values(values, time.time())
                 self._db.execute("UPDATE steps SET undone = ? WHERE id = ?", (int(undo), step_id))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._reload_rows([r for r, *_ in values])
-                raise
         self._notify(r for r, *_ in values)
         return Step(step_id, description, len({r for r, *_ in values}))
 
@@ -552,12 +554,11 @@ class LabelStore:
         if not items:
             return
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((int(self.ids[r]), *rest) for r, *rest in items),
-            )
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    ((int(self.ids[r]), *rest) for r, *rest in items),
+                )
             for row, _stamp, size, width, height, notes, kind, _problem in items:
                 self.decode_notes[row] = notes or ""
                 self.bytes[row] = -1 if size is None else size
@@ -575,13 +576,11 @@ class LabelStore:
     # --- scores for the outlier and training work ------------------------------------
 
     def set_scores(self, name: str, rows: Sequence[int], values: Sequence[float]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO scores VALUES (?, ?, ?)",
                 ((int(self.ids[r]), name, float(v)) for r, v in zip(rows, values, strict=True)),
             )
-            self._db.execute("COMMIT")
         self._notify(rows)
 
     def scores(self, name: str) -> np.ndarray:
