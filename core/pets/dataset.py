@@ -79,12 +79,13 @@ def _classify(parts: list[str]) -> tuple[str, str | None] | None:
     return None
 
 
-def _walk(source: Source, chain: str, token: CancelToken) -> Iterator[tuple[str, list[str]]]:
-    """(chain path, folders and zips it sits in) for every file, descending into the zips
-    named like the data (train.zip, test.zip, the competition zip) unless the same folder
-    also holds them unpacked."""
-    container = source.container(chain)
-    names = [name for name, _size, _stamp in container.names()]
+def _walk(
+    source: Source, chain: str, token: CancelToken
+) -> Iterator[tuple[str, list[str], str | None]]:
+    """(chain path, folders and zips it sits in, why it cannot be opened or None) for every
+    file, descending into the zips named like the data (train.zip, test.zip, the
+    competition zip) unless the same folder also holds them unpacked."""
+    names = list(source.container(chain).names())
     folders = {n.rsplit("/", 2)[-2].lower() for n in names if "/" in n}
     folders |= {n.split("/")[0].lower() for n in names if "/" in n}
     prefix = chain.split(SEPARATOR) if chain else []
@@ -101,11 +102,11 @@ def _walk(source: Source, chain: str, token: CancelToken) -> Iterator[tuple[str,
                 try:
                     source.container(path)
                 except SourceError as error:
-                    yield path, [*prefix, "!skip", error.detail]
+                    yield path, prefix, error.detail
                     continue
                 yield from _walk(source, path, token)
                 continue
-        yield path, [*prefix, *parts[:-1]]
+        yield path, [*prefix, *parts[:-1]], None
 
 
 def list_dataset(
@@ -135,9 +136,9 @@ def list_dataset(
     )
     class_folders = False
     try:
-        for path, parts in _walk(source, "", token):
-            if "!skip" in parts:
-                listing.skipped.append((path, parts[-1]))
+        for path, parts, problem in _walk(source, "", token):
+            if problem is not None:
+                listing.skipped.append((path, problem))
                 recognised = True
                 continue
             listing.zipped |= SEPARATOR in path

@@ -20,7 +20,6 @@ import struct
 import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 SEPARATOR = "!"
@@ -35,17 +34,6 @@ class SourceError(Exception):
         self.kind = kind
         self.detail = detail
         super().__init__(detail)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A file found while listing: its chain path, name, size in bytes and a stamp that
-    changes when the file does (for caches)."""
-
-    path: str
-    name: str
-    size: int
-    stamp: str
 
 
 def unsafe_member(name: str) -> bool:
@@ -97,7 +85,8 @@ class _Window(io.RawIOBase):
 class Container:
     """A folder or a zip: lists files and reads them."""
 
-    def names(self) -> Iterator[tuple[str, int, str]]:  # (name, size, stamp)
+    def names(self) -> Iterator[str]:
+        """The names of the files it holds."""
         raise NotImplementedError
 
     def read(self, name: str) -> bytes:
@@ -112,7 +101,7 @@ class FolderContainer(Container):
         self.root = root
         self.max_depth = max_depth
 
-    def names(self) -> Iterator[tuple[str, int, str]]:
+    def names(self) -> Iterator[str]:
         """Files of the root and of its sub-folders down to `max_depth` levels (hidden ones,
         such as .labelscope, skipped)."""
         stack = [("", 1)]
@@ -131,7 +120,7 @@ class FolderContainer(Container):
                     if depth < self.max_depth:
                         stack.append((rel, depth + 1))
                 elif entry.is_file():
-                    yield rel, -1, ""  # size and stamp filled in lazily by stat()
+                    yield rel
 
     def folders(self) -> list[str]:
         """The names of the root's sub-folders."""
@@ -167,10 +156,10 @@ class ZipContainer(Container):
         self.stamp = stamp
         self._lock = threading.Lock()
 
-    def names(self) -> Iterator[tuple[str, int, str]]:
+    def names(self) -> Iterator[str]:
         for info in self.zip.infolist():
             if not info.is_dir():
-                yield info.filename, info.file_size, f"{self.stamp}:{info.CRC:08x}"
+                yield info.filename
 
     def read(self, name: str) -> bytes:
         if unsafe_member(name):
