@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def _make_one(job: tuple[str, int]) -> None:
     from tests.pets_data import jpeg_bytes, photo
 
     path, seed = job
-    rng = __import__("random").Random(seed)
+    rng = random.Random(seed)
     width, height = rng.randint(50, 500), rng.randint(50, 500)
     if rng.random() < 0.6:  # most Kaggle photos have one side at 500 or close to it
         width, height = (

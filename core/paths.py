@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -28,6 +29,14 @@ def data_dir() -> Path:
         return home / "Library" / "Application Support" / "Labelscope"
     base = os.environ.get("XDG_DATA_HOME") or str(home / ".local" / "share")
     return Path(base) / "labelscope"
+
+
+def per_dataset_file(kind: str, root: Path | str) -> Path:
+    """A file of the data directory's `kind` folder that belongs to the dataset at `root`:
+    named after it, with a digest of its full path so that two datasets never share one."""
+    root = Path(root).resolve()
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:16]
+    return data_dir() / kind / f"{root.name}-{digest}.sqlite"
 
 
 def is_writable(directory: Path) -> bool:

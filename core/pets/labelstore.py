@@ -10,7 +10,6 @@ of Qt: listeners are plain callables.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 import time
@@ -141,8 +140,7 @@ def store_location(root: Path) -> Path:
     preferred = folder / STORE_FOLDER / name
     if paths.is_writable(preferred.parent):
         return preferred
-    digest = hashlib.sha1(str(root).encode()).hexdigest()[:12]
-    return paths.data_dir() / "stores" / f"{root.name}-{digest}.sqlite"
+    return paths.per_dataset_file("stores", root)
 
 
 class LabelStore:

@@ -8,7 +8,6 @@ Nothing here knows about Qt; results go to a callback on the worker thread.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
@@ -66,8 +65,7 @@ class Thumbnail:
 
 
 def cache_location(root: Path) -> Path:
-    digest = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
-    return paths.data_dir() / "thumbnails" / f"{Path(root).name}-{digest}.sqlite"
+    return paths.per_dataset_file("thumbnails", root)
 
 
 class DiskCache:
