@@ -19,7 +19,7 @@ import pytest
 from core.jobs import CancelToken, JobError, drive
 from core.pets.dataset import list_dataset
 from core.pets.exports import export_excluded, export_imagefolder, export_labels
-from core.pets.labelstore import LabelStore, store_location
+from core.pets.labelstore import Facts, LabelStore, store_location
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,9 @@ def test_select_filters_and_sorts(tmp_path: Path):
         "train/dog.2.jpg",
     ]
     assert paths(store.select(edited=True)) == ["train/cat.1.jpg", "train/dog.0.jpg"]
-    store.record_facts([(0, "s", 500, 10, 10, "", None, None), (1, "s", 100, 5, 5, "", None, None)])
+    store.record_facts(
+        [(0, "s", Facts(500, 10, 10, "", None, None)), (1, "s", Facts(100, 5, 5, "", None, None))]
+    )
     by_size = store.select(split="train", sort="size")
     assert by_size[:2].tolist() == [1, 0]  # known sizes first, unknown last
     assert store.select(sort="size", descending=True)[0] == 0

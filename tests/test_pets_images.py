@@ -61,10 +61,10 @@ def test_check_job_finds_every_problem_and_goes_on(bad_folder: Path):
         check_images(source, names, CancelToken(), on_batch=seen.extend, workers=2),
         CancelToken(),
     )
-    kinds = {p.path.split("/")[-1]: p.problem_kind for p in problems}
+    kinds = {p.path.split("/")[-1]: p.facts.problem_kind for p in problems}
     assert kinds == {n: k for n, k in BAD_FILES.items() if " " not in k and k != "greyscale"}
     assert len(seen) == len(names)
-    notes = {t.path.split("/")[-1]: t.notes for t in seen if t.notes}
+    notes = {t.path.split("/")[-1]: t.facts.notes for t in seen if t.facts.notes}
     assert notes["dog.905.jpg"] == "CMYK colours (converted to RGB)"
 
 
@@ -73,7 +73,7 @@ def test_disk_cache_is_keyed_by_size_and_stamp(tmp_path: Path):
     source = Source(root)
     cache = DiskCache(tmp_path / "cache.sqlite")
     first = make_thumbnail(source, "train/cat.0.jpg", 96, cache)
-    assert first.image is not None and first.width == 320
+    assert first.image is not None and first.facts.width == 320
     cached = cache.get("train/cat.0.jpg", first.stamp, 96)
     assert cached is not None and cached.image.shape == first.image.shape
     assert cache.get("train/cat.0.jpg", first.stamp, 160) is None
@@ -82,7 +82,7 @@ def test_disk_cache_is_keyed_by_size_and_stamp(tmp_path: Path):
 
     (root / "train" / "cat.0.jpg").write_bytes(jpeg_bytes(photo(50, 40, 3)))
     again = make_thumbnail(source, "train/cat.0.jpg", 96, cache)
-    assert again.stamp != first.stamp and again.width == 50
+    assert again.stamp != first.stamp and again.facts.width == 50
 
 
 def test_damaged_cache_is_replaced(tmp_path: Path):

@@ -84,7 +84,7 @@ def _info(args: argparse.Namespace) -> int:
         finally:
             source.close()
         problems = [
-            {"path": t.path, "kind": t.problem_kind, "reason": t.problem}
+            {"path": t.path, "kind": t.facts.problem_kind, "reason": t.facts.problem}
             for t in sorted(found, key=lambda t: t.path)
         ]
         facts["problems"] = problems

@@ -65,7 +65,7 @@ def explore(store: LabelStore, token: CancelToken, only_missing: bool = True) ->
     paths = [store.paths[r] for r in rows]
 
     def record(batch: list) -> None:
-        store.record_facts([(store.row_for_path(t.path), *t.facts()) for t in batch])
+        store.record_facts([(store.row_for_path(t.path), t.stamp, t.facts) for t in batch])
 
     try:
         yield from check_images(source, paths, token, on_batch=record)

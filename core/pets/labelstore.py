@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +112,9 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class Facts:
+    """What decoding learnt about a file: its size in bytes, image size, oddities, and the
+    problem that stops it from being used (kind and sentence), if any."""
+
     bytes: int | None
     width: int | None
     height: int | None
@@ -541,29 +544,24 @@ class LabelStore:
 
     # --- facts found while decoding --------------------------------------------------
 
-    def record_facts(
-        self,
-        items: Sequence[
-            tuple[int, str, int | None, int | None, int | None, str, str | None, str | None]
-        ],
-    ) -> None:
-        """Store (row, stamp, bytes, width, height, notes, problem kind, problem) for rows
-        whose files were decoded; the grid shows problems as badges."""
+    def record_facts(self, items: Sequence[tuple[int, str, Facts]]) -> None:
+        """Store (row, file stamp, Facts) for rows whose files were decoded; the grid shows
+        problems as badges."""
         if not items:
             return
         with self._lock:
             with self._transaction():
                 self._db.executemany(
                     "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    ((int(self.ids[r]), *rest) for r, *rest in items),
+                    ((int(self.ids[r]), stamp, *astuple(f)) for r, stamp, f in items),
                 )
-            for row, _stamp, size, width, height, notes, kind, _problem in items:
-                self.decode_notes[row] = notes or ""
-                self.bytes[row] = -1 if size is None else size
-                self.width[row] = width or 0
-                self.height[row] = height or 0
-                self.problem[row] = kind
-                self.unreadable[row] = kind is not None
+            for row, _stamp, facts in items:
+                self.decode_notes[row] = facts.notes or ""
+                self.bytes[row] = -1 if facts.bytes is None else facts.bytes
+                self.width[row] = facts.width or 0
+                self.height[row] = facts.height or 0
+                self.problem[row] = facts.problem_kind
+                self.unreadable[row] = facts.problem_kind is not None
         self._notify(r for r, *_ in items)
 
     def known_stamps(self) -> dict[int, str]:

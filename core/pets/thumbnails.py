@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import cv2
@@ -24,6 +24,7 @@ from core import paths
 from core.images import ImageProblem
 from core.jobs import CancelToken, Progress
 from core.pets.decoding import decode_pet
+from core.pets.labelstore import Facts
 from core.pets.sources import Source, SourceError
 
 #: Thumbnail sizes decoded (longest side); the grid scales the nearest larger one.
@@ -43,25 +44,8 @@ class Thumbnail:
     path: str
     size: int
     image: np.ndarray | None
-    stamp: str
-    bytes: int | None
-    width: int | None
-    height: int | None
-    notes: str
-    problem_kind: str | None
-    problem: str | None
-
-    def facts(self) -> tuple[str, int | None, int | None, int | None, str, str | None, str | None]:
-        """(stamp, bytes, width, height, notes, problem kind, problem) for the label store."""
-        return (
-            self.stamp,
-            self.bytes,
-            self.width,
-            self.height,
-            self.notes,
-            self.problem_kind,
-            self.problem,
-        )
+    stamp: str  # the file's change stamp, '' when it is missing
+    facts: Facts
 
 
 def cache_location(root: Path) -> Path:
@@ -112,7 +96,7 @@ class DiskCache:
             if decoded is None:
                 return None
             image = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-        return Thumbnail(path, size, image, stamp, *facts)
+        return Thumbnail(path, size, image, stamp, Facts(*facts))
 
     def put(self, thumb: Thumbnail) -> None:
         data = None
@@ -126,7 +110,7 @@ class DiskCache:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO thumbs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.key(thumb.path, thumb.stamp, thumb.size), data, *thumb.facts()[1:]),
+                (self.key(thumb.path, thumb.stamp, thumb.size), data, *astuple(thumb.facts)),
             )
 
     def close(self) -> None:
@@ -143,36 +127,26 @@ def make_thumbnail(source: Source, path: str, size: int, cache: DiskCache | None
         file_size, stamp = source.size_and_stamp(path)
     except (SourceError, KeyError) as error:
         detail = error.detail if isinstance(error, SourceError) else "missing from the zip"
-        return Thumbnail(path, size, None, "", None, None, None, "", "missing", detail)
+        return Thumbnail(path, size, None, "", _problem(None, "missing", detail))
     if cache is not None:
         found = cache.get(path, stamp, size)
         if found is not None:
             return found
     try:
         decoded = decode_pet(source.read(path), path, size)
-        thumb = Thumbnail(
-            path,
-            size,
-            decoded.image,
-            stamp,
-            file_size,
-            decoded.width,
-            decoded.height,
-            "; ".join(decoded.notes),
-            None,
-            None,
+        facts = Facts(
+            file_size, decoded.width, decoded.height, "; ".join(decoded.notes), None, None
         )
-    except SourceError as error:
-        thumb = Thumbnail(
-            path, size, None, stamp, file_size, None, None, "", error.kind, error.detail
-        )
-    except ImageProblem as problem:
-        thumb = Thumbnail(
-            path, size, None, stamp, file_size, None, None, "", problem.kind, problem.detail
-        )
+        thumb = Thumbnail(path, size, decoded.image, stamp, facts)
+    except (SourceError, ImageProblem) as error:
+        thumb = Thumbnail(path, size, None, stamp, _problem(file_size, error.kind, error.detail))
     if cache is not None:
         cache.put(thumb)
     return thumb
+
+
+def _problem(file_size: int | None, kind: str, detail: str) -> Facts:
+    return Facts(file_size, None, None, "", kind, detail)
 
 
 class ThumbnailLoader:
@@ -267,7 +241,7 @@ def check_images(
             token.raise_if_cancelled()
             chunk = images[start : start + batch]
             results = list(pool.map(lambda p: make_thumbnail(source, p, 32, None), chunk))
-            problems += [r for r in results if r.problem_kind is not None]
+            problems += [r for r in results if r.facts.problem_kind is not None]
             if on_batch is not None:
                 on_batch(results)
             done = start + len(chunk)

@@ -23,7 +23,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from core.pets.labelstore import LABELS, LabelStore
+from core.pets.labelstore import LABELS, Facts, LabelStore
 from core.pets.sources import SEPARATOR, Source
 from core.pets.thumbnails import DiskCache, Thumbnail, ThumbnailLoader, size_bucket
 from gui.widgets.common import to_qimage
@@ -63,7 +63,7 @@ class ThumbnailProvider(QObject):
         self._images: OrderedDict[tuple[str, int], QImage | None] = OrderedDict()
         self._bytes = 0
         self._stamps = store.known_stamps()
-        self._facts: dict[int, tuple[Any, ...]] = {}
+        self._facts: dict[int, tuple[str, Facts]] = {}  # row → (stamp, facts)
         self._closed = False
         self._delivered.connect(self._on_delivered, Qt.ConnectionType.QueuedConnection)
         self.loader = ThumbnailLoader(source, self._delivered.emit, cache)
@@ -96,14 +96,14 @@ class ThumbnailProvider(QObject):
         row = self.store.row_for_path(thumb.path)
         if row is not None and thumb.stamp and self._stamps.get(row) != thumb.stamp:
             self._stamps[row] = thumb.stamp
-            self._facts[row] = thumb.facts()
+            self._facts[row] = (thumb.stamp, thumb.facts)
             if not self._flush_timer.isActive():
                 self._flush_timer.start()
         self.ready.emit(thumb.path, thumb.size)
 
     def flush_facts(self) -> None:
         if self._facts and not self._closed:
-            items = [(row, *facts) for row, facts in self._facts.items()]
+            items = [(row, stamp, facts) for row, (stamp, facts) in self._facts.items()]
             self._facts.clear()
             self.store.record_facts(items)
 
