@@ -63,13 +63,14 @@ def _umask() -> int:
     return mask
 
 
-def load(path: Path | str, kind: str | None = None) -> dict[str, Any]:
-    """Read a checkpoint onto the CPU; checks its format and, when given, its kind."""
+def safe_load(path: Path | str) -> Any:
+    """`torch.load` onto the CPU with `weights_only=True`: a file that would run code, or is
+    damaged, missing or unreadable, raises CheckpointError with the reason."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # e.g. "pickle protocol 4"
-            record = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist.") from None
     except PermissionError:
@@ -80,7 +81,7 @@ def load(path: Path | str, kind: str | None = None) -> dict[str, Any]:
         if "GLOBAL" in str(error):  # the safe unpickler met a class or function to call
             raise CheckpointError(
                 f"{path} was refused: it holds Python objects that could run code when "
-                "loaded, not just weights. Load only checkpoints Labelscope wrote."
+                "loaded, not just weights. Load only files from a source you trust."
             ) from error
         raise CheckpointError(
             f"{path} is damaged or incomplete, or is not a PyTorch file."
@@ -90,6 +91,12 @@ def load(path: Path | str, kind: str | None = None) -> dict[str, Any]:
             f"{path} is damaged or incomplete, or is not a PyTorch file "
             f"({type(error).__name__}: {error})."
         ) from error
+
+
+def load(path: Path | str, kind: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU; checks its format and, when given, its kind."""
+    path = Path(path)
+    record = safe_load(path)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a PyTorch file, but not a Labelscope checkpoint.")
     if record.get("version", 0) > VERSION:

@@ -61,6 +61,15 @@ class Device:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.kind, dtype=dtype)
 
+    def inference_autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast for inference: as for training, and bfloat16 on a CPU that computes it
+        natively (AVX512-BF16 or AMX), where it roughly halves a CNN's time."""
+        if self.kind == "cpu":
+            if _cpu_has_bf16():
+                return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+            return contextlib.nullcontext()
+        return self.autocast()
+
     def describe(self) -> str:
         """One line for the status bar and `doctor`."""
         if self.kind == "cpu":
@@ -69,6 +78,12 @@ class Device:
 
     def __str__(self) -> str:
         return str(self.torch)
+
+
+def _cpu_has_bf16() -> bool:
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((check and check()) or (amx and amx()))
 
 
 def _cpu_model() -> str:

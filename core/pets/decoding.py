@@ -34,9 +34,13 @@ class Decoded:
     notes: tuple[str, ...]
 
 
-def decode_pet(data: bytes, path: str = "<memory>", max_side: int | None = None) -> Decoded:
+def decode_pet(
+    data: bytes, path: str = "<memory>", max_side: int | None = None, min_side: int | None = None
+) -> Decoded:
     """Decode encoded bytes to RGB uint8, EXIF orientation applied, transparency drawn on
-    white, and reduced so that its longest side is at most `max_side` (if given).
+    white, and reduced so that its longest side is at most `max_side` (if given). With
+    `min_side`, a JPEG is decoded at the smallest DCT scale whose sides stay at least that
+    long (the caller resizes exactly).
 
     Raises ImageProblem (kinds: empty, not-an-image, too-large, truncated, undecodable).
     """
@@ -68,8 +72,9 @@ def decode_pet(data: bytes, path: str = "<memory>", max_side: int | None = None)
     if orientation not in (0, 1):
         notes.append("rotated by its EXIF orientation")
     try:
-        if max_side and image.format == "JPEG":
-            image.draft("RGB", (max_side, max_side))
+        if (max_side or min_side) and image.format == "JPEG":
+            side = min_side or max_side
+            image.draft("RGB", (side, side))
         image.load()
         image = ImageOps.exif_transpose(image) if orientation not in (0, 1) else image
         image = _to_rgb(image)

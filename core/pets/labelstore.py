@@ -25,7 +25,7 @@ from core.jobs import CancelToken, JobError, Progress
 from core.pets.dataset import CLASSES, DatasetListing, list_dataset
 from core.pets.sources import SEPARATOR
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: scan_results.wild_cat_mass, scans
 STORE_FOLDER = ".labelscope"
 STORE_NAME = "labelscope.sqlite"
 LABEL_CODES = {None: 0, "cat": 1, "dog": 2}
@@ -80,7 +80,19 @@ CREATE TABLE IF NOT EXISTS scan_results(
     top_probs TEXT NOT NULL,
     cat_mass REAL NOT NULL,
     dog_mass REAL NOT NULL,
+    wild_cat_mass REAL NOT NULL DEFAULT 0,
     PRIMARY KEY(sample_id, model)
+);
+CREATE TABLE IF NOT EXISTS scans(
+    model TEXT PRIMARY KEY,
+    backbone TEXT NOT NULL,
+    weights TEXT NOT NULL,
+    published INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    started REAL NOT NULL,
+    updated REAL NOT NULL,
+    images INTEGER NOT NULL DEFAULT 0,
+    seconds REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS scores(
     sample_id INTEGER NOT NULL REFERENCES samples(id),
@@ -121,6 +133,36 @@ class Facts:
     notes: str
     problem_kind: str | None
     problem: str | None
+
+
+@dataclass(frozen=True)
+class ScanTable:
+    """One model's scan results over the store's rows: top-K ImageNet classes (-1 where
+    not scanned), their probabilities, and the cat, dog and wild-cat probability masses."""
+
+    model: str
+    classes: np.ndarray  # (n, K) int16
+    probs: np.ndarray  # (n, K) float32
+    masses: np.ndarray  # (n, 3) float32: cat, dog, wild cat
+
+    @property
+    def scanned(self) -> np.ndarray:
+        return (
+            self.classes[:, 0] >= 0 if self.classes.shape[1] else np.zeros(len(self.classes), bool)
+        )
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    model: str
+    backbone: str
+    weights: str
+    published: bool
+    device: str
+    started: float
+    updated: float
+    seconds: float
+    images: int
 
 
 def open_store(
@@ -179,7 +221,19 @@ class LabelStore:
                 f"The label store {self.path} was written by a newer Labelscope "
                 f"(schema {version}); update Labelscope to open it."
             )
+        elif int(version) < SCHEMA_VERSION:
+            self._migrate(int(version))
         self._load()
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older store up to this schema, in one transaction."""
+        with self._transaction():
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(scan_results)")}
+            if "wild_cat_mass" not in columns:
+                self._db.execute(
+                    "ALTER TABLE scan_results ADD COLUMN wild_cat_mass REAL NOT NULL DEFAULT 0"
+                )
+            self._set_meta("schema", str(SCHEMA_VERSION))
 
     # --- opening ---------------------------------------------------------------------
 
@@ -326,10 +380,12 @@ class LabelStore:
         sort: str = "name",
         descending: bool = False,
         scores: dict[str, np.ndarray] | None = None,
+        mask: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Rows that pass the filters, in the chosen order: 'name' (the listing's order),
-        'size' (bytes on disk, unknown last), 'width', 'height', or a score name."""
-        keep = np.ones(len(self), dtype=bool)
+        """Rows that pass the filters (and `mask`, a boolean per row, if given), in the
+        chosen order: 'name' (the listing's order), 'size' (bytes on disk, unknown last),
+        'width', 'height', or a score name (unknown last)."""
+        keep = np.ones(len(self), dtype=bool) if mask is None else mask.astype(bool)
         if split is not None:
             keep &= self.split == SPLITS.index(split)
         if label is not None:
@@ -579,6 +635,17 @@ class LabelStore:
             )
         self._notify(rows)
 
+    def clear_scores(self, names: Sequence[str], rows: Sequence[int]) -> None:
+        """Remove the scores `names` of `rows`."""
+        if len(rows) == 0:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "DELETE FROM scores WHERE sample_id = ? AND name = ?",
+                ((int(self.ids[r]), name) for r in rows for name in names),
+            )
+        self._notify(rows)
+
     def scores(self, name: str) -> np.ndarray:
         """The score `name` per row, NaN where there is none."""
         out = np.full(len(self), np.nan)
@@ -592,6 +659,98 @@ class LabelStore:
 
     def score_names(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT name FROM scores ORDER BY name")]
+
+    # --- ImageNet scan results -------------------------------------------------------
+
+    def begin_scan(
+        self, model: str, backbone: str, weights: str, published: bool, device: str
+    ) -> None:
+        """Record that a scan with `model` (a weights file's stem) starts or resumes."""
+        now = time.time()
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO scans(model, backbone, weights, published, device, started, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(model) DO UPDATE SET "
+                "device = excluded.device, updated = excluded.updated",
+                (model, backbone, weights, int(published), device, now, now),
+            )
+
+    def write_scan(
+        self,
+        model: str,
+        rows: Sequence[int],
+        classes: np.ndarray,
+        probs: np.ndarray,
+        masses: np.ndarray,
+        seconds: float,
+    ) -> None:
+        """Store one batch of scan results: the top-K classes and probabilities per row and
+        the (cat, dog, wild cat) probability masses, in one transaction."""
+        records = [
+            (
+                int(self.ids[r]),
+                model,
+                " ".join(map(str, classes[i].tolist())),
+                " ".join(f"{p:.6g}" for p in probs[i].tolist()),
+                float(masses[i, 0]),
+                float(masses[i, 1]),
+                float(masses[i, 2]),
+            )
+            for i, r in enumerate(rows)
+        ]
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO scan_results VALUES (?, ?, ?, ?, ?, ?, ?)", records
+            )
+            self._db.execute(
+                "UPDATE scans SET updated = ?, images = images + ?, seconds = seconds + ? "
+                "WHERE model = ?",
+                (time.time(), len(records), seconds, model),
+            )
+        self._notify(rows)
+
+    def scanned(self, model: str) -> np.ndarray:
+        """Per row: whether `model` has scanned it."""
+        out = np.zeros(len(self), dtype=bool)
+        for (sample_id,) in self._db.execute(
+            "SELECT sample_id FROM scan_results WHERE model = ?", (model,)
+        ):
+            row = self.row_of.get(sample_id)
+            if row is not None:
+                out[row] = True
+        return out
+
+    def scan_table(self, model: str) -> ScanTable:
+        """Everything `model`'s scan stored, as arrays over the rows (-1 / NaN where a row
+        was not scanned)."""
+        found = self._db.execute(
+            "SELECT sample_id, top_classes, top_probs, cat_mass, dog_mass, wild_cat_mass "
+            "FROM scan_results WHERE model = ?",
+            (model,),
+        ).fetchall()
+        pairs = [(self.row_of[r[0]], r) for r in found if r[0] in self.row_of]
+        k = max((len(r[1].split()) for _row, r in pairs), default=0)
+        n = len(self)
+        classes = np.full((n, k), -1, dtype=np.int16)
+        probs = np.full((n, k), np.nan, dtype=np.float32)
+        masses = np.full((n, 3), np.nan, dtype=np.float32)
+        if pairs:
+            rows = np.array([row for row, _r in pairs])
+            classes[rows] = np.array([r[1].split() for _row, r in pairs], dtype=np.int16)
+            probs[rows] = np.array([r[2].split() for _row, r in pairs], dtype=np.float32)
+            masses[rows] = np.array([r[3:6] for _row, r in pairs], dtype=np.float32)
+        return ScanTable(model, classes, probs, masses)
+
+    def scans(self) -> list[ScanRecord]:
+        """The scans stored, the latest first."""
+        return [
+            ScanRecord(*r[:3], bool(r[3]), *r[4:])
+            for r in self._db.execute(
+                "SELECT s.model, s.backbone, s.weights, s.published, s.device, s.started, "
+                "s.updated, s.seconds, (SELECT COUNT(*) FROM scan_results r "
+                "WHERE r.model = s.model) FROM scans s ORDER BY s.updated DESC"
+            )
+        ]
 
     def integrity_check(self) -> str:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0]

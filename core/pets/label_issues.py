@@ -1,0 +1,130 @@
+"""Images whose label looks wrong, by confident learning (Northcutt et al., 2021).
+
+Out-of-fold probabilities come from a logistic-regression head trained k times on the cached
+backbone embeddings, each time predicting the fold it did not see. Each class gets a
+confidence threshold, the mean predicted probability of that class over the images labelled
+with it. An image counts as a label issue when some other class reaches its threshold and is
+the most probable of the classes that do (an off-diagonal entry of the confident joint);
+issues are ranked by self-confidence, the predicted probability of the given label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.jobs import CancelToken, JobError, Progress
+from core.pets.features import FeatureCache
+from core.pets.labelstore import LabelStore
+
+#: Score names written to the label store (the grid sorts by them).
+QUALITY_SCORE = "label_quality"  # self-confidence: low = suspicious
+ISSUE_SCORE = "label_issue"  # 1 for the images confident learning flags, else 0
+DEFAULT_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    self_confidence: np.ndarray  # (n,) predicted probability of the given label
+    issue: np.ndarray  # (n,) bool
+    thresholds: np.ndarray  # (classes,)
+    confident_joint: np.ndarray  # (classes, classes): given label × confident class
+
+    def ranked(self) -> np.ndarray:
+        """Indices of the issues, least self-confident first."""
+        found = np.flatnonzero(self.issue)
+        return found[np.argsort(self.self_confidence[found], kind="stable")]
+
+
+def out_of_fold_probabilities(
+    features: np.ndarray,
+    labels: np.ndarray,
+    token: CancelToken,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+) -> Iterator[Progress]:
+    """Job: out-of-fold class probabilities (n, classes) of a standardised
+    logistic-regression head, from stratified k-fold training. Labels are 0..classes-1."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classes = np.unique(labels)
+    smallest = min(int(np.sum(labels == c)) for c in classes) if len(classes) else 0
+    if len(classes) < 2 or smallest < 2:
+        raise JobError(
+            "Ranking label issues needs at least two images of each class; "
+            f"found {', '.join(f'{int(np.sum(labels == c))} of class {c}' for c in classes)}."
+        )
+    folds = max(2, min(folds, smallest))
+    probs = np.zeros((len(labels), int(labels.max()) + 1))
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for fold, (train, held_out) in enumerate(splitter.split(features, labels)):
+        token.raise_if_cancelled()
+        yield Progress(fold, folds, f"Label issues: training fold {fold + 1} of {folds}")
+        head = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
+        head.fit(features[train], labels[train])
+        probs[np.ix_(held_out, head.classes_)] = head.predict_proba(features[held_out])
+    yield Progress(folds, folds, "Label issues: out-of-fold probabilities ready")
+    return probs
+
+
+def find_label_issues(probs: np.ndarray, labels: np.ndarray) -> LabelIssues:
+    """Confident learning over out-of-fold `probs` (n, classes) and given `labels`."""
+    n, k = probs.shape
+    thresholds = np.array(
+        [probs[labels == j, j].mean() if np.any(labels == j) else 1.0 for j in range(k)]
+    )
+    above = probs >= thresholds  # (n, k)
+    masked = np.where(above, probs, -np.inf)
+    confident = np.where(above.any(axis=1), masked.argmax(axis=1), -1)
+    joint = np.zeros((k, k), dtype=np.int64)
+    has = confident >= 0
+    np.add.at(joint, (labels[has], confident[has]), 1)
+    issue = has & (confident != labels)
+    self_confidence = probs[np.arange(n), labels]
+    return LabelIssues(self_confidence, issue, thresholds, joint)
+
+
+@dataclass(frozen=True)
+class RankingSummary:
+    examined: int
+    issues: int
+    folds: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.issues:,} of {self.examined:,} labelled images look mislabelled "
+            f"({self.folds}-fold confident learning)"
+        )
+
+
+def rank_label_issues(
+    store: LabelStore,
+    features: FeatureCache,
+    model: str,
+    token: CancelToken,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+) -> Iterator[Progress]:
+    """Job: rank the store's labelled train images (effective labels, exclusions left out)
+    that have `model` embeddings; writes the label_quality and label_issue scores and
+    returns a RankingSummary."""
+    rows = store.effective_rows()
+    ids, vectors = features.get(model, store.ids[rows])
+    if len(ids) == 0:
+        raise JobError("No embeddings to rank label issues with: scan the train images first.")
+    rows = np.array([store.row_of[int(s)] for s in ids])
+    labels = (store.label[rows] - 1).astype(np.int64)  # cat 0, dog 1
+    probs = yield from out_of_fold_probabilities(vectors, labels, token, folds, seed)
+    found = find_label_issues(probs, labels)
+    previous = np.flatnonzero(~np.isnan(store.scores(ISSUE_SCORE)))
+    stale = np.setdiff1d(previous, rows)  # ranked before, excluded or relabelled away since
+    store.clear_scores((QUALITY_SCORE, ISSUE_SCORE), stale)
+    store.set_scores(QUALITY_SCORE, rows, found.self_confidence)
+    store.set_scores(ISSUE_SCORE, rows, found.issue.astype(float))
+    smallest = min(int(np.sum(labels == c)) for c in (0, 1))
+    return RankingSummary(len(rows), int(found.issue.sum()), max(2, min(folds, smallest)))

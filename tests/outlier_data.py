@@ -1,0 +1,65 @@
+"""What the outlier tests scan: flat-coloured photos whose red level is a code, and a
+stand-in backbone that reads the code and returns the logits the test chose for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from core.devices import choose
+from core.pets.imagenet import NUM_CLASSES, LoadedModel, Preprocess
+
+#: Red levels that stand for a case; far enough apart to survive JPEG.
+CODES = (20, 60, 100, 140, 180, 220)
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def logits_for(classes: dict[int, float]) -> np.ndarray:
+    """1,000 logits: 0 everywhere but the given classes."""
+    out = np.zeros(NUM_CLASSES, dtype=np.float32)
+    for index, value in classes.items():
+        out[index] = value
+    return out
+
+
+class StandIn(nn.Module):
+    """Embedding = a one-hot of the nearest code to the image's mean red level; the final
+    1,000-way linear layer maps each code to the logits chosen for it."""
+
+    def __init__(self, table: dict[int, np.ndarray]) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.tensor(CODES, dtype=torch.float32))
+        self.fc = nn.Linear(len(CODES), NUM_CLASSES, bias=False)
+        weight = np.zeros((NUM_CLASSES, len(CODES)), dtype=np.float32)
+        for code, logits in table.items():
+            weight[:, CODES.index(code)] = logits
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.from_numpy(weight))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        red = (x[:, 0].float().mean(dim=(1, 2)) * STD[0] + MEAN[0]) * 255
+        nearest = torch.argmin((red[:, None] - self.centres[None]).abs(), dim=1)
+        return self.fc(nn.functional.one_hot(nearest, len(CODES)).float())
+
+
+def stand_in(table: dict[int, np.ndarray], key: str = "stand-in") -> LoadedModel:
+    return LoadedModel(key, StandIn(table), Preprocess(40, 32, MEAN, STD), choose("cpu"))
+
+
+def write_coded(path: Path, code: int, size: tuple[int, int] = (80, 60)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (code, 90, 90)).save(path, quality=95)
+
+
+def make_coded_dataset(root: Path, layout: dict[str, int]) -> Path:
+    """train/ and test/ files named in `layout` (e.g. 'train/cat.0.jpg'), each flat in its
+    code's colour."""
+    for name, code in layout.items():
+        write_coded(root / name, code)
+    (root / "test").mkdir(parents=True, exist_ok=True)
+    return root
