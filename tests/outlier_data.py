@@ -3,12 +3,14 @@ stand-in backbone that reads the code and returns the logits the test chose for 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torchvision import models
 
 from core.devices import choose
 from core.pets.imagenet import NUM_CLASSES, LoadedModel, Preprocess
@@ -63,3 +65,19 @@ def make_coded_dataset(root: Path, layout: dict[str, int]) -> Path:
         write_coded(root / name, code)
     (root / "test").mkdir(parents=True, exist_ok=True)
     return root
+
+
+def named_by_hash(path: Path, stem: str) -> Path:
+    """Rename `path` the torchvision way: `<stem>-<first 8 hex of its sha256>.pth`."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    target = path.with_name(f"{stem}-{digest}.pth")
+    path.rename(target)
+    return target
+
+
+def random_weights(folder: Path, arch: str = "mobilenet_v3_small", seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "weights.pth"
+    torch.save(models.get_model(arch, weights=None).state_dict(), path)
+    return named_by_hash(path, arch)

@@ -4,7 +4,6 @@ Kaggle images with a real architecture, cancelled and resumed."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torchvision import models
 
 from core.devices import choose
 from core.jobs import Cancelled, CancelToken, JobError, drive
@@ -32,24 +30,9 @@ from core.pets.imagenet import (
 from core.pets.labelstore import open_store
 from core.pets.outliers import scan
 from tests.conftest import shared_data
+from tests.outlier_data import named_by_hash, random_weights
 
 SMALL = BACKBONES["mobilenet_v3_small"]
-
-
-def named_by_hash(path: Path, stem: str) -> Path:
-    """Rename `path` the torchvision way: `<stem>-<first 8 hex of its sha256>.pth`."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
-    target = path.with_name(f"{stem}-{digest}.pth")
-    path.rename(target)
-    return target
-
-
-def random_weights(folder: Path, arch: str = "mobilenet_v3_small", seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "weights.pth"
-    torch.save(models.get_model(arch, weights=None).state_dict(), path)
-    return named_by_hash(path, arch)
 
 
 def run(job):

@@ -57,3 +57,48 @@ def test_export_uses_the_edits(tmp_path: Path, capsys):
     assert "hard links" in capsys.readouterr().out
     assert main(["pets", "export", str(root), "--imagefolder", str(out)]) == 1  # not empty
     assert "not empty" in capsys.readouterr().err
+
+
+def test_scan_with_an_imported_weights_file_then_flags_csv(tmp_path: Path, capsys):
+    from core.paths import weights_cache_dir
+    from tests.outlier_data import random_weights
+
+    root = make_pets(tmp_path / "pets", cats=4, dogs=4, tests=3)
+    assert main(["pets", "scan", str(root), "--offline", "--backbone", "mobilenet_v3_small"]) == 1
+    err = capsys.readouterr().err
+    assert "mobilenet_v3_small-047dcff4.pth" in err and "Import weights file" in err
+
+    weights = random_weights(tmp_path / "w")
+    args = [
+        "pets",
+        "scan",
+        str(root),
+        "--weights",
+        str(weights),
+        "--backbone",
+        "mobilenet_v3_small",
+    ]
+    assert main([*args, "--top-n", "3", "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "Scanned 11 images" in out and "Not a file torchvision publishes" in out
+    assert "of 11 scanned" in out
+    assert (weights_cache_dir() / weights.name).is_file()
+    # a second run has nothing left to do: the results are in the store
+    assert main(["pets", "scan", str(root), "--offline", "--backbone", "mobilenet_v3_small"]) == 0
+    assert "Scanned 0 images" in capsys.readouterr().out
+
+    target = tmp_path / "flags.csv"
+    assert main(["pets", "flags", str(root), "--csv", str(target), "--top-n", "3"]) == 0
+    rows = list(csv.DictReader(target.open()))
+    assert len(rows) == 11 and {r["split"] for r in rows} == {"train", "test"}
+    assert all(len(r["top_3"].split("; ")) == 3 for r in rows)
+    assert {r["outlier"] for r in rows} <= {"0", "1"}
+    assert all(r["likely_mislabelled"] in ("0", "1") for r in rows if r["split"] == "train")
+    assert main(["pets", "flags", str(root), "--csv", str(target), "--top-n", "11"]) == 1
+    assert "--top-n must be between 1 and 10" in capsys.readouterr().err
+
+
+def test_flags_before_any_scan_is_a_clear_error(tmp_path: Path, capsys):
+    root = make_pets(tmp_path / "pets", cats=1, dogs=1, tests=0)
+    assert main(["pets", "flags", str(root), "--csv", str(tmp_path / "f.csv")]) == 1
+    assert "has not been scanned yet" in capsys.readouterr().err

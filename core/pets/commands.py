@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from core.console import run_in_terminal
 from core.jobs import JobError
 
@@ -48,6 +50,56 @@ def add_parsers(pets_commands: argparse._SubParsersAction) -> None:
         help="train/cat, train/dog and test/ folders of hard links (copies where links "
         "cannot be made)",
     )
+    _add_scan_parsers(pets_commands)
+
+
+def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
+    from core.pets.imagenet import BACKBONES, CPU_DEFAULT, GPU_DEFAULT
+    from core.pets.outliers import DEFAULT_BATCH, FlagSettings
+
+    choices = ", ".join(f"{k} ({b.note})" for k, b in BACKBONES.items()).replace("%", "%%")
+    scan = pets_commands.add_parser(
+        "scan",
+        help="run an ImageNet model over every image: outliers, cat/dog evidence, label issues",
+        description="Run an ImageNet-pretrained classifier over the train and test images and "
+        "store each image's top-10 classes in the dataset's label store (results are saved "
+        "batch by batch: run it again after Ctrl-C to resume). Then rank the train images "
+        "whose label looks wrong (confident learning on the embeddings). Prints the counts "
+        "of each flag; `pets flags` writes them out.",
+    )
+    scan.add_argument("folder", help="the dataset: a folder or a zip file")
+    scan.add_argument(
+        "--backbone",
+        choices=list(BACKBONES),
+        metavar="NAME",
+        help=f"the model: {choices}. Default: {CPU_DEFAULT} on a CPU, {GPU_DEFAULT} on a GPU",
+    )
+    scan.add_argument("--top-n", type=int, default=FlagSettings.top_n, metavar="N",
+                      help="an outlier has no cat or dog class among its top N (1-10; default "
+                      "%(default)s)")  # fmt: skip
+    scan.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    scan.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="a weights file named the torchvision way (<name>-<sha256 prefix>.pth): checked, "
+        "copied into torch's cache and used",
+    )
+    scan.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="B")
+    scan.add_argument("--train-only", action="store_true", help="skip the test images")
+    scan.add_argument("--offline", action="store_true", help="never download weights")
+    scan.add_argument("--no-label-issues", action="store_true", help="skip the label-issue ranking")
+    flags = pets_commands.add_parser(
+        "flags",
+        help="write the scan's flags and scores as CSV",
+        description="Write one row per scanned image: outlier, both, disagrees, likely "
+        "mislabelled, label quality, cat and dog probability mass and the top-N classes.",
+    )
+    flags.add_argument("folder", help="the dataset: a folder or a zip file")
+    flags.add_argument("--csv", required=True, metavar="FILE", help="where to write the CSV")
+    flags.add_argument("--top-n", type=int, default=FlagSettings.top_n, metavar="N")
+    flags.add_argument("--wild-cats", action="store_true", help="count cougar and lynx as cats")
+    flags.add_argument("--model", help="which scan's results (default: the latest scan)")
+    flags.add_argument("--flagged-only", action="store_true", help="only the flagged images")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         return _info(args)
     if args.pets_command == "export":
         return _export(args)
+    if args.pets_command == "scan":
+        return _scan(args)
+    if args.pets_command == "flags":
+        return _flags(args)
     raise JobError(f"unknown pets command {args.pets_command!r}")
 
 
@@ -128,6 +184,81 @@ def _export(args: argparse.Namespace) -> int:
                 lambda token: exports.export_imagefolder(store, target, token), stream=sys.stderr
             )
             print(f"Wrote {target}: {linked:,} hard links, {copied:,} copies")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _check_top_n(value: int) -> None:
+    from core.pets.outliers import TOP_K
+
+    if not 1 <= value <= TOP_K:
+        raise JobError(f"--top-n must be between 1 and {TOP_K}, not {value}.")
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from core import devices
+    from core.pets import imagenet
+    from core.pets.labelstore import open_store
+    from core.pets.outliers import FlagSettings, ScanRequest, compute_flags, scan_dataset
+
+    _check_top_n(args.top_n)
+    device = devices.choose(args.device)
+    request = ScanRequest(
+        backbone=args.backbone or imagenet.default_backbone(device),
+        device=args.device,
+        batch_size=max(1, args.batch_size),
+        splits=("train",) if args.train_only else ("train", "test"),
+        weights_file=Path(args.weights) if args.weights else None,
+        allow_download=not args.offline,
+        label_issues=not args.no_label_issues,
+    )
+    store, _listing = run_in_terminal(
+        lambda token: open_store(args.folder, token), stream=sys.stderr
+    )
+    try:
+        outcome = run_in_terminal(
+            lambda token: scan_dataset(store, request, token), stream=sys.stderr
+        )
+        print(f"Weights: {outcome.weights}")
+        print(outcome.describe())
+        from core.pets.label_issues import ISSUE_SCORE
+        from core.pets.outliers import latest_model
+
+        model = latest_model(store)
+        flags = compute_flags(
+            store.scan_table(model), store.label, store.split, FlagSettings(args.top_n)
+        )
+        counts = flags.counts()
+        issues = int(np.nansum(store.scores(ISSUE_SCORE) == 1))
+        print(
+            f"Top-{args.top_n} flags: {counts['outlier']:,} outliers, {counts['both']:,} with "
+            f"a cat and a dog, {counts['disagrees']:,} whose label ImageNet disagrees with, "
+            f"{issues:,} likely mislabelled (of {counts['scanned']:,} scanned)."
+        )
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _flags(args: argparse.Namespace) -> int:
+    from core.pets.labelstore import open_store
+    from core.pets.outliers import FlagSettings, latest_model, write_flags_csv
+
+    _check_top_n(args.top_n)
+    store, _listing = run_in_terminal(
+        lambda token: open_store(args.folder, token), stream=sys.stderr
+    )
+    try:
+        model = args.model or latest_model(store)
+        if model is None:
+            raise JobError(f"{args.folder} has not been scanned yet: run `labelscope pets scan`.")
+        known = [s.model for s in store.scans()]
+        if model not in known:
+            raise JobError(f"No scan named {model!r}; scans: {', '.join(known)}.")
+        settings = FlagSettings(args.top_n, count_wild_cats=args.wild_cats)
+        count = write_flags_csv(store, model, settings, Path(args.csv), args.flagged_only)
+        print(f"Wrote {count:,} images to {args.csv} (scan {model}, top {args.top_n})")
     finally:
         store.close()
     return EXIT_OK

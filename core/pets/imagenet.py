@@ -128,37 +128,37 @@ BACKBONES: dict[str, Backbone] = {
             "mobilenet_v3_large",
             "MobileNetV3-Large",
             "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
-            "fast on a CPU (75.3 % ImageNet top-1, 21 MB)",
+            "fast on a CPU; 75.3 % ImageNet top-1, 21 MB",
         ),
         Backbone(
             "resnet50",
             "ResNet-50",
             "ResNet50_Weights.IMAGENET1K_V2",
-            "strong, for a GPU (80.9 % top-1, 98 MB)",
+            "strong, for a GPU; 80.9 % top-1, 98 MB",
         ),
         Backbone(
             "efficientnet_b0",
             "EfficientNet-B0",
             "EfficientNet_B0_Weights.IMAGENET1K_V1",
-            "balanced (77.7 % top-1, 21 MB)",
+            "balanced; 77.7 % top-1, 21 MB",
         ),
         Backbone(
             "convnext_tiny",
             "ConvNeXt-Tiny",
             "ConvNeXt_Tiny_Weights.IMAGENET1K_V1",
-            "strong, for a GPU (82.5 % top-1, 109 MB)",
+            "strong, for a GPU; 82.5 % top-1, 109 MB",
         ),
         Backbone(
             "mobilenet_v3_small",
             "MobileNetV3-Small",
             "MobileNet_V3_Small_Weights.IMAGENET1K_V1",
-            "fastest, least accurate (67.7 % top-1, 10 MB)",
+            "fastest, least accurate; 67.7 % top-1, 10 MB",
         ),
         Backbone(
             "vgg16",
             "VGG-16",
             "VGG16_Weights.IMAGENET1K_V1",
-            "the classic, slow and large (71.6 % top-1, 528 MB)",
+            "the classic, slow and large; 71.6 % top-1, 528 MB",
         ),
     )
 }

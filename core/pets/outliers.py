@@ -8,20 +8,25 @@ the stored top-K, so changing N or the class sets re-flags 37,500 images instant
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from core import devices
 from core.images import ImageProblem
-from core.jobs import CancelToken, Progress, format_duration
+from core.jobs import CancelToken, JobError, Progress, format_duration
+from core.pets import imagenet
 from core.pets.decoding import decode_pet
-from core.pets.features import FeatureCache
+from core.pets.features import FeatureCache, features_location
 from core.pets.imagenet import CAT_CLASSES, DOG_CLASSES, WILD_CAT_CLASSES, ClassSets, LoadedModel
+from core.pets.label_issues import RankingSummary, rank_label_issues
 from core.pets.labelstore import SPLITS, Facts, LabelStore, ScanTable
 from core.pets.sources import Source, SourceError
 
@@ -277,3 +282,127 @@ def summarise(probs: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray
         axis=1,
     )
     return classes.astype(np.int16), top_probs.astype(np.float32), masses.astype(np.float32)
+
+
+# --- the whole job: weights, model, scan, label issues ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What the Scan panel and `labelscope pets scan` ask for."""
+
+    backbone: str
+    device: str | None = None  # None: the best available
+    batch_size: int = DEFAULT_BATCH
+    splits: tuple[str, ...] = SPLITS
+    weights_file: Path | None = None  # import this file into the cache first
+    allow_download: bool = True
+    label_issues: bool = True
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    summary: ScanSummary
+    ranking: RankingSummary | None
+    weights: str  # where the weights came from, for people
+    note: str = ""  # why the label issues were not ranked, if they were not
+
+    def describe(self) -> str:
+        parts = [self.summary.describe() + "."]
+        if self.ranking is not None:
+            parts.append(self.ranking.describe() + ".")
+        if self.note:
+            parts.append(self.note)
+        return " ".join(parts)
+
+
+def scan_dataset(store: LabelStore, request: ScanRequest, token: CancelToken) -> Iterator[Progress]:
+    """Job: resolve the weights (import or download them when asked), load the backbone,
+    scan the store's images and rank the label issues; returns a ScanOutcome."""
+    b = imagenet.backbone(request.backbone)
+    device = devices.choose(request.device)
+    if request.weights_file is not None:
+        report = yield from imagenet.import_weights(request.weights_file, b, token)
+        weights_path, published, weights_text = report.path, report.published, report.message
+    else:
+        weights_path = yield from imagenet.ensure_weights(
+            b, token, allow_download=request.allow_download
+        )
+        state = imagenet.weights_state(b)
+        published = state.published and state.path == weights_path
+        weights_text = state.message
+    yield Progress(0, None, f"Loading {b.title} on {device.describe()}")
+    model = imagenet.load_model(b, weights_path, device)
+    features = FeatureCache(features_location(store.root))
+    try:
+        summary = yield from scan(
+            store,
+            model,
+            token,
+            features=features,
+            splits=request.splits,
+            batch_size=request.batch_size,
+            backbone=b.key,
+            published=published,
+        )
+        ranking, note = None, ""
+        if request.label_issues and "train" in request.splits:
+            try:
+                ranking = yield from rank_label_issues(store, features, model.key, token)
+            except JobError as error:
+                note = f"Label issues were not ranked: {error}"
+    finally:
+        features.close()
+    return ScanOutcome(summary, ranking, weights_text, note)
+
+
+def latest_model(store: LabelStore) -> str | None:
+    """The model of the most recent scan, or None when the dataset was never scanned."""
+    scans = store.scans()
+    return scans[0].model if scans else None
+
+
+def write_flags_csv(
+    store: LabelStore, model: str, settings: FlagSettings, path: Path, only_flagged: bool = False
+) -> int:
+    """One row per scanned image: its flags, scores and top-N classes. Returns the count."""
+    from core.pets.label_issues import ISSUE_SCORE, QUALITY_SCORE
+
+    table = store.scan_table(model)
+    flags = compute_flags(table, store.label, store.split, settings)
+    issue, quality = store.scores(ISSUE_SCORE), store.scores(QUALITY_SCORE)
+    names = imagenet.categories()
+    rows = np.flatnonzero(flags.scanned)
+    if only_flagged:
+        rows = rows[(flags.outlier | flags.both | flags.disagrees | (issue == 1))[rows]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(
+            [
+                "path", "split", "label", "excluded", "outlier", "both", "disagrees",
+                "likely_mislabelled", "label_quality", "cat_mass", "dog_mass",
+                f"top_{settings.top_n}",
+            ]
+        )  # fmt: skip
+        for row in rows:
+            top = "; ".join(
+                f"{names[c]} {p:.3f}" for c, p in top_classes(table, row, settings.top_n)
+            )
+            out.writerow(
+                [
+                    store.paths[row],
+                    SPLITS[store.split[row]],
+                    store.effective_label(row) or "",
+                    int(store.excluded[row]),
+                    int(flags.outlier[row]),
+                    int(flags.both[row]),
+                    int(flags.disagrees[row]),
+                    "" if np.isnan(issue[row]) else int(issue[row]),
+                    "" if np.isnan(quality[row]) else f"{quality[row]:.4f}",
+                    f"{flags.cat_mass[row]:.4f}",
+                    f"{flags.dog_mass[row]:.4f}",
+                    top,
+                ]
+            )
+    return len(rows)
