@@ -3,6 +3,7 @@ keyboard-first relabelling (C cat, D dog, X exclude, F flag, undo and redo)."""
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -31,6 +32,7 @@ from gui.pets.grid import (
     short_name,
 )
 from gui.pets.inspector import Inspector
+from gui.pets.scan_panel import FLAG_FILTERS, ScanView
 
 #: (title, filters) of the "Show" choices.
 SHOW_CHOICES = (
@@ -43,8 +45,17 @@ SHOW_CHOICES = (
     ("Excluded", {"excluded": True}),
     ("Flagged", {"flagged": True}),
     ("Unreadable", {"unreadable": True}),
+    *((title, {"flag": key}) for key, title, _meaning in FLAG_FILTERS),
 )
 SORT_CHOICES = (("Name", "name"), ("File size", "size"), ("Width", "width"), ("Height", "height"))
+#: Sorts the scan adds: (title, key, descending by default).
+SCAN_SORTS = (
+    ("Not a pet (ImageNet)", "not_pet", True),
+    ("Cat/dog disagreement", "disagreement", True),
+    ("Label quality", "label_quality", False),
+)
+#: The sort that goes with each flag filter when it is chosen from the Scan panel.
+FLAG_SORTS = {"outlier": "not_pet", "disagrees": "disagreement", "mislabelled": "label_quality"}
 
 
 class PetsBrowser(QWidget):
@@ -60,6 +71,7 @@ class PetsBrowser(QWidget):
         self.provider: ThumbnailProvider | None = None
         self.model: SampleModel | None = None
         self.proxy: SampleFilterModel | None = None
+        self.scan_view: ScanView | None = None
         self._sort_keys: list[str] = []
 
         self.show_combo = QComboBox()
@@ -68,6 +80,7 @@ class PetsBrowser(QWidget):
             self.show_combo.addItem(title)
         self.sort_combo = QComboBox()
         self.sort_combo.setObjectName("petsSort")
+        self.sort_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.descending = QCheckBox("Descending")
         self.find = QLineEdit()
         self.find.setObjectName("petsFind")
@@ -167,6 +180,12 @@ class PetsBrowser(QWidget):
         self.find_action = action(
             "&Find by id…", ["Ctrl+F"], self.focus_find, "Find an image by its number"
         )
+        self.exclude_shown_action = action(
+            "Exclude all &shown",
+            ["Ctrl+Shift+X"],
+            self.exclude_shown,
+            "Exclude every image the grid shows now, as one step that Undo reverses",
+        )
         self.auto_advance.setStatusTip("After C, D or X on one image, select the next one")
         self.edit_actions = [
             self.cat_action,
@@ -175,6 +194,7 @@ class PetsBrowser(QWidget):
             self.flag_action,
             self.undo_action,
             self.redo_action,
+            self.exclude_shown_action,
             self.find_action,
         ]
         for act in self.edit_actions:
@@ -188,14 +208,7 @@ class PetsBrowser(QWidget):
         self.provider = ThumbnailProvider(store, Source(store.root), cache, self)
         self.model = SampleModel(store, self.provider, self)
         self.proxy = SampleFilterModel(self.model, self)
-        self.sort_combo.blockSignals(True)
-        self.sort_combo.clear()
-        self._sort_keys = [key for _title, key in SORT_CHOICES] + store.score_names()
-        for title, _key in SORT_CHOICES:
-            self.sort_combo.addItem(title)
-        for name in store.score_names():
-            self.sort_combo.addItem(name.replace("_", " ").capitalize())
-        self.sort_combo.blockSignals(False)
+        self._fill_sorts()
         self.delegate.proxy = self.proxy
         self.view.setModel(self.proxy)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
@@ -206,6 +219,69 @@ class PetsBrowser(QWidget):
         for act in self.edit_actions:
             act.setEnabled(True)
         self._update_counts()
+
+    def _fill_sorts(self) -> None:
+        """The sort choices: the file's facts, then what a scan adds, then stored scores."""
+        current = self.proxy.sort_key if self.proxy is not None else "name"
+        choices = list(SORT_CHOICES)
+        if self.scan_view is not None:
+            choices += [(title, key) for title, key, _desc in SCAN_SORTS]
+        known = {key for _title, key in choices}
+        if self.store is not None:
+            choices += [
+                (name.replace("_", " ").capitalize(), name)
+                for name in self.store.score_names()
+                if name not in known
+            ]
+        if self.scan_view is None:  # stored scores whose scan is not shown keep working
+            choices = [c for c in choices if c[1] not in ("not_pet", "disagreement")]
+        self.sort_combo.blockSignals(True)
+        self.sort_combo.clear()
+        self._sort_keys = [key for _title, key in choices]
+        for title, _key in choices:
+            self.sort_combo.addItem(title)
+        if current in self._sort_keys:
+            self.sort_combo.setCurrentIndex(self._sort_keys.index(current))
+        self.sort_combo.blockSignals(False)
+
+    def set_scan_view(self, view: ScanView | None) -> None:
+        """New flags (a scan finished, N changed, a label changed): counts in the Show
+        menu, the scan's sorts, and the grid re-filtered when it shows a flag."""
+        self.scan_view = view
+        counts = view.counts() if view is not None else {}
+        for index, (title, filters) in enumerate(SHOW_CHOICES):
+            key = filters.get("flag")
+            if key is not None:
+                text = f"{title} ({counts[key]:,})" if key in counts else title
+                self.show_combo.setItemText(index, text)
+        self._fill_sorts()
+        self.inspector.set_scan_view(view)
+        if self.proxy is None:
+            return
+        self.proxy.extra_scores = view.sort_scores() if view is not None else {}
+        showing_flag = "flag" in SHOW_CHOICES[self.show_combo.currentIndex()][1]
+        if showing_flag or self.proxy.sort_key in ("not_pet", "disagreement", "label_quality"):
+            self._apply_filters()
+
+    def show_flag(self, key: str) -> None:
+        """Show the images a flag marks, the most telling first."""
+        index = next(i for i, (_t, f) in enumerate(SHOW_CHOICES) if f.get("flag") == key)
+        self.show_combo.blockSignals(True)
+        self.show_combo.setCurrentIndex(index)
+        self.show_combo.blockSignals(False)
+        sort = FLAG_SORTS.get(key)
+        if sort in self._sort_keys:
+            self.sort_combo.blockSignals(True)
+            self.sort_combo.setCurrentIndex(self._sort_keys.index(sort))
+            self.sort_combo.blockSignals(False)
+            descending = next(d for _t, k, d in SCAN_SORTS if k == sort)
+            self.descending.blockSignals(True)
+            self.descending.setChecked(descending)
+            self.descending.blockSignals(False)
+        self._apply_filters()
+        if self.proxy is not None and self.proxy.rowCount():
+            self.select_rows([int(self.proxy.source_rows()[0])])
+        self.view.setFocus()
 
     def detach(self) -> None:
         if self.store is None:
@@ -248,7 +324,15 @@ class PetsBrowser(QWidget):
         if self.proxy is None:
             return
         current = self.current_row()
-        self.proxy.filters = dict(SHOW_CHOICES[self.show_combo.currentIndex()][1])
+        filters = dict(SHOW_CHOICES[self.show_combo.currentIndex()][1])
+        flag = filters.pop("flag", None)
+        self.proxy.filters = filters
+        if flag is None:
+            self.proxy.mask = None
+        elif self.scan_view is not None:
+            self.proxy.mask = self.scan_view.mask(flag)
+        else:
+            self.proxy.mask = np.zeros(len(self.store), dtype=bool)
         index = self.sort_combo.currentIndex()
         self.proxy.sort_key = (
             self._sort_keys[index] if 0 <= index < len(self._sort_keys) else "name"
@@ -340,6 +424,15 @@ class PetsBrowser(QWidget):
             step = self.store.set_flagged(rows, not all(self.store.flagged[r] for r in rows))
             if step:
                 self.message.emit(step.description)
+
+    def exclude_shown(self) -> None:
+        """Exclude every image shown (one undoable step)."""
+        if self.store is None or self.proxy is None or not self.proxy.rowCount():
+            return
+        rows = [int(r) for r in self.proxy.source_rows()]
+        title = SHOW_CHOICES[self.show_combo.currentIndex()][0]
+        step = self.store.set_excluded(rows, True, f"Exclude {len(rows):,} shown ({title.lower()})")
+        self.message.emit(step.description if step else "All shown images are excluded already")
 
     def _set_note(self, row: int, note: str) -> None:
         if self.store is not None:

@@ -220,6 +220,8 @@ class SampleFilterModel(QAbstractProxyModel):
         super().__init__(parent)
         self.store = source.store
         self.filters: dict[str, Any] = {}
+        self.mask: np.ndarray | None = None  # a boolean per row, from the scan's flags
+        self.extra_scores: dict[str, np.ndarray] = {}  # sort keys computed live
         self.sort_key = "name"
         self.descending = False
         self._rows = np.arange(len(self.store))
@@ -230,11 +232,17 @@ class SampleFilterModel(QAbstractProxyModel):
 
     def refresh(self) -> None:
         scores = None
-        if self.sort_key not in ("name", "size", "width", "height"):
+        if self.sort_key in self.extra_scores:
+            scores = {self.sort_key: self.extra_scores[self.sort_key]}
+        elif self.sort_key not in ("name", "size", "width", "height"):
             scores = {self.sort_key: self.store.scores(self.sort_key)}
         self.beginResetModel()
         self._rows = self.store.select(
-            **self.filters, sort=self.sort_key, descending=self.descending, scores=scores
+            **self.filters,
+            sort=self.sort_key,
+            descending=self.descending,
+            scores=scores,
+            mask=self.mask,
         )
         self._position = np.full(len(self.store), -1, dtype=np.int64)
         self._position[self._rows] = np.arange(len(self._rows))

@@ -4,7 +4,9 @@ and room for the predictions the scan and training add."""
 from __future__ import annotations
 
 import time
+from html import escape
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
@@ -19,11 +21,16 @@ from PySide6.QtWidgets import (
 )
 
 from core.jobs import format_bytes
+from core.pets.imagenet import categories
+from core.pets.label_issues import QUALITY_SCORE
 from core.pets.labelstore import LABELS, LabelStore
-from gui.pets.grid import ThumbnailProvider, short_name
+from core.pets.outliers import class_kind, top_classes
+from gui.pets.grid import CAT_COLOUR, DOG_COLOUR, ThumbnailProvider, short_name
+from gui.pets.scan_panel import FLAG_FILTERS, ScanView
 
 #: The inspector decodes at this size (longest side): sharp at typical panel widths.
 INSPECTOR_SIZE = 768
+_NO_PREDICTIONS = "No predictions yet: scan the dataset (Scan tab) or train a model."
 
 
 class Inspector(QWidget):
@@ -36,6 +43,7 @@ class Inspector(QWidget):
         self.setObjectName("petsInspector")
         self.store: LabelStore | None = None
         self.provider: ThumbnailProvider | None = None
+        self.scan_view: ScanView | None = None
         self.row: int | None = None
         self._image: QImage | None = None
         self.picture = QLabel("No image selected")
@@ -59,8 +67,12 @@ class Inspector(QWidget):
         self.history.setObjectName("inspectorHistory")
         self.history.setMinimumHeight(40)
         self.history.setWordWrap(True)
-        self.predictions = QLabel("No predictions yet: scan the dataset or train a model.")
+        self.predictions = QLabel(_NO_PREDICTIONS)
+        self.predictions.setObjectName("inspectorPredictions")
         self.predictions.setWordWrap(True)
+        self.predictions.setTextFormat(Qt.TextFormat.RichText)
+        self.predictions.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.predictions.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         form = QFormLayout()
         form.addRow("File:", self.name)
         form.addRow("Label:", self.label)
@@ -75,7 +87,39 @@ class Inspector(QWidget):
         layout.addWidget(self.picture, 3)
         layout.addLayout(form)
         layout.addWidget(history_box, 1)
-        layout.addWidget(predictions_box)
+        layout.addWidget(predictions_box, 2)
+
+    def set_scan_view(self, view: ScanView | None) -> None:
+        self.scan_view = view
+        self._show_predictions()
+
+    def _show_predictions(self) -> None:
+        """The ImageNet top N of the shown image, its flags and its label quality."""
+        view, store, row = self.scan_view, self.store, self.row
+        if view is None or store is None or row is None or not view.flags.scanned[row]:
+            self.predictions.setText(_NO_PREDICTIONS if view is None else "Not scanned.")
+            return
+        settings = view.settings
+        names = categories()
+        lines = [f"<b>ImageNet top {settings.top_n}</b> ({view.table.model})"]
+        for index, prob in top_classes(view.table, row, settings.top_n):
+            kind = class_kind(index, settings.count_wild_cats)
+            colour = {"cat": CAT_COLOUR.name(), "dog": DOG_COLOUR.name()}.get(kind, "#666666")
+            tag = f" · {kind}" if kind else ""
+            lines.append(
+                f"<span style='color:{colour}'>{prob:6.1%} &nbsp;{escape(names[index])}{tag}</span>"
+            )
+        flags = view.flags
+        lines.append(
+            f"cat {flags.cat_mass[row]:.1%} · dog {flags.dog_mass[row]:.1%} of the probability"
+        )
+        marks = [title for key, title, _meaning in FLAG_FILTERS if bool(view.mask(key)[row])]
+        if marks:
+            lines.append("<b style='color:#c62828'>Flagged: " + ", ".join(marks) + "</b>")
+        quality = store.scores(QUALITY_SCORE)[row]
+        if not np.isnan(quality):
+            lines.append(f"Label quality (confident learning): {quality:.3f}")
+        self.predictions.setText("<br>".join(lines))
 
     def attach(self, store: LabelStore, provider: ThumbnailProvider) -> None:
         self.store, self.provider = store, provider
@@ -118,6 +162,7 @@ class Inspector(QWidget):
         if store.flagged[row]:
             text += " — flagged"
         self.label.setText(text)
+        self._show_predictions()
         facts = store.facts(row)
         if facts is None:
             self.size_label.setText("not decoded yet")

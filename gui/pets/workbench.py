@@ -27,6 +27,7 @@ from core.pets.labelstore import LabelStore, open_store
 from core.pets.thumbnails import DiskCache, cache_location
 from gui.pets.browser import PetsBrowser
 from gui.pets.explore import ExplorePanel
+from gui.pets.scan_panel import ScanPanel
 from gui.widgets.common import CommandBox, heading, paragraph
 from gui.workers import JobHandle, JobRunner
 
@@ -175,9 +176,11 @@ class PetsWorkbench(QWidget):
         self.overview = DatasetOverview()
         self.browser = PetsBrowser()
         self.explore = ExplorePanel()
+        self.scan = ScanPanel(runner)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("petsTabs")
         self.tabs.addTab(self.browser, "Images")
+        self.tabs.addTab(self.scan, "Scan")
         self.tabs.addTab(self.explore, "Explore")
         self.tabs.addTab(self.overview, "Files")
         self.pages = QStackedWidget()
@@ -190,6 +193,10 @@ class PetsWorkbench(QWidget):
         self.browser.counts_changed.connect(self.counts_changed)
         self.browser.message.connect(self.message)
         self.explore.measure_requested.connect(self.measure_images)
+        self.scan.flags_changed.connect(self.browser.set_scan_view)
+        self.scan.show_requested.connect(self.show_flag)
+        self.scan.problem.connect(self.problem)
+        self.scan.message.connect(self.message)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.measure_action = QAction("&Measure every image", self)
         self.measure_action.setStatusTip(
@@ -227,6 +234,7 @@ class PetsWorkbench(QWidget):
         except (OSError, sqlite3.Error) as error:
             self.message.emit(f"Thumbnails are not cached on disk: {error}")
         self.browser.attach(store, cache)
+        self.scan.attach(store)
         self.explore.show_store(store)
         self.measure_action.setEnabled(True)
         self.pages.setCurrentWidget(self.tabs)
@@ -234,7 +242,15 @@ class PetsWorkbench(QWidget):
         self.browser.view.setFocus()
         self.dataset_opened.emit(str(listing.root))
 
+    def show_flag(self, key: str) -> None:
+        """From the Scan panel's counts to the grid showing those images."""
+        self.tabs.setCurrentWidget(self.browser)
+        self.browser.show_flag(key)
+
     def close_dataset(self) -> None:
+        if self.scan.job is not None:
+            self.scan.cancel()
+        self.scan.attach(None)
         self.browser.detach()
         if self.store is not None:
             self.store.close()

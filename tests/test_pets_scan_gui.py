@@ -1,0 +1,116 @@
+"""The Scan panel driven through the real window: import a weights file through Import
+weights file…, scan, cancel and resume, change N, jump to the flagged images, see the top
+classes in the inspector, exclude all shown as one undoable step."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+
+from core.pets.imagenet import LoadedModel
+from core.pets.outliers import FlagSettings, compute_flags
+from tests.outlier_data import random_weights
+from tests.pets_data import make_pets
+
+
+def _open(window, qtbot, root: Path):
+    with qtbot.waitSignal(window.pets.dataset_opened, timeout=20000):
+        window.open_dataset(str(root))
+    return window.pets.scan
+
+
+def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
+    root = make_pets(tmp_path / "pets", cats=10, dogs=10, tests=4)
+    window = make_window()
+    panel = _open(window, qtbot, root)
+    window.pets.tabs.setCurrentWidget(panel)
+    panel.backbone.setCurrentIndex(panel.backbone.findData("mobilenet_v3_small"))
+    assert "will be downloaded" in panel.weights_label.text()
+    assert not panel.show_buttons["outlier"].isEnabled()
+
+    weights = random_weights(tmp_path / "w", seed=3)
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", lambda *a, **k: (str(weights), "PyTorch weights")
+    )
+    qtbot.mouseClick(panel.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: weights.name in panel.weights_label.text(), timeout=20000)
+    assert "not the file torchvision publishes" in panel.weights_label.text()
+
+    # start, cancel after the first batch, then resume; the model waits after its first
+    # batch until the test has pressed Cancel, so the cancel lands mid-scan every time
+    gate, calls = threading.Event(), []
+    real_run = LoadedModel.run
+
+    def gated_run(self, images):
+        calls.append(len(images))
+        if len(calls) == 2:
+            gate.wait(30)
+        return real_run(self, images)
+
+    monkeypatch.setattr(LoadedModel, "run", gated_run)
+    panel.batch.setValue(4)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    store = panel.store
+    qtbot.waitUntil(lambda: len(store.scans()) and store.scans()[0].images >= 4, timeout=30000)
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    gate.set()
+    qtbot.waitUntil(lambda: panel.job is None, timeout=30000)
+    scanned = int(store.scanned(store.scans()[0].model).sum())
+    assert "Start resumes" in panel.status.text()
+    assert 4 <= scanned < 24
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
+    assert "Scanned" in panel.status.text(), panel.status.text()
+    model = store.scans()[0].model
+    assert store.scanned(model).sum() == 24
+    assert panel.model_combo.currentData() == model
+
+    # the counts are the flags of the stored table, and follow N live
+    table = store.scan_table(model)
+    for n in (1, 10):
+        panel.top_n.setValue(n)
+        expected = compute_flags(table, store.label, store.split, FlagSettings(n)).counts()
+        assert panel.count_labels["outlier"].text() == f"{expected['outlier']:,}"
+    panel.top_n.setValue(1)
+    outliers = int(panel.count_labels["outlier"].text())
+    assert outliers > 0  # random weights rarely put a pet class first
+
+    # Show → the grid shows exactly the outliers; the inspector shows the top classes
+    qtbot.mouseClick(panel.show_buttons["outlier"], Qt.MouseButton.LeftButton)
+    browser = window.pets.browser
+    assert window.pets.tabs.currentWidget() is browser
+    assert browser.proxy.rowCount() == outliers
+    assert browser.show_combo.currentText() == f"Outliers ({outliers})"
+    shown = browser.proxy.source_rows()
+    assert np.all(browser.scan_view.flags.outlier[shown])
+    assert browser.sort_combo.currentText() == "Not a pet (ImageNet)"
+    not_pet = browser.scan_view.flags.not_pet[shown]
+    assert np.all(np.diff(not_pet) <= 1e-9)  # most un-pet-like first
+    text = browser.inspector.predictions.text()
+    assert "ImageNet top 1" in text and "Flagged: Outliers" in text
+    window.grab().save(str(tmp_path / "outliers.png"))
+
+    # Exclude all shown: one step, undone by one Ctrl+Z
+    browser.view.setFocus()
+    qtbot.waitUntil(browser.view.hasFocus)
+    qtbot.keyClick(
+        browser.view,
+        Qt.Key.Key_X,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    assert int(store.excluded.sum()) == outliers
+    assert store.undo_text() == f"Exclude {outliers} shown (outliers)"
+    qtbot.keyClick(browser.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert int(store.excluded.sum()) == 0
+
+    # the label issues were ranked and are a filter and a sort
+    assert "label_quality" in browser._sort_keys
+    issues = int(np.nansum(store.scores("label_issue") == 1))
+    assert panel.count_labels["mislabelled"].text() == f"{issues:,}"
+
+    window.pets.tabs.setCurrentWidget(panel)
+    panel.grab().save(str(tmp_path / "scan.png"))
