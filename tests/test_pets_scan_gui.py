@@ -27,7 +27,7 @@ def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
     root = make_pets(tmp_path / "pets", cats=10, dogs=10, tests=4)
     window = make_window()
     panel = _open(window, qtbot, root)
-    window.pets.tabs.setCurrentWidget(panel)
+    window.pets.tabs.setCurrentWidget(window.pets.scan_page)
     panel.backbone.setCurrentIndex(panel.backbone.findData("mobilenet_v3_small"))
     assert "will be downloaded" in panel.weights_label.text()
     assert not panel.show_buttons["outlier"].isEnabled()
@@ -112,5 +112,5 @@ def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
     issues = int(np.nansum(store.scores("label_issue") == 1))
     assert panel.count_labels["mislabelled"].text() == f"{issues:,}"
 
-    window.pets.tabs.setCurrentWidget(panel)
+    window.pets.tabs.setCurrentWidget(window.pets.scan_page)
     panel.grab().save(str(tmp_path / "scan.png"))

@@ -80,7 +80,12 @@ class PetsBrowser(QWidget):
             self.show_combo.addItem(title)
         self.sort_combo = QComboBox()
         self.sort_combo.setObjectName("petsSort")
-        self.sort_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # wide enough for most titles; the lists themselves show every title in full
+        for combo in (self.show_combo, self.sort_combo):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(5)
         self.descending = QCheckBox("Descending")
         self.find = QLineEdit()
         self.find.setObjectName("petsFind")

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -177,10 +178,14 @@ class PetsWorkbench(QWidget):
         self.browser = PetsBrowser()
         self.explore = ExplorePanel()
         self.scan = ScanPanel(runner)
+        self.scan_page = QScrollArea()  # the window may be smaller than the panel
+        self.scan_page.setWidget(self.scan)
+        self.scan_page.setWidgetResizable(True)
+        self.scan_page.setFrameShape(QScrollArea.Shape.NoFrame)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("petsTabs")
         self.tabs.addTab(self.browser, "Images")
-        self.tabs.addTab(self.scan, "Scan")
+        self.tabs.addTab(self.scan_page, "Scan")
         self.tabs.addTab(self.explore, "Explore")
         self.tabs.addTab(self.overview, "Files")
         self.pages = QStackedWidget()
