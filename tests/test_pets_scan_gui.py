@@ -92,6 +92,9 @@ def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
     assert np.all(np.diff(not_pet) <= 1e-9)  # most un-pet-like first
     text = browser.inspector.predictions.text()
     assert "ImageNet top 1" in text and "Flagged: Outliers" in text
+    marks = browser.delegate.scan_marks
+    assert all("?" in marks[r] for r in shown)
+    assert all("?" not in marks[r] for r in set(range(24)) - set(shown.tolist()))
     window.grab().save(str(tmp_path / "outliers.png"))
 
     # Exclude all shown: one step, undone by one Ctrl+Z

@@ -80,12 +80,10 @@ class PetsBrowser(QWidget):
             self.show_combo.addItem(title)
         self.sort_combo = QComboBox()
         self.sort_combo.setObjectName("petsSort")
-        # wide enough for most titles; the lists themselves show every title in full
+        # as wide as their titles when there is room, narrower when the window is small
         for combo in (self.show_combo, self.sort_combo):
-            combo.setSizeAdjustPolicy(
-                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-            )
-            combo.setMinimumContentsLength(5)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            combo.setMinimumWidth(88)
         self.descending = QCheckBox("Descending")
         self.find = QLineEdit()
         self.find.setObjectName("petsFind")
@@ -261,6 +259,8 @@ class PetsBrowser(QWidget):
                 self.show_combo.setItemText(index, text)
         self._fill_sorts()
         self.inspector.set_scan_view(view)
+        self.delegate.scan_marks = view.symbols() if view is not None else None
+        self.view.viewport().update()
         if self.proxy is None:
             return
         self.proxy.extra_scores = view.sort_scores() if view is not None else {}

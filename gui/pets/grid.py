@@ -40,6 +40,7 @@ THUMBNAIL_MEMORY = 64 * 1024 * 1024
 CAT_COLOUR = QColor("#e8871e")
 DOG_COLOUR = QColor("#2f7fd1")
 PROBLEM_COLOUR = QColor("#c62828")
+SCAN_COLOUR = QColor("#7b1fa2")
 _FACTS_FLUSH_MS = 400
 _ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -308,6 +309,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.side = 160
         self.proxy: SampleFilterModel | None = None
+        self.scan_marks: list[str] | None = None  # per row: the scan's flag symbols
 
     def sizeHint(self, _option: QStyleOptionViewItem, _index: QModelIndex) -> QSize:
         return QSize(self.side + 8, self.side + 24)
@@ -360,6 +362,13 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.fillRect(badge, QColor(0, 0, 0, 160))
             painter.setPen(QColor("#ffd54f"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, marks)
+        scan_mark = self.scan_marks[row] if self.scan_marks is not None else ""
+        if scan_mark:
+            width = 12 + 9 * len(scan_mark)
+            badge = QRect(image_rect.right() - width - 1, image_rect.bottom() - 18, width, 16)
+            painter.fillRect(badge, SCAN_COLOUR)
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, scan_mark)
         if notes:
             badge = QRect(image_rect.left() + 3, image_rect.bottom() - 18, 16, 16)
             painter.fillRect(badge, QColor(0, 0, 0, 160))

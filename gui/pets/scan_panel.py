@@ -51,6 +51,8 @@ FLAG_FILTERS = (
     ("disagrees", "Disagrees", "ImageNet's cat and dog evidence contradicts the label"),
     ("mislabelled", "Likely mislabelled", "confident learning on the embeddings"),
 )
+#: The symbol each flag adds to a grid cell's purple badge.
+FLAG_SYMBOLS = {"outlier": "?", "both": "&", "disagrees": "≠", "mislabelled": "✗"}
 
 
 class ScanPanel(QWidget):
@@ -143,6 +145,7 @@ class ScanPanel(QWidget):
         self.show_buttons: dict[str, QPushButton] = {}
         counts = QGridLayout()
         for line, (key, title, meaning) in enumerate(FLAG_FILTERS):
+            meaning = f"{meaning} (grid badge {FLAG_SYMBOLS[key]})"
             count = QLabel("–")
             count.setObjectName(f"scanCount_{key}")
             count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -415,6 +418,13 @@ class ScanView:
 
     def counts(self) -> dict[str, int]:
         return {key: int(self.mask(key).sum()) for key, _title, _m in FLAG_FILTERS}
+
+    def symbols(self) -> list[str]:
+        """Per row, the symbols of its flags (empty when none), for the grid's badge."""
+        marks = np.full(len(self.issue), "", dtype=object)
+        for key, _title, _meaning in FLAG_FILTERS:
+            marks = np.where(self.mask(key), marks + FLAG_SYMBOLS[key], marks)
+        return marks.tolist()
 
     def sort_scores(self) -> dict[str, np.ndarray]:
         """Sort keys the scan adds, beyond the stored scores."""
