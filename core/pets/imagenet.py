@@ -431,7 +431,7 @@ class LoadedModel:
         self.title = title or key
         self.preprocess = preprocess
         self.device = device
-        self.head = _take_head(model)
+        self.head = take_head(model)
         self.trunk = model
         for module in (self.trunk, self.head):
             module.eval().to(device.torch)
@@ -459,7 +459,7 @@ class LoadedModel:
         return features.half().cpu().numpy(), probs.cpu().numpy()
 
 
-def _take_head(model: nn.Module) -> nn.Linear:
+def take_head(model: nn.Module) -> nn.Linear:
     """Replace the model's last 1,000-way linear layer by an identity and return it."""
     found = None
     for name, module in model.named_modules():

@@ -1,0 +1,319 @@
+"""Training runs for cats against dogs, four ways side by side: a logistic-regression head on
+cached backbone embeddings (`features`), a fine-tuned torchvision backbone (`finetune`), a
+small CNN from scratch (`scratch`), and hand-made features with a classic classifier
+(`classic`).
+
+Every run trains on the label store's effective labels (file label, overridden by the
+user's edits, minus exclusions and unreadable files), is scored on the same seeded,
+stratified validation split, predicts the test images, and is kept in a folder of its own
+beside the store: `config.json`, `results.json`, `predictions.npz` and, for the CNNs,
+`checkpoint.pt`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from core import devices
+from core.jobs import CancelToken, JobError, Progress
+from core.pets import classic, cnn
+from core.pets.features import FeatureCache, features_location
+from core.pets.labelstore import LabelStore
+from core.pets.metrics import (
+    apply_temperature,
+    evaluate,
+    fit_temperature,
+    log_loss,
+    placement,
+    reliability,
+)
+from core.pets.sources import Source
+
+MODES = {
+    "features": "a logistic-regression head on the scan's cached embeddings",
+    "finetune": "a pretrained backbone fine-tuned end to end",
+    "scratch": "a small CNN trained from scratch (no downloaded weights)",
+    "classic": "colour histogram + HOG features with a classic classifier",
+}
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    mode: str
+    device: str | None = None
+    epochs: int = 5
+    lr: float | None = None  # None: the mode's default
+    batch_size: int = 32
+    image_size: int | None = None  # None: 128 from scratch, 224 fine-tuning
+    backbone: str = "resnet50"  # finetune
+    weights: str = "imagenet"  # finetune: "imagenet" or "random"
+    freeze_epochs: int = 1  # finetune: epochs that train the new head only
+    models: tuple[str, ...] = ()  # features: scan models to concatenate (default: latest)
+    classic_model: str = "svm"
+    val_fraction: float = 0.2
+    seed: int = 0
+    tta: bool = True  # average with the mirror image when predicting (CNNs)
+    workers: int = 0
+    predict_test: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    id: str
+    mode: str
+    request: dict
+    evaluation: dict
+    temperature: float
+    calibrated_log_loss: float
+    placement: str
+    counts: dict  # train, val, test
+    seconds: float
+    created: float
+    reliability: list = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        extra = {
+            "features": "+".join(self.request.get("models", ())) or "features",
+            "finetune": self.request.get("backbone", ""),
+            "scratch": f"{self.request.get('image_size')} px",
+            "classic": self.request.get("classic_model", ""),
+        }.get(self.mode, "")
+        return f"{self.mode} ({extra})"
+
+    def describe(self) -> str:
+        e = self.evaluation
+        auc = f", ROC AUC {e['auc']:.4f}" if e.get("auc") is not None else ""
+        return (
+            f"{self.title}: validation log loss {e['log_loss_clipped']:.4f} clipped "
+            f"({e['log_loss']:.4f} plain), accuracy {e['accuracy']:.2%}{auc} on "
+            f"{e['count']:,} images; {self.placement}"
+        )
+
+
+def runs_folder(store: LabelStore) -> Path:
+    return store.path.parent / f"{store.path.stem}-runs"
+
+
+def split(store: LabelStore, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows): the effective, readable train images, split with
+    stratification by label and a seed, so every run is scored on the same images."""
+    from sklearn.model_selection import train_test_split
+
+    rows = store.effective_rows()
+    rows = rows[~store.unreadable[rows]]
+    labels = store.label[rows]
+    counts = [int(np.sum(labels == c)) for c in (1, 2)]
+    if min(counts) < 2:
+        raise JobError(
+            f"Training needs at least two cats and two dogs; the effective labels give "
+            f"{counts[0]} cats and {counts[1]} dogs."
+        )
+    train_rows, val_rows = train_test_split(
+        rows, test_size=val_fraction, stratify=labels, random_state=seed
+    )
+    return np.sort(train_rows), np.sort(val_rows)
+
+
+def targets(store: LabelStore, rows: np.ndarray) -> np.ndarray:
+    """1 for a dog, 0 for a cat (effective labels)."""
+    return (store.label[rows] == 2).astype(np.int64)
+
+
+def test_rows(store: LabelStore) -> np.ndarray:
+    return np.flatnonzero((store.split == 1) & ~store.unreadable)
+
+
+def train_run(store: LabelStore, request: TrainRequest, token: CancelToken) -> Iterator[Progress]:
+    """Job: one training run end to end; returns its RunResult (also written to its folder)."""
+    if request.mode not in MODES:
+        raise JobError(f"Unknown mode {request.mode!r}; choose one of {', '.join(MODES)}.")
+    started, created = time.perf_counter(), time.time()
+    train_rows, val_rows = split(store, request.val_fraction, request.seed)
+    tests = test_rows(store) if request.predict_test else np.zeros(0, dtype=np.int64)
+    run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + f"-{request.mode}"
+    folder = runs_folder(store) / run_id
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = runs_folder(store) / f"{run_id}-{suffix}"
+    folder.mkdir(parents=True)
+    request = _resolved(store, request)
+    (folder / "config.json").write_text(json.dumps(asdict(request), indent=2))
+    yield Progress(
+        0, None, f"{MODES[request.mode]}: {len(train_rows):,} train, {len(val_rows):,} validation"
+    )
+    trainer = {"features": _features, "classic": _classic}.get(request.mode, _cnn)
+    val_p, test_p = yield from trainer(store, request, train_rows, val_rows, tests, folder, token)
+    y_val = targets(store, val_rows)
+    evaluation = evaluate(y_val, val_p)
+    temperature = fit_temperature(y_val, val_p)
+    result = RunResult(
+        id=folder.name,
+        mode=request.mode,
+        request=json.loads(json.dumps(asdict(request))),  # as list_runs will read it
+        evaluation=evaluation.to_dict(),
+        temperature=temperature,
+        calibrated_log_loss=log_loss(y_val, apply_temperature(val_p, temperature)),
+        placement=placement(evaluation.log_loss_clipped).describe(),
+        counts={"train": len(train_rows), "val": len(val_rows), "test": len(tests)},
+        seconds=time.perf_counter() - started,
+        created=created,
+        reliability=reliability(y_val, val_p),
+    )
+    np.savez(
+        folder / "predictions.npz",
+        val_ids=store.ids[val_rows],
+        val_y=y_val,
+        val_p=val_p,
+        test_ids=store.ids[tests],
+        test_p=test_p,
+    )
+    (folder / "results.json").write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def _resolved(store: LabelStore, request: TrainRequest) -> TrainRequest:
+    """The request with the mode's defaults filled in, as it is recorded."""
+    if request.mode == "features" and not request.models:
+        scans = store.scans()
+        if not scans:
+            raise JobError("Features mode needs embeddings: scan the dataset first (Scan tab).")
+        request = replace(request, models=(scans[0].model,))
+    if request.mode in ("scratch", "finetune"):
+        lr = request.lr or (1e-3 if request.mode == "scratch" else 3e-4)
+        size = request.image_size or (128 if request.mode == "scratch" else 224)
+        request = replace(request, lr=lr, image_size=size)
+    if request.mode == "classic" and request.classic_model not in classic.MODELS:
+        raise JobError(
+            f"Unknown classic model {request.classic_model!r}; "
+            f"choose one of {', '.join(classic.MODELS)}."
+        )
+    return request
+
+
+def _embeddings(
+    store: LabelStore, cache: FeatureCache, models: tuple[str, ...], rows
+) -> np.ndarray:
+    parts = []
+    for model in models:
+        ids, vectors = cache.get(model, store.ids[rows])
+        if len(ids) != len(rows):
+            raise JobError(
+                f"{len(rows) - len(ids):,} of {len(rows):,} images have no {model} embeddings: "
+                "scan them first (Scan tab, or labelscope pets scan)."
+            )
+        parts.append(vectors)
+    return np.concatenate(parts, axis=1)
+
+
+def _features(store, request, train_rows, val_rows, tests, folder, token):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cache = FeatureCache(features_location(store.root))
+    try:
+        x_train = _embeddings(store, cache, request.models, train_rows)
+        x_val = _embeddings(store, cache, request.models, val_rows)
+        x_test = _embeddings(store, cache, request.models, tests) if len(tests) else None
+    finally:
+        cache.close()
+    yield Progress(0, 1, f"Fitting a logistic regression on {x_train.shape[1]:,} dimensions")
+    token.raise_if_cancelled()
+    head = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=1000))
+    head.fit(x_train, targets(store, train_rows))
+    yield Progress(1, 1, "Head trained")
+    val_p = head.predict_proba(x_val)[:, 1]
+    test_p = head.predict_proba(x_test)[:, 1] if x_test is not None else np.zeros(0)
+    return val_p, test_p
+
+
+def _classic(store, request, train_rows, val_rows, tests, folder, token):
+    source = Source(store.root)
+    try:
+        everything = np.concatenate([train_rows, val_rows, tests])
+        found = yield from classic.features(source, [store.paths[r] for r in everything], token)
+    finally:
+        source.close()
+    n_train, n_val = len(train_rows), len(val_rows)
+    model = classic.make_model(request.classic_model, request.seed, n_train)
+    yield Progress(0, 1, f"Fitting the {classic.MODELS[request.classic_model]}")
+    model.fit(found[:n_train], targets(store, train_rows))
+    yield Progress(1, 1, "Fitted")
+    val_p = model.predict_proba(found[n_train : n_train + n_val])[:, 1]
+    rest = found[n_train + n_val :]
+    test_p = model.predict_proba(rest)[:, 1] if len(rest) else np.zeros(0)
+    return val_p, test_p
+
+
+def _cnn(store, request, train_rows, val_rows, tests, folder, token):
+    device = devices.choose(request.device)
+    config = cnn.CNNConfig(
+        mode=request.mode,
+        backbone=request.backbone if request.mode == "finetune" else "",
+        weights=request.weights,
+        image_size=request.image_size,
+        epochs=request.epochs,
+        batch_size=request.batch_size,
+        lr=request.lr,
+        freeze_epochs=request.freeze_epochs if request.mode == "finetune" else 0,
+        seed=request.seed,
+        workers=request.workers,
+    )
+    source = Source(store.root)
+    try:
+
+        def data(rows: np.ndarray, train: bool, labelled: bool = True) -> cnn.PetImages:
+            labels = targets(store, rows) if labelled else np.zeros(len(rows))
+            paths = [store.paths[r] for r in rows]
+            return cnn.PetImages(source, paths, labels, config.image_size, train)
+
+        val_data = data(val_rows, False)
+        model = yield from cnn.train(
+            config, data(train_rows, True), val_data, device, token, folder / "checkpoint.pt"
+        )
+        val_p = yield from cnn.predict(model, val_data, device, token, request.tta)
+        test_p = np.zeros(0)
+        if len(tests):
+            test_data = data(tests, False, labelled=False)
+            test_p = yield from cnn.predict(model, test_data, device, token, request.tta)
+    finally:
+        source.close()
+    return val_p, test_p
+
+
+def list_runs(store: LabelStore) -> list[RunResult]:
+    """Every finished run of the dataset, the newest first."""
+    folder = runs_folder(store)
+    found = []
+    for path in sorted(folder.glob("*/results.json")) if folder.is_dir() else []:
+        try:
+            found.append(RunResult(**json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError):
+            continue  # a damaged or foreign folder is not a run
+    return sorted(found, key=lambda r: r.created, reverse=True)
+
+
+def find_run(store: LabelStore, run_id: str) -> RunResult:
+    runs = list_runs(store)
+    if not runs:
+        raise JobError("This dataset has no training runs yet: train one first.")
+    if run_id == "latest":
+        return runs[0]
+    for run in runs:
+        if run.id == run_id:
+            return run
+    raise JobError(f"No run {run_id!r}; runs: {', '.join(r.id for r in runs[:10])}.")
+
+
+def run_predictions(store: LabelStore, run: RunResult) -> dict[str, np.ndarray]:
+    with np.load(runs_folder(store) / run.id / "predictions.npz", allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}

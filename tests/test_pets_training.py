@@ -1,0 +1,182 @@
+"""Pets training: the competition's metric by hand, runs of every mode on the store's
+effective labels, checkpoints that resume, and a submission that is read back and checked."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.devices import choose
+from core.jobs import Cancelled, CancelToken, JobError, drive
+from core.pets import cnn
+from core.pets.labelstore import open_store
+from core.pets.metrics import (
+    apply_temperature,
+    evaluate,
+    fit_temperature,
+    leaderboard,
+    log_loss,
+    placement,
+)
+from core.pets.outliers import scan
+from core.pets.sources import Source
+from core.pets.submission import check_submission, write_submission
+from core.pets.training import TrainRequest, find_run, list_runs, split, train_run
+from tests.conftest import shared_data
+from tests.outlier_data import logits_for, make_coded_dataset, stand_in
+from tests.pets_data import make_pets
+
+
+def run(job):
+    return drive(job, CancelToken())
+
+
+def opened(root: Path, db: Path | None = None):
+    store, _ = run(open_store(root, CancelToken(), db_path=db))
+    return store
+
+
+def test_log_loss_by_hand_and_at_the_clip_edges():
+    assert log_loss([1, 0], [0.9, 0.2]) == pytest.approx(-(math.log(0.9) + math.log(0.8)) / 2)
+    # certain and right: clipped to 0.995
+    assert log_loss([1, 0], [1.0, 0.0]) == pytest.approx(-math.log(0.995))
+    # certain and wrong: the clip caps the cost at −ln 0.005 ≈ 5.30; unclipped it is ≈ 34.5
+    assert log_loss([1, 0], [0.0, 1.0]) == pytest.approx(-math.log(0.005))
+    assert log_loss([1, 0], [0.0, 1.0], clip=None) == pytest.approx(-math.log(1e-15), rel=1e-4)
+    # exactly on the edges, nothing changes
+    assert log_loss([1], [0.005]) == pytest.approx(-math.log(0.005))
+    assert log_loss([0], [0.995]) == pytest.approx(-math.log(0.005))
+    assert log_loss([1], [0.5]) == pytest.approx(math.log(2))
+    e = evaluate(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.4]))
+    assert e.confusion == ((1, 1), (1, 1)) and e.accuracy == 0.5 and e.auc == 0.75
+
+
+def test_temperature_and_leaderboard():
+    rng = np.random.default_rng(0)
+    honest = rng.uniform(0.02, 0.98, 5000)  # calibrated: a dog with exactly this probability
+    y = (rng.random(5000) < honest).astype(int)
+    overconfident = apply_temperature(honest, 0.3)  # logits × 3.3
+    t = fit_temperature(y, overconfident)
+    assert 2.8 < t < 3.9  # undoes the sharpening (1 / 0.3 = 3.33)
+    assert log_loss(y, apply_temperature(overconfident, t)) < log_loss(y, overconfident)
+    scores = leaderboard()
+    assert len(scores) == 1315 and scores[0] == pytest.approx(0.03302)
+    assert placement(0.03).rank == 1 and placement(0.03302).rank == 1
+    assert placement(0.05).rank == int(np.sum(scores < 0.05)) + 1
+    assert placement(99).rank == 1316
+
+
+def test_an_edit_changes_the_next_runs_training_set(tmp_path: Path):
+    store = opened(make_pets(tmp_path / "pets", cats=10, dogs=10, tests=3))
+    first = run(train_run(store, TrainRequest("classic", classic_model="knn"), CancelToken()))
+    assert first.counts == {"train": 16, "val": 4, "test": 3}
+    store.set_excluded([0, 1], True)
+    store.set_label([2], "dog")
+    train_rows, val_rows = split(store, 0.2, 0)
+    used = set(train_rows.tolist()) | set(val_rows.tolist())
+    assert 0 not in used and 1 not in used and 2 in used
+    second = run(train_run(store, TrainRequest("classic", classic_model="knn"), CancelToken()))
+    assert second.counts["train"] + second.counts["val"] == 18
+    assert [r.id for r in list_runs(store)] == [second.id, first.id]
+    assert find_run(store, "latest").id == second.id
+
+
+def test_features_mode_uses_the_scan_embeddings(tmp_path: Path):
+    layout = {f"train/cat.{i}.jpg": 20 for i in range(8)}
+    layout |= {f"train/dog.{i}.jpg": 180 for i in range(8)}
+    layout |= {f"test/{i}.jpg": (20, 180)[i % 2] for i in range(1, 5)}
+    store = opened(make_coded_dataset(tmp_path / "pets", layout))
+    with pytest.raises(JobError, match="scan the dataset first"):
+        run(train_run(store, TrainRequest("features"), CancelToken()))
+    table = {20: logits_for({281: 9.0}), 180: logits_for({207: 9.0})}
+    from core.pets.features import FeatureCache, features_location
+
+    cache = FeatureCache(features_location(store.root))
+    run(scan(store, stand_in(table), CancelToken(), features=cache))
+    cache.close()
+    result = run(train_run(store, TrainRequest("features"), CancelToken()))
+    assert result.request["models"] == ["stand-in"]
+    assert result.evaluation["accuracy"] == 1.0
+    target = tmp_path / "sub.csv"
+    assert write_submission(store, result, target) == 4
+    rows = {int(r["id"]): float(r["label"]) for r in csv.DictReader(target.open())}
+    assert rows[1] > 0.5 > rows[2]  # 1.jpg is dog-coloured, 2.jpg cat-coloured
+
+
+def test_a_cancelled_cnn_resumes_from_its_checkpoint(tmp_path: Path):
+    root = make_pets(tmp_path / "pets", cats=6, dogs=6, tests=0)
+    store = opened(root)
+    source = Source(root)
+    rows = store.effective_rows()
+    labels = (store.label[rows] == 2).astype(np.int64)
+    paths = [store.paths[r] for r in rows]
+    config = cnn.CNNConfig("scratch", image_size=32, epochs=2, batch_size=4, lr=1e-3)
+    device = choose("cpu")
+
+    def data(train: bool) -> cnn.PetImages:
+        return cnn.PetImages(source, paths, labels, 32, train)
+
+    whole = run(
+        cnn.train(config, data(True), data(False), device, CancelToken(), tmp_path / "a.pt")
+    )
+    token = CancelToken()
+
+    def stop(progress):
+        if progress.metrics.get("epoch") == 1:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        drive(
+            cnn.train(config, data(True), data(False), device, token, tmp_path / "b.pt"),
+            token,
+            stop,
+        )
+    resumed = run(
+        cnn.train(config, data(True), data(False), device, CancelToken(), tmp_path / "b.pt")
+    )
+    for key, value in whole.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=1e-4, atol=1e-5)
+    _model, loaded_config = cnn.load_trained(tmp_path / "b.pt", device)
+    assert loaded_config == config
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        TrainRequest("scratch", epochs=1, image_size=48, batch_size=32),
+        TrainRequest(
+            "finetune", backbone="mobilenet_v3_small", weights="random", epochs=1,
+            image_size=64, batch_size=32, freeze_epochs=0,
+        ),
+    ],
+    ids=["scratch", "random-backbone"],
+)  # fmt: skip
+def test_end_to_end_on_the_real_images(tmp_path: Path, request_: TrainRequest):
+    data = shared_data("dogs_vs_cats")
+    store = opened(data, tmp_path / "store.sqlite")
+    result = run(train_run(store, request_, CancelToken()))
+    assert result.counts == {"train": 800, "val": 200, "test": 150}
+    assert 0 < result.evaluation["log_loss_clipped"] <= -math.log(0.005)
+    assert "on the final public leaderboard" in result.placement
+    target = tmp_path / "submission.csv"
+    assert write_submission(store, result, target) == 150
+    check_submission(target, list(range(1, 151)))
+    rows = list(csv.DictReader(target.open()))
+    assert [int(r["id"]) for r in rows] == list(range(1, 151))
+    assert all(0.005 <= float(r["label"]) <= 0.995 for r in rows)
+
+
+def test_a_wrong_submission_is_caught(tmp_path: Path):
+    path = tmp_path / "s.csv"
+    path.write_text("id,label\n1,0.5\n2,0.7\n")
+    check_submission(path, [1, 2])
+    with pytest.raises(JobError, match="rows for 3 test images"):
+        check_submission(path, [1, 2, 3])
+    path.write_text("id,label\n1,1.0\n")
+    with pytest.raises(JobError, match="outside"):
+        check_submission(path, [1])
