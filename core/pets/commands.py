@@ -51,6 +51,7 @@ def add_parsers(pets_commands: argparse._SubParsersAction) -> None:
         "cannot be made)",
     )
     _add_scan_parsers(pets_commands)
+    _add_train_parsers(pets_commands)
 
 
 def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
@@ -102,6 +103,67 @@ def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
     flags.add_argument("--flagged-only", action="store_true", help="only the flagged images")
 
 
+def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
+    from core.pets.classic import MODELS as CLASSIC
+    from core.pets.imagenet import BACKBONES
+    from core.pets.training import MODES
+
+    train = pets_commands.add_parser(
+        "train",
+        help="train a cat/dog classifier on the effective labels and score it",
+        description="Train on the train images with their effective labels (file label, "
+        "overridden by your edits, minus exclusions), score on a seeded, stratified "
+        "validation split (log loss clipped to [0.005, 0.995] and plain, accuracy, ROC AUC) "
+        "and predict the test images. Modes: "
+        + "; ".join(f"{k}: {v}" for k, v in MODES.items())
+        + ". Ends by printing `run: ID`.",
+    )
+    train.add_argument("folder", help="the dataset: a folder or a zip file")
+    train.add_argument("--mode", required=True, choices=list(MODES))
+    train.add_argument("--epochs", type=int, default=5, help="CNN modes (default 5)")
+    train.add_argument("--lr", type=float, help="CNN modes (default 1e-3 scratch, 3e-4 fine-tune)")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--image-size", type=int, help="CNN modes (default 128 / 224)")
+    train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    train.add_argument(
+        "--backbone",
+        default="resnet50",
+        choices=list(BACKBONES),
+        help="finetune: the backbone (its ImageNet weights must be in the cache)",
+    )
+    train.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="finetune: start from random weights instead of ImageNet's",
+    )
+    train.add_argument(
+        "--freeze-epochs",
+        type=int,
+        default=1,
+        help="finetune: epochs that train only the new head (default 1)",
+    )
+    train.add_argument("--models", nargs="+", metavar="SCAN",
+                       help="features: the scans whose embeddings to concatenate (default: the "
+                       "latest scan)")  # fmt: skip
+    train.add_argument("--classic", default="svm", choices=list(CLASSIC),
+                       help="classic: the classifier (default svm)")  # fmt: skip
+    train.add_argument("--val-fraction", type=float, default=0.2)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-tta", action="store_true", help="no horizontal-flip averaging")
+    train.add_argument("--workers", type=int, default=0, help="data loader processes")
+    predict = pets_commands.add_parser(
+        "predict",
+        help="write a run's test predictions as a Kaggle submission",
+        description="Write `id,label` with label = P(dog) clipped to [0.005, 0.995], one row "
+        "per test image, then read it back and check ids and row count.",
+    )
+    predict.add_argument("folder", help="the dataset: a folder or a zip file")
+    predict.add_argument("--run", default="latest", help="a run id, or latest (default)")
+    predict.add_argument("--submission", required=True, metavar="CSV")
+    runs = pets_commands.add_parser("runs", help="list the training runs and their scores")
+    runs.add_argument("folder", help="the dataset: a folder or a zip file")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.pets_command == "info":
         return _info(args)
@@ -111,6 +173,12 @@ def run(args: argparse.Namespace) -> int:
         return _scan(args)
     if args.pets_command == "flags":
         return _flags(args)
+    if args.pets_command == "train":
+        return _train(args)
+    if args.pets_command == "predict":
+        return _predict(args)
+    if args.pets_command == "runs":
+        return _runs(args)
     raise JobError(f"unknown pets command {args.pets_command!r}")
 
 
@@ -261,4 +329,72 @@ def _flags(args: argparse.Namespace) -> int:
         print(f"Wrote {count:,} images to {args.csv} (scan {model}, top {args.top_n})")
     finally:
         store.close()
+    return EXIT_OK
+
+
+def _with_store(folder: str):
+    from core.pets.labelstore import open_store
+
+    store, _listing = run_in_terminal(lambda token: open_store(folder, token), stream=sys.stderr)
+    return store
+
+
+def _train(args: argparse.Namespace) -> int:
+    from core.pets.training import TrainRequest, train_run
+
+    request = TrainRequest(
+        mode=args.mode,
+        device=args.device,
+        epochs=max(1, args.epochs),
+        lr=args.lr,
+        batch_size=max(1, args.batch_size),
+        image_size=args.image_size,
+        backbone=args.backbone,
+        weights="random" if args.random_weights else "imagenet",
+        freeze_epochs=max(0, args.freeze_epochs),
+        models=tuple(args.models or ()),
+        classic_model=args.classic,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        tta=not args.no_tta,
+        workers=max(0, args.workers),
+    )
+    store = _with_store(args.folder)
+    try:
+        result = run_in_terminal(lambda token: train_run(store, request, token), stream=sys.stderr)
+    finally:
+        store.close()
+    print(result.describe())
+    print(f"temperature {result.temperature:.3f} (fitted on the validation split): log loss "
+          f"{result.calibrated_log_loss:.4f}")  # fmt: skip
+    print(f"run: {result.id}")
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from core.pets.submission import write_submission
+    from core.pets.training import find_run
+
+    store = _with_store(args.folder)
+    try:
+        result = find_run(store, args.run)
+        count = write_submission(store, result, Path(args.submission))
+    finally:
+        store.close()
+    print(f"Wrote {count:,} predictions of run {result.id} to {args.submission} (checked)")
+    return EXIT_OK
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from core.pets.training import list_runs
+
+    store = _with_store(args.folder)
+    try:
+        found = list_runs(store)
+    finally:
+        store.close()
+    if not found:
+        print("No training runs yet.")
+    for result in found:
+        print(f"{result.id}\t{result.describe()}")
     return EXIT_OK

@@ -13,6 +13,7 @@ beside the store: `config.json`, `results.json`, `predictions.npz` and, for the 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -151,7 +152,13 @@ def train_run(store: LabelStore, request: TrainRequest, token: CancelToken) -> I
         0, None, f"{MODES[request.mode]}: {len(train_rows):,} train, {len(val_rows):,} validation"
     )
     trainer = {"features": _features, "classic": _classic}.get(request.mode, _cnn)
-    val_p, test_p = yield from trainer(store, request, train_rows, val_rows, tests, folder, token)
+    try:
+        val_p, test_p = yield from trainer(
+            store, request, train_rows, val_rows, tests, folder, token
+        )
+    except BaseException:  # a failed or cancelled run leaves no half-made folder behind
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     y_val = targets(store, val_rows)
     evaluation = evaluate(y_val, val_p)
     temperature = fit_temperature(y_val, val_p)
