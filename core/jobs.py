@@ -23,12 +23,14 @@ JobFn = Callable[["CancelToken"], JobGen]
 @dataclass(frozen=True)
 class Progress:
     """One step of a job: `done` of `total` units (total None when unknown), a message
-    for people and numbers for plots (loss, accuracy, images/s...)."""
+    for people and numbers for plots (loss, accuracy, images/s...). A `milestone` (an
+    epoch's validation, say) is always delivered; others may be thinned out for the UI."""
 
     done: float
     total: float | None = None
     message: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
+    milestone: bool = False
 
     @property
     def fraction(self) -> float | None:

@@ -64,7 +64,7 @@ class JobHandle(QObject):
         pending: list[Progress] = []
 
         def on_progress(progress: Progress) -> None:
-            if limiter.ready():
+            if progress.milestone or limiter.ready():
                 pending.clear()
                 self._emit(self.progress, progress)
             else:

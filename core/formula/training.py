@@ -397,7 +397,7 @@ def train(
                 save_model(out / "best.pt", model, config, step, metrics)
             save_last()
             _append_log(log_path, step, time.monotonic() - started, metrics)
-        yield Progress(step, config.steps, f"step {step:,}", metrics)
+        yield Progress(step, config.steps, f"step {step:,}", metrics, "val_acc" in metrics)
     if world > 1:
         dist.barrier()
     return {"step": step, "best_acc": best_acc, **metrics}

@@ -299,6 +299,7 @@ def train(
             f"Epoch {epoch + 1} of {config.epochs}: validation log loss "
             f"{val_metrics['val_loss']:.4f}",
             {"loss": loss_sum / max(seen, 1), **val_metrics, "epoch": epoch + 1},
+            milestone=True,
         )
     return model
 

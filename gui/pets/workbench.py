@@ -29,10 +29,20 @@ from core.pets.thumbnails import DiskCache, cache_location
 from gui.pets.browser import PetsBrowser
 from gui.pets.explore import ExplorePanel
 from gui.pets.scan_panel import ScanPanel
+from gui.pets.train_panel import TrainPanel
 from gui.widgets.common import CommandBox, heading, paragraph
 from gui.workers import JobHandle, JobRunner
 
 _MAX_SKIPPED_SHOWN = 500
+
+
+def _scrolling(panel: QWidget) -> QScrollArea:
+    """`panel` in a scroll area: the window may be smaller than the panel wants."""
+    area = QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 class EmptyState(QWidget):
@@ -178,14 +188,14 @@ class PetsWorkbench(QWidget):
         self.browser = PetsBrowser()
         self.explore = ExplorePanel()
         self.scan = ScanPanel(runner)
-        self.scan_page = QScrollArea()  # the window may be smaller than the panel
-        self.scan_page.setWidget(self.scan)
-        self.scan_page.setWidgetResizable(True)
-        self.scan_page.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scan_page = _scrolling(self.scan)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("petsTabs")
         self.tabs.addTab(self.browser, "Images")
         self.tabs.addTab(self.scan_page, "Scan")
+        self.train = TrainPanel(runner)
+        self.train_page = _scrolling(self.train)
+        self.tabs.addTab(self.train_page, "Train")
         self.tabs.addTab(self.explore, "Explore")
         self.tabs.addTab(self.overview, "Files")
         self.pages = QStackedWidget()
@@ -202,6 +212,8 @@ class PetsWorkbench(QWidget):
         self.scan.show_requested.connect(self.show_flag)
         self.scan.problem.connect(self.problem)
         self.scan.message.connect(self.message)
+        self.train.problem.connect(self.problem)
+        self.train.message.connect(self.message)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.measure_action = QAction("&Measure every image", self)
         self.measure_action.setStatusTip(
@@ -240,6 +252,7 @@ class PetsWorkbench(QWidget):
             self.message.emit(f"Thumbnails are not cached on disk: {error}")
         self.browser.attach(store, cache)
         self.scan.attach(store)
+        self.train.attach(store)
         self.explore.show_store(store)
         self.measure_action.setEnabled(True)
         self.pages.setCurrentWidget(self.tabs)
@@ -256,6 +269,9 @@ class PetsWorkbench(QWidget):
         if self.scan.job is not None:
             self.scan.cancel()
         self.scan.attach(None)
+        if self.train.job is not None:
+            self.train.cancel()
+        self.train.attach(None)
         self.browser.detach()
         if self.store is not None:
             self.store.close()

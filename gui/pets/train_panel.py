@@ -1,0 +1,352 @@
+"""The Train panel: choose a mode and its settings, train in the background with live loss
+and accuracy curves, compare every run in one table, and export a Kaggle submission."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import devices
+from core.jobs import JobError, Progress
+from core.pets import classic, imagenet
+from core.pets.labelstore import LabelStore
+from core.pets.submission import write_submission
+from core.pets.training import MODES, RunResult, TrainRequest, list_runs, train_run
+from gui.pets.explore import _plot
+from gui.pets.grid import CAT_COLOUR, DOG_COLOUR
+from gui.workers import JobHandle, JobRunner
+
+COLUMNS = ("Run", "Mode", "Log loss (clipped)", "Log loss", "Accuracy", "ROC AUC", "Place", "Time")
+
+
+class TrainPanel(QWidget):
+    """Train, follow, compare, submit."""
+
+    problem = Signal(str, str, str)
+    message = Signal(str)
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("petsTrain")
+        self.runner = runner
+        self.store: LabelStore | None = None
+        self.job: JobHandle | None = None
+        self.runs: list[RunResult] = []
+
+        self.mode = QComboBox()
+        self.mode.setObjectName("trainMode")
+        for key, text in MODES.items():
+            self.mode.addItem(f"{key} — {text}", key)
+        self.device = QComboBox()
+        for device in devices.available():
+            self.device.addItem(device.describe(), str(device.torch))
+        self.backbone = QComboBox()
+        self.backbone.setObjectName("trainBackbone")
+        for key, b in imagenet.BACKBONES.items():
+            self.backbone.addItem(b.title, key)
+        self.random_weights = QCheckBox("Random weights (no ImageNet)")
+        self.random_weights.setObjectName("trainRandomWeights")
+        self.epochs = QSpinBox()
+        self.epochs.setObjectName("trainEpochs")
+        self.epochs.setRange(1, 200)
+        self.epochs.setValue(5)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(0.00001, 1.0)
+        self.lr.setSingleStep(0.0001)
+        self.lr.setValue(0.001)
+        self.image_size = QSpinBox()
+        self.image_size.setObjectName("trainImageSize")
+        self.image_size.setRange(32, 512)
+        self.image_size.setSingleStep(16)
+        self.image_size.setValue(128)
+        self.classic_model = QComboBox()
+        self.classic_model.setObjectName("trainClassic")
+        for key, text in classic.MODELS.items():
+            self.classic_model.addItem(text, key)
+        self.start_button = QPushButton("Train")
+        self.start_button.setObjectName("trainStart")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("trainCancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(False)
+        self.status = QLabel(
+            "Train a model on the effective labels (edits applied, exclusions left out)."
+        )
+        self.status.setObjectName("trainStatus")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Mode:", self.mode)
+        form.addRow("Device:", self.device)
+        form.addRow("Backbone:", self.backbone)
+        form.addRow("", self.random_weights)
+        form.addRow("Epochs:", self.epochs)
+        form.addRow("Learning rate:", self.lr)
+        form.addRow("Image size:", self.image_size)
+        form.addRow("Classifier:", self.classic_model)
+        self._form = form
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.progress, 1)
+        settings = QGroupBox("Training")
+        settings_layout = QVBoxLayout(settings)
+        settings_layout.addLayout(form)
+        settings_layout.addLayout(buttons)
+        settings_layout.addWidget(self.status)
+
+        self.loss_plot = _plot("Loss", "step", "log loss")
+        self.accuracy_plot = _plot("Accuracy", "step", "share right")
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.train_loss = self.loss_plot.plot(
+            [], [], pen=pg.mkPen(DOG_COLOUR, width=2), name="train"
+        )
+        self.val_loss = self.loss_plot.plot(
+            [], [], pen=pg.mkPen(CAT_COLOUR, width=2), symbol="o", name="validation"
+        )
+        self.train_accuracy = self.accuracy_plot.plot([], [], pen=pg.mkPen(DOG_COLOUR, width=2))
+        self.val_accuracy = self.accuracy_plot.plot(
+            [], [], pen=pg.mkPen(CAT_COLOUR, width=2), symbol="o"
+        )
+        self._curves: dict[str, tuple[list[float], list[float]]] = {}
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.accuracy_plot)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("trainRuns")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMinimumHeight(90)
+        self.export_button = QPushButton("Export submission…")
+        self.export_button.setObjectName("trainExport")
+        self.export_button.setEnabled(False)
+        self.detail = QLabel()
+        self.detail.setWordWrap(True)
+        runs_box = QGroupBox("Runs")
+        runs_layout = QVBoxLayout(runs_box)
+        runs_layout.addWidget(self.table, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.detail, 1)
+        row.addWidget(self.export_button)
+        runs_layout.addLayout(row)
+
+        top = QHBoxLayout()
+        top.addWidget(settings, 2)
+        top.addLayout(plots, 3)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top, 3)
+        layout.addWidget(runs_box, 2)
+
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.export_button.clicked.connect(self.export_submission)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self._mode_changed()
+        self.attach(None)
+
+    # ---------------------------------------------------------------- state
+    def attach(self, store: LabelStore | None) -> None:
+        self.store = store
+        self.start_button.setEnabled(store is not None and self.job is None)
+        self.refresh_runs()
+
+    def _mode_changed(self) -> None:
+        mode = self.mode.currentData()
+        cnn_mode = mode in ("scratch", "finetune")
+        for widget, visible in (
+            (self.backbone, mode == "finetune"),
+            (self.random_weights, mode == "finetune"),
+            (self.epochs, cnn_mode),
+            (self.lr, cnn_mode),
+            (self.image_size, cnn_mode),
+            (self.classic_model, mode == "classic"),
+        ):
+            self._form.setRowVisible(widget, visible)
+        if cnn_mode:
+            self.lr.setValue(0.001 if mode == "scratch" else 0.0003)
+            self.image_size.setValue(128 if mode == "scratch" else 224)
+
+    def request(self) -> TrainRequest:
+        mode = self.mode.currentData()
+        return TrainRequest(
+            mode=mode,
+            device=self.device.currentData(),
+            epochs=self.epochs.value(),
+            lr=self.lr.value(),
+            image_size=self.image_size.value(),
+            backbone=self.backbone.currentData(),
+            weights="random" if self.random_weights.isChecked() else "imagenet",
+            classic_model=self.classic_model.currentData(),
+        )
+
+    # ---------------------------------------------------------------- training
+    def start(self) -> JobHandle | None:
+        if self.store is None or self.job is not None:
+            return None
+        request = self.request()
+        self._curves = {key: ([], []) for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        self._draw_curves()
+        self.job = self.runner.start(
+            f"Training ({request.mode})", partial(train_run, self.store, request)
+        )
+        self.job.progress.connect(self._show_progress)
+        self.job.succeeded.connect(self._trained)
+        self.job.failed.connect(self._failed)
+        self.job.cancelled.connect(lambda: self.status.setText("Cancelled."))
+        self.job.finished.connect(self._ended)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+        self.status.setText("Starting…")
+        return self.job
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling…")
+
+    def _show_progress(self, progress: Progress) -> None:
+        if self.job is None or self.job.token.cancelled:
+            return
+        if progress.fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(progress.fraction * 1000))
+        text = progress.message
+        metrics = progress.metrics
+        if "images/s" in metrics:
+            text += f" · {metrics['images/s']:.0f} images/s"
+        self.status.setText(text)
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            if key in metrics and (key.startswith("val") or "epoch" not in metrics):
+                xs, ys = self._curves.setdefault(key, ([], []))
+                xs.append(float(progress.done))
+                ys.append(float(metrics[key]))
+        if metrics:
+            self._draw_curves()
+
+    def _draw_curves(self) -> None:
+        for key, item in (
+            ("loss", self.train_loss),
+            ("val_loss", self.val_loss),
+            ("accuracy", self.train_accuracy),
+            ("val_accuracy", self.val_accuracy),
+        ):
+            xs, ys = self._curves.get(key, ([], []))
+            item.setData(xs, ys)
+
+    def _trained(self, result: RunResult) -> None:
+        self.status.setText(result.describe())
+        self.message.emit(f"Run {result.id}: validation log loss "
+                          f"{result.evaluation['log_loss_clipped']:.4f}")  # fmt: skip
+        self.refresh_runs(select=result.id)
+
+    def _failed(self, message: str, details: str) -> None:
+        self.status.setText(message.split("\n", 1)[0])
+        self.problem.emit("Training stopped", message, details)
+
+    def _ended(self) -> None:
+        self.job = None
+        self.cancel_button.setEnabled(False)
+        self.start_button.setEnabled(self.store is not None)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+
+    # ---------------------------------------------------------------- runs
+    def refresh_runs(self, select: str | None = None) -> None:
+        self.runs = list_runs(self.store) if self.store is not None else []
+        self.table.setRowCount(len(self.runs))
+        for line, run in enumerate(self.runs):
+            e = run.evaluation
+            place = run.placement.split(" on the")[0].removeprefix("would place ")
+            cells = (
+                run.id,
+                run.title,
+                f"{e['log_loss_clipped']:.4f}",
+                f"{e['log_loss']:.4f}",
+                f"{e['accuracy']:.2%}",
+                "" if e.get("auc") is None else f"{e['auc']:.4f}",
+                place,
+                time.strftime("%H:%M:%S", time.gmtime(run.seconds)),
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column >= 2:
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+                self.table.setItem(line, column, item)
+        if self.runs:
+            index = next((i for i, r in enumerate(self.runs) if r.id == select), 0)
+            self.table.selectRow(index)
+        self._selection_changed()
+
+    def selected_run(self) -> RunResult | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.runs[rows[0].row()] if rows else None
+
+    def _selection_changed(self) -> None:
+        run = self.selected_run()
+        self.export_button.setEnabled(run is not None and run.counts.get("test", 0) > 0)
+        if run is None:
+            self.detail.setText("No runs yet." if self.store is not None else "")
+            return
+        e = run.evaluation
+        (tn, fp), (fn, tp) = e["confusion"]
+        self.detail.setText(
+            f"{run.describe()}.<br>Confusion (rows true cat, dog): [{tn}, {fp}] / [{fn}, {tp}]; "
+            f"temperature {run.temperature:.2f} gives {run.calibrated_log_loss:.4f} "
+            f"on the same split; trained on {run.counts['train']:,}, validated on "
+            f"{run.counts['val']:,}."
+        )
+
+    def export_submission(self) -> Path | None:
+        run = self.selected_run()
+        if self.store is None or run is None:
+            return None
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export submission", str(Path.home() / f"submission-{run.id}.csv"), "CSV (*.csv)"
+        )
+        if not path:
+            return None
+        try:
+            count = write_submission(self.store, run, Path(path))
+        except (JobError, OSError) as error:
+            self.problem.emit("Cannot write the submission", str(error), "")
+            return None
+        self.message.emit(f"Wrote {count:,} predictions to {path} (checked)")
+        return Path(path)

@@ -1,0 +1,64 @@
+"""The Train panel driven through the real window: train from scratch with live curves,
+cancel a run, compare runs in the table, export a checked submission."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+
+from tests.pets_data import make_pets
+
+
+def _open(window, qtbot, root: Path):
+    with qtbot.waitSignal(window.pets.dataset_opened, timeout=20000):
+        window.open_dataset(str(root))
+    window.pets.tabs.setCurrentWidget(window.pets.train_page)
+    return window.pets.train
+
+
+def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatch):
+    root = make_pets(tmp_path / "pets", cats=10, dogs=10, tests=3)
+    window = make_window()
+    panel = _open(window, qtbot, root)
+    assert panel.table.rowCount() == 0 and not panel.export_button.isEnabled()
+
+    # a classic baseline: only its own settings are shown
+    panel.mode.setCurrentIndex(panel.mode.findData("classic"))
+    assert panel._form.isRowVisible(panel.classic_model)
+    assert not panel._form.isRowVisible(panel.epochs)
+    panel.classic_model.setCurrentIndex(panel.classic_model.findData("forest"))
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
+    assert panel.table.rowCount() == 1 and "classic (forest)" in panel.table.item(0, 1).text()
+
+    # from scratch, with live curves
+    panel.mode.setCurrentIndex(panel.mode.findData("scratch"))
+    assert panel._form.isRowVisible(panel.epochs)
+    panel.epochs.setValue(2)
+    panel.image_size.setValue(48)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
+    assert "validation log loss" in panel.status.text(), panel.status.text()
+    assert len(panel._curves["loss"][0]) > 0 and len(panel._curves["val_loss"][0]) == 2
+    assert panel.table.rowCount() == 2 and "scratch" in panel.table.item(0, 1).text()
+    assert panel.selected_run().mode == "scratch"
+    assert "would place" in panel.detail.text() or "of 1,316" in panel.table.item(0, 6).text()
+
+    # a cancelled run leaves the table as it was
+    panel.epochs.setValue(50)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Epoch" in panel.status.text(), timeout=30000)
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.job is None, timeout=30000)
+    assert panel.table.rowCount() == 2
+
+    # export the selected run's submission
+    target = tmp_path / "submission.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "CSV"))
+    qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
+    rows = list(csv.DictReader(target.open()))
+    assert [int(r["id"]) for r in rows] == [1, 2, 3]
+    panel.grab().save(str(tmp_path / "train.png"))
