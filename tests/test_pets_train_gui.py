@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
@@ -46,6 +47,17 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     assert panel.table.rowCount() == 2 and "scratch" in panel.table.item(0, 1).text()
     assert panel.selected_run().mode == "scratch"
     assert "would place" in panel.detail.text() or "of 1,316" in panel.table.item(0, 6).text()
+
+    # the worst validation losses lead to the grid, where C, D and X fix them
+    store = panel.store
+    losses = store.scores("validation_loss")
+    assert np.sum(~np.isnan(losses)) == 4  # the latest run's validation split only
+    qtbot.mouseClick(panel.worst_button, Qt.MouseButton.LeftButton)
+    browser = window.pets.browser
+    assert window.pets.tabs.currentWidget() is browser
+    assert browser.sort_combo.currentText() == "Validation loss"
+    assert browser.current_row() == int(np.nanargmax(losses))
+    window.pets.tabs.setCurrentWidget(window.pets.train_page)
 
     # a cancelled run leaves the table as it was
     panel.epochs.setValue(50)

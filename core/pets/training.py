@@ -27,6 +27,7 @@ from core.pets import classic, cnn
 from core.pets.features import FeatureCache, features_location
 from core.pets.labelstore import LabelStore
 from core.pets.metrics import (
+    CLIP,
     apply_temperature,
     evaluate,
     fit_temperature,
@@ -184,7 +185,22 @@ def train_run(store: LabelStore, request: TrainRequest, token: CancelToken) -> I
         test_p=test_p,
     )
     (folder / "results.json").write_text(json.dumps(asdict(result), indent=2))
+    record_losses(store, val_rows, y_val, val_p)
     return result
+
+
+#: The per-image validation loss of the latest run, a store score the grid sorts by.
+LOSS_SCORE = "validation_loss"
+
+
+def record_losses(store: LabelStore, rows: np.ndarray, y: np.ndarray, p: np.ndarray) -> None:
+    """Store each validation image's clipped log loss (replacing an earlier run's), so the
+    grid can show the worst first and the user can relabel from there."""
+    p = np.clip(p, *CLIP)
+    losses = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    stale = np.flatnonzero(~np.isnan(store.scores(LOSS_SCORE)))
+    store.clear_scores((LOSS_SCORE,), stale)
+    store.set_scores(LOSS_SCORE, rows, losses)
 
 
 def _resolved(store: LabelStore, request: TrainRequest) -> TrainRequest:

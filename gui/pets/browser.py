@@ -288,6 +288,25 @@ class PetsBrowser(QWidget):
             self.select_rows([int(self.proxy.source_rows()[0])])
         self.view.setFocus()
 
+    def show_sorted(self, score: str, descending: bool) -> None:
+        """Show the images that have `score`, sorted by it (e.g. the validation loss)."""
+        self._fill_sorts()
+        if score not in self._sort_keys or self.proxy is None:
+            return
+        self.show_combo.blockSignals(True)
+        self.show_combo.setCurrentIndex(1)  # Train
+        self.show_combo.blockSignals(False)
+        self.sort_combo.blockSignals(True)
+        self.sort_combo.setCurrentIndex(self._sort_keys.index(score))
+        self.sort_combo.blockSignals(False)
+        self.descending.blockSignals(True)
+        self.descending.setChecked(descending)
+        self.descending.blockSignals(False)
+        self._apply_filters()
+        if self.proxy.rowCount():
+            self.select_rows([int(self.proxy.source_rows()[0])])
+        self.view.setFocus()
+
     def detach(self) -> None:
         if self.store is None:
             return

@@ -47,6 +47,7 @@ class TrainPanel(QWidget):
 
     problem = Signal(str, str, str)
     message = Signal(str)
+    show_worst = Signal()  # show the validation images with the highest loss in the grid
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -122,6 +123,11 @@ class TrainPanel(QWidget):
 
         self.loss_plot = _plot("Loss", "step", "log loss")
         self.accuracy_plot = _plot("Accuracy", "step", "share right")
+        self.reliability_plot = _plot("Reliability (selected run)", "predicted P(dog)", "dogs")
+        self.reliability_plot.setXRange(0, 1)
+        self.reliability_plot.setYRange(0, 1)
+        for plot in (self.loss_plot, self.accuracy_plot):
+            plot.getAxis("left").enableAutoSIPrefix(False)
         self.loss_plot.addLegend(offset=(-10, 10))
         self.train_loss = self.loss_plot.plot(
             [], [], pen=pg.mkPen(DOG_COLOUR, width=2), name="train"
@@ -137,6 +143,7 @@ class TrainPanel(QWidget):
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.accuracy_plot)
+        plots.addWidget(self.reliability_plot)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("trainRuns")
@@ -146,8 +153,15 @@ class TrainPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.setMinimumHeight(90)
+        self.worst_button = QPushButton("Show the worst in the grid")
+        self.worst_button.setObjectName("trainWorst")
+        self.worst_button.setToolTip(
+            "The latest run's validation images, highest log loss first: wrong labels and "
+            "odd photos gather there; relabel or exclude them with C, D and X"
+        )
+        self.worst_button.clicked.connect(self.show_worst)
         self.export_button = QPushButton("Export submission…")
         self.export_button.setObjectName("trainExport")
         self.export_button.setEnabled(False)
@@ -158,6 +172,7 @@ class TrainPanel(QWidget):
         runs_layout.addWidget(self.table, 1)
         row = QHBoxLayout()
         row.addWidget(self.detail, 1)
+        row.addWidget(self.worst_button)
         row.addWidget(self.export_button)
         runs_layout.addLayout(row)
 
@@ -322,6 +337,8 @@ class TrainPanel(QWidget):
     def _selection_changed(self) -> None:
         run = self.selected_run()
         self.export_button.setEnabled(run is not None and run.counts.get("test", 0) > 0)
+        self.worst_button.setEnabled(bool(self.runs))
+        self._draw_reliability(run)
         if run is None:
             self.detail.setText("No runs yet." if self.store is not None else "")
             return
@@ -333,6 +350,17 @@ class TrainPanel(QWidget):
             f"on the same split; trained on {run.counts['train']:,}, validated on "
             f"{run.counts['val']:,}."
         )
+
+    def _draw_reliability(self, run: RunResult | None) -> None:
+        """Predicted P(dog) against the share of dogs per bin; the diagonal is perfect."""
+        plot = self.reliability_plot
+        plot.clear()
+        plot.plot([0, 1], [0, 1], pen=pg.mkPen("#999999", style=Qt.PenStyle.DashLine))
+        if run is None or not run.reliability:
+            return
+        xs = [b[0] for b in run.reliability]
+        ys = [b[1] for b in run.reliability]
+        plot.plot(xs, ys, pen=pg.mkPen(DOG_COLOUR, width=2), symbol="o", symbolSize=6)
 
     def export_submission(self) -> Path | None:
         run = self.selected_run()

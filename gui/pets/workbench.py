@@ -26,6 +26,7 @@ from core.pets.dataset import KAGGLE_DOWNLOAD, DatasetListing
 from core.pets.explore import explore
 from core.pets.labelstore import LabelStore, open_store
 from core.pets.thumbnails import DiskCache, cache_location
+from core.pets.training import LOSS_SCORE
 from gui.pets.browser import PetsBrowser
 from gui.pets.explore import ExplorePanel
 from gui.pets.scan_panel import ScanPanel
@@ -214,6 +215,7 @@ class PetsWorkbench(QWidget):
         self.scan.message.connect(self.message)
         self.train.problem.connect(self.problem)
         self.train.message.connect(self.message)
+        self.train.show_worst.connect(self.show_worst_losses)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.measure_action = QAction("&Measure every image", self)
         self.measure_action.setStatusTip(
@@ -264,6 +266,11 @@ class PetsWorkbench(QWidget):
         """From the Scan panel's counts to the grid showing those images."""
         self.tabs.setCurrentWidget(self.browser)
         self.browser.show_flag(key)
+
+    def show_worst_losses(self) -> None:
+        """From the Train panel to the grid: the validation images, worst loss first."""
+        self.tabs.setCurrentWidget(self.browser)
+        self.browser.show_sorted(LOSS_SCORE, descending=True)
 
     def close_dataset(self) -> None:
         if self.scan.job is not None:
