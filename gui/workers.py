@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 #: Progress signals per second at most; the UI repaints no faster than people read.
 PROGRESS_RATE = 20
+_RETIRE_MS = 1000
 
 
 class JobHandle(QObject):
@@ -137,7 +138,10 @@ class JobRunner(QObject):
         if handle in self._handles:
             self._handles.remove(handle)
         self.ended.emit(handle)
-        handle.deleteLater()
+        # Not deleteLater() right away: the other slots of this `finished` (queued, through
+        # PySide's receivers for Python callables) may not have run yet, and deleting the
+        # sender first drops them. A second later they have.
+        QTimer.singleShot(_RETIRE_MS, handle, handle.deleteLater)
 
     def active(self) -> list[JobHandle]:
         """Jobs started and not yet finished, oldest first."""

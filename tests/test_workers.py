@@ -44,8 +44,16 @@ def test_progress_shows_in_the_status_bar_then_hides(make_window, qtbot):
     assert not window.cancel_action.isEnabled()
 
 
-def test_cancel_button_stops_the_job(make_window, qtbot):
+def settled(make_window, qtbot):
+    """A window whose start-up jobs (loading the formula model) have finished, so the
+    status bar follows only the test's job."""
     window = make_window()
+    qtbot.waitUntil(lambda: window.runner.active() == [], timeout=20000)
+    return window
+
+
+def test_cancel_button_stops_the_job(make_window, qtbot):
+    window = settled(make_window, qtbot)
     handle = window.runner.start("Endless", stepper(10**9))
     indicator = window.job_indicator
     qtbot.waitUntil(lambda: handle.last_progress is not None)
@@ -73,12 +81,13 @@ def _failing(exception):
 
 
 def test_job_error_is_shown_to_the_user(make_window, qtbot):
-    window = make_window()
+    window = settled(make_window, qtbot)
     handle = window.runner.start("Broken", _failing(JobError("The folder is read-only.")))
     handle.failed.connect(lambda message, details: window.show_error("Broken", message))
     qtbot.waitUntil(lambda: window.error_box is not None, timeout=5000)
     assert window.error_box.text() == "The folder is read-only."
-    assert not window.job_indicator.isVisible() or window.runner.active() == []
+    qtbot.waitUntil(lambda: window.runner.active() == [])
+    assert not window.job_indicator.isVisible()
 
 
 def test_unexpected_exception_has_details(make_window, qtbot):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -201,8 +202,7 @@ class ScanPanel(QWidget):
         self.export_button.clicked.connect(self.export_csv)
         self._recompute_timer = QTimer(self, singleShot=True, interval=150)
         self._recompute_timer.timeout.connect(self.recompute)
-        self._update_weights()
-        self.attach(None)
+        self.attach(None)  # the weights line is filled when the panel is first shown
 
     # ---------------------------------------------------------------- a dataset
     def attach(self, store: LabelStore | None) -> None:
@@ -266,7 +266,15 @@ class ScanPanel(QWidget):
     def current_backbone(self) -> imagenet.Backbone:
         return imagenet.BACKBONES[self.backbone.currentData()]
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._update_weights()
+
     def _update_weights(self) -> None:
+        """Where the chosen backbone's weights come from (reads torchvision's metadata,
+        whose import takes seconds: done when the panel is shown, not at start-up)."""
+        if not self.isVisible():
+            return
         state = imagenet.weights_state(self.current_backbone())
         self.weights_label.setText(state.message)
         self.weights_label.setToolTip(str(state.path or state.directory))

@@ -124,8 +124,8 @@ class TrainPanel(QWidget):
         self.loss_plot = _plot("Loss", "step", "log loss")
         self.accuracy_plot = _plot("Accuracy", "step", "share right")
         self.reliability_plot = _plot("Reliability (selected run)", "predicted P(dog)", "dogs")
-        self.reliability_plot.setXRange(0, 1)
-        self.reliability_plot.setYRange(0, 1)
+        for plot in (self.loss_plot, self.accuracy_plot, self.reliability_plot):
+            plot.setMinimumHeight(180)
         for plot in (self.loss_plot, self.accuracy_plot):
             plot.getAxis("left").enableAutoSIPrefix(False)
         self.loss_plot.addLegend(offset=(-10, 10))
@@ -176,11 +176,9 @@ class TrainPanel(QWidget):
         row.addWidget(self.export_button)
         runs_layout.addLayout(row)
 
-        top = QHBoxLayout()
-        top.addWidget(settings, 2)
-        top.addLayout(plots, 3)
         layout = QVBoxLayout(self)
-        layout.addLayout(top, 3)
+        layout.addWidget(settings)
+        layout.addLayout(plots, 3)
         layout.addWidget(runs_box, 2)
 
         self.mode.currentIndexChanged.connect(self._mode_changed)
@@ -239,7 +237,9 @@ class TrainPanel(QWidget):
         self.job.progress.connect(self._show_progress)
         self.job.succeeded.connect(self._trained)
         self.job.failed.connect(self._failed)
-        self.job.cancelled.connect(lambda: self.status.setText("Cancelled."))
+        # bound methods, not lambdas: a lambda has no receiver to queue to, so it would run
+        # on the job's thread
+        self.job.cancelled.connect(self._cancelled)
         self.job.finished.connect(self._ended)
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -293,6 +293,9 @@ class TrainPanel(QWidget):
     def _failed(self, message: str, details: str) -> None:
         self.status.setText(message.split("\n", 1)[0])
         self.problem.emit("Training stopped", message, details)
+
+    def _cancelled(self) -> None:
+        self.status.setText("Cancelled: nothing of this run was kept.")
 
     def _ended(self) -> None:
         self.job = None
@@ -356,11 +359,15 @@ class TrainPanel(QWidget):
         plot = self.reliability_plot
         plot.clear()
         plot.plot([0, 1], [0, 1], pen=pg.mkPen("#999999", style=Qt.PenStyle.DashLine))
+        plot.setXRange(0, 1, padding=0.02)
+        plot.setYRange(0, 1, padding=0.02)
         if run is None or not run.reliability:
             return
         xs = [b[0] for b in run.reliability]
         ys = [b[1] for b in run.reliability]
         plot.plot(xs, ys, pen=pg.mkPen(DOG_COLOUR, width=2), symbol="o", symbolSize=6)
+        plot.setXRange(0, 1, padding=0.02)
+        plot.setYRange(0, 1, padding=0.02)
 
     def export_submission(self) -> Path | None:
         run = self.selected_run()
