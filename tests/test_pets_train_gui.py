@@ -67,6 +67,15 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     qtbot.waitUntil(lambda: panel.job is None, timeout=30000)
     assert panel.table.rowCount() == 2
 
+    # did cleaning help? two runs on the same split, with and without the flagged images
+    store.set_flagged([0, 1], True)
+    panel.mode.setCurrentIndex(panel.mode.findData("classic"))
+    panel.compare.setChecked(True)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
+    assert panel.status.text().startswith("Cleaning "), panel.status.text()
+    assert panel.table.rowCount() == 4
+
     # export the selected run's submission
     target = tmp_path / "submission.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "CSV"))

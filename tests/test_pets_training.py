@@ -74,7 +74,7 @@ def test_temperature_and_leaderboard():
 def test_an_edit_changes_the_next_runs_training_set(tmp_path: Path):
     store = opened(make_pets(tmp_path / "pets", cats=10, dogs=10, tests=3))
     first = run(train_run(store, TrainRequest("classic", classic_model="knn"), CancelToken()))
-    assert first.counts == {"train": 16, "val": 4, "test": 3}
+    assert first.counts == {"train": 16, "val": 4, "test": 3, "left_out_flagged": 0}
     store.set_excluded([0, 1], True)
     store.set_label([2], "dog")
     train_rows, val_rows = split(store, 0.2, 0)
@@ -160,7 +160,7 @@ def test_end_to_end_on_the_real_images(tmp_path: Path, request_: TrainRequest):
     data = shared_data("dogs_vs_cats")
     store = opened(data, tmp_path / "store.sqlite")
     result = run(train_run(store, request_, CancelToken()))
-    assert result.counts == {"train": 800, "val": 200, "test": 150}
+    assert result.counts == {"train": 800, "val": 200, "test": 150, "left_out_flagged": 0}
     assert 0 < result.evaluation["log_loss_clipped"] <= -math.log(0.005)
     assert "on the final public leaderboard" in result.placement
     target = tmp_path / "submission.csv"
@@ -180,3 +180,28 @@ def test_a_wrong_submission_is_caught(tmp_path: Path):
     path.write_text("id,label\n1,1.0\n")
     with pytest.raises(JobError, match="outside"):
         check_submission(path, [1])
+
+
+def test_did_cleaning_help_uses_the_same_split(tmp_path: Path):
+    from core.pets.training import compare_cleaning, flagged_rows
+
+    store = opened(make_pets(tmp_path / "pets", cats=12, dogs=12, tests=2))
+    request = TrainRequest("classic", classic_model="knn")
+    with pytest.raises(JobError, match="Nothing is flagged yet"):
+        run(compare_cleaning(store, request, CancelToken()))
+    train_rows, val_rows = split(store, 0.2, 0)
+    store.set_flagged([int(train_rows[0]), int(train_rows[1]), int(val_rows[0])], True)
+    assert set(flagged_rows(store).tolist()) == {
+        int(train_rows[0]), int(train_rows[1]), int(val_rows[0])
+    }  # fmt: skip
+    comparison = run(compare_cleaning(store, request, CancelToken()))
+    a, b = comparison.with_flagged, comparison.without_flagged
+    assert a.counts["train"] == len(train_rows) and a.counts["left_out_flagged"] == 0
+    assert b.counts["train"] == len(train_rows) - 2 and b.counts["left_out_flagged"] == 2
+    assert a.counts["val"] == b.counts["val"] == len(val_rows)  # validation untouched
+    from core.pets.training import run_predictions
+
+    ids_a = run_predictions(store, a)["val_ids"]
+    ids_b = run_predictions(store, b)["val_ids"]
+    np.testing.assert_array_equal(ids_a, ids_b)
+    assert "Cleaning" in comparison.describe() and "left out of training" in comparison.describe()

@@ -150,6 +150,12 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
     train.add_argument("--val-fraction", type=float, default=0.2)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-tta", action="store_true", help="no horizontal-flip averaging")
+    train.add_argument(
+        "--compare-cleaning",
+        action="store_true",
+        help="train twice on the same split: with the flagged images (F, the scan's flags, "
+        "likely mislabelled) and without them, and say whether cleaning helped",
+    )
     train.add_argument("--workers", type=int, default=0, help="data loader processes")
     predict = pets_commands.add_parser(
         "predict",
@@ -361,7 +367,18 @@ def _train(args: argparse.Namespace) -> int:
     )
     store = _with_store(args.folder)
     try:
-        result = run_in_terminal(lambda token: train_run(store, request, token), stream=sys.stderr)
+        if args.compare_cleaning:
+            from core.pets.training import compare_cleaning
+
+            comparison = run_in_terminal(
+                lambda token: compare_cleaning(store, request, token), stream=sys.stderr
+            )
+            print(comparison.describe())
+            result = comparison.without_flagged
+        else:
+            result = run_in_terminal(
+                lambda token: train_run(store, request, token), stream=sys.stderr
+            )
     finally:
         store.close()
     print(result.describe())

@@ -63,6 +63,7 @@ class TrainRequest:
     tta: bool = True  # average with the mirror image when predicting (CNNs)
     workers: int = 0
     predict_test: bool = True
+    without_flagged: bool = False  # leave the flagged images out of training (not validation)
     note: str = ""
 
 
@@ -139,6 +140,12 @@ def train_run(store: LabelStore, request: TrainRequest, token: CancelToken) -> I
         raise JobError(f"Unknown mode {request.mode!r}; choose one of {', '.join(MODES)}.")
     started, created = time.perf_counter(), time.time()
     train_rows, val_rows = split(store, request.val_fraction, request.seed)
+    dropped = 0
+    if request.without_flagged:
+        flagged = flagged_rows(store)
+        kept = train_rows[~np.isin(train_rows, flagged)]
+        dropped = len(train_rows) - len(kept)
+        train_rows = kept
     tests = test_rows(store) if request.predict_test else np.zeros(0, dtype=np.int64)
     run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + f"-{request.mode}"
     folder = runs_folder(store) / run_id
@@ -171,7 +178,12 @@ def train_run(store: LabelStore, request: TrainRequest, token: CancelToken) -> I
         temperature=temperature,
         calibrated_log_loss=log_loss(y_val, apply_temperature(val_p, temperature)),
         placement=placement(evaluation.log_loss_clipped).describe(),
-        counts={"train": len(train_rows), "val": len(val_rows), "test": len(tests)},
+        counts={
+            "train": len(train_rows),
+            "val": len(val_rows),
+            "test": len(tests),
+            "left_out_flagged": dropped,
+        },
         seconds=time.perf_counter() - started,
         created=created,
         reliability=reliability(y_val, val_p),
@@ -201,6 +213,53 @@ def record_losses(store: LabelStore, rows: np.ndarray, y: np.ndarray, p: np.ndar
     stale = np.flatnonzero(~np.isnan(store.scores(LOSS_SCORE)))
     store.clear_scores((LOSS_SCORE,), stale)
     store.set_scores(LOSS_SCORE, rows, losses)
+
+
+def flagged_rows(store: LabelStore) -> np.ndarray:
+    """The images that cleaning would leave out: flagged by the user (F), by the latest
+    scan's default flags (outlier, both, disagrees), or as likely mislabelled."""
+    from core.pets.label_issues import ISSUE_SCORE
+    from core.pets.outliers import FlagSettings, compute_flags, latest_model
+
+    mask = store.flagged.copy()
+    mask |= store.scores(ISSUE_SCORE) == 1
+    model = latest_model(store)
+    if model is not None:
+        flags = compute_flags(store.scan_table(model), store.label, store.split, FlagSettings())
+        mask |= flags.outlier | flags.both | flags.disagrees
+    return np.flatnonzero(mask)
+
+
+@dataclass(frozen=True)
+class CleaningComparison:
+    """The same request trained with and without the flagged images, on the same split."""
+
+    with_flagged: RunResult
+    without_flagged: RunResult
+
+    def describe(self) -> str:
+        a = self.with_flagged.evaluation["log_loss_clipped"]
+        b = self.without_flagged.evaluation["log_loss_clipped"]
+        left_out = self.without_flagged.counts.get("left_out_flagged", 0)
+        verdict = "helped" if b < a else "did not help"
+        return (
+            f"Cleaning {verdict}: validation log loss {a:.4f} with the flagged images, "
+            f"{b:.4f} with {left_out:,} of them left out of training (same validation split)."
+        )
+
+
+def compare_cleaning(
+    store: LabelStore, request: TrainRequest, token: CancelToken
+) -> Iterator[Progress]:
+    """Job: train `request` twice — as it is, then with the flagged train images left out —
+    and return a CleaningComparison."""
+    if not len(flagged_rows(store)):
+        raise JobError(
+            "Nothing is flagged yet: scan the dataset, or flag images with F, then compare."
+        )
+    first = yield from train_run(store, replace(request, without_flagged=False), token)
+    second = yield from train_run(store, replace(request, without_flagged=True), token)
+    return CleaningComparison(first, second)
 
 
 def _resolved(store: LabelStore, request: TrainRequest) -> TrainRequest:

@@ -34,7 +34,15 @@ from core.jobs import JobError, Progress
 from core.pets import classic, imagenet
 from core.pets.labelstore import LabelStore
 from core.pets.submission import write_submission
-from core.pets.training import MODES, RunResult, TrainRequest, list_runs, train_run
+from core.pets.training import (
+    MODES,
+    CleaningComparison,
+    RunResult,
+    TrainRequest,
+    compare_cleaning,
+    list_runs,
+    train_run,
+)
 from gui.pets.explore import _plot
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR
 from gui.workers import JobHandle, JobRunner
@@ -88,6 +96,12 @@ class TrainPanel(QWidget):
         self.classic_model.setObjectName("trainClassic")
         for key, text in classic.MODELS.items():
             self.classic_model.addItem(text, key)
+        self.compare = QCheckBox("Also without the flagged images: did cleaning help?")
+        self.compare.setObjectName("trainCompare")
+        self.compare.setToolTip(
+            "Train twice on the same validation split: with every image, then without the "
+            "ones flagged (F), by the scan, or as likely mislabelled"
+        )
         self.start_button = QPushButton("Train")
         self.start_button.setObjectName("trainStart")
         self.cancel_button = QPushButton("Cancel")
@@ -110,6 +124,7 @@ class TrainPanel(QWidget):
         form.addRow("Learning rate:", self.lr)
         form.addRow("Image size:", self.image_size)
         form.addRow("Classifier:", self.classic_model)
+        form.addRow("", self.compare)
         self._form = form
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
@@ -231,8 +246,9 @@ class TrainPanel(QWidget):
         request = self.request()
         self._curves = {key: ([], []) for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
         self._draw_curves()
+        job = compare_cleaning if self.compare.isChecked() else train_run
         self.job = self.runner.start(
-            f"Training ({request.mode})", partial(train_run, self.store, request)
+            f"Training ({request.mode})", partial(job, self.store, request)
         )
         self.job.progress.connect(self._show_progress)
         self.job.succeeded.connect(self._trained)
@@ -284,7 +300,12 @@ class TrainPanel(QWidget):
             xs, ys = self._curves.get(key, ([], []))
             item.setData(xs, ys)
 
-    def _trained(self, result: RunResult) -> None:
+    def _trained(self, result: RunResult | CleaningComparison) -> None:
+        if isinstance(result, CleaningComparison):
+            self.status.setText(result.describe())
+            self.message.emit(result.describe())
+            self.refresh_runs(select=result.without_flagged.id)
+            return
         self.status.setText(result.describe())
         self.message.emit(f"Run {result.id}: validation log loss "
                           f"{result.evaluation['log_loss_clipped']:.4f}")  # fmt: skip
