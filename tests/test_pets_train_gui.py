@@ -35,9 +35,13 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
     assert panel.table.rowCount() == 1 and "classic (forest)" in panel.table.item(0, 1).text()
 
-    # from scratch, with live curves
+    # from scratch, with live curves; first a look at what augmentation does
     panel.mode.setCurrentIndex(panel.mode.findData("scratch"))
     assert panel._form.isRowVisible(panel.epochs)
+    panel.image_size.setValue(48)
+    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
+    preview = panel.preview.pixmap()
+    assert (preview.width(), preview.height()) == (4 * 48, 4 * 48)  # 4 images × 4 crops
     panel.epochs.setValue(2)
     panel.image_size.setValue(48)
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)

@@ -311,3 +311,19 @@ def load_trained(checkpoint: Path, device: Device) -> tuple[nn.Module, CNNConfig
     model = build_model(CNNConfig(**{**record["config"], "weights": "random"}))
     model.load_state_dict(record["model"])
     return model.to(device.torch).to(memory_format=torch.channels_last).eval(), config
+
+
+def augmented_samples(
+    source: Source, paths: Sequence[str], size: int, per_image: int = 4, seed: int = 0
+) -> list[list[np.ndarray]]:
+    """What training sees: for each path, `per_image` augmented crops (uint8 H×W×3), drawn
+    with the training transforms and a seed."""
+    torch.manual_seed(seed)
+    data = PetImages(source, paths, np.zeros(len(paths)), size, train=True)
+    out = []
+    for index in range(len(paths)):
+        image = data.image(index)
+        out.append(
+            [data.transform(image).permute(1, 2, 0).contiguous().numpy() for _ in range(per_image)]
+        )
+    return out

@@ -89,7 +89,8 @@ class RunResult:
             "scratch": f"{self.request.get('image_size')} px",
             "classic": self.request.get("classic_model", ""),
         }.get(self.mode, "")
-        return f"{self.mode} ({extra})"
+        cleaned = ", flagged left out" if self.request.get("without_flagged") else ""
+        return f"{self.mode} ({extra}{cleaned})"
 
     def describe(self) -> str:
         e = self.evaluation

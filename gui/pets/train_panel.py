@@ -7,8 +7,10 @@ import time
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -32,7 +34,9 @@ from PySide6.QtWidgets import (
 from core import devices
 from core.jobs import JobError, Progress
 from core.pets import classic, imagenet
+from core.pets.cnn import augmented_samples
 from core.pets.labelstore import LabelStore
+from core.pets.sources import Source
 from core.pets.submission import write_submission
 from core.pets.training import (
     MODES,
@@ -45,6 +49,7 @@ from core.pets.training import (
 )
 from gui.pets.explore import _plot
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR
+from gui.widgets.common import to_qimage
 from gui.workers import JobHandle, JobRunner
 
 COLUMNS = ("Run", "Mode", "Log loss (clipped)", "Log loss", "Accuracy", "ROC AUC", "Place", "Time")
@@ -102,6 +107,16 @@ class TrainPanel(QWidget):
             "Train twice on the same validation split: with every image, then without the "
             "ones flagged (F), by the scan, or as likely mislabelled"
         )
+        self.preview_button = QPushButton("Preview augmentation")
+        self.preview_button.setObjectName("trainPreview")
+        self.preview_button.setToolTip(
+            "Random training crops of a few images: flips, resized crops and colour jitter, "
+            "never anything that would change the class"
+        )
+        self.preview_button.clicked.connect(self.preview_augmentation)
+        self.preview = QLabel()
+        self.preview.setObjectName("trainPreviewImages")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.start_button = QPushButton("Train")
         self.start_button.setObjectName("trainStart")
         self.cancel_button = QPushButton("Cancel")
@@ -122,7 +137,10 @@ class TrainPanel(QWidget):
         form.addRow("", self.random_weights)
         form.addRow("Epochs:", self.epochs)
         form.addRow("Learning rate:", self.lr)
-        form.addRow("Image size:", self.image_size)
+        self._size_row = QHBoxLayout()
+        self._size_row.addWidget(self.image_size, 1)
+        self._size_row.addWidget(self.preview_button)
+        form.addRow("Image size:", self._size_row)
         form.addRow("Classifier:", self.classic_model)
         form.addRow("", self.compare)
         self._form = form
@@ -135,6 +153,7 @@ class TrainPanel(QWidget):
         settings_layout.addLayout(form)
         settings_layout.addLayout(buttons)
         settings_layout.addWidget(self.status)
+        settings_layout.addWidget(self.preview)
 
         self.loss_plot = _plot("Loss", "step", "log loss")
         self.accuracy_plot = _plot("Accuracy", "step", "share right")
@@ -218,13 +237,40 @@ class TrainPanel(QWidget):
             (self.random_weights, mode == "finetune"),
             (self.epochs, cnn_mode),
             (self.lr, cnn_mode),
-            (self.image_size, cnn_mode),
+            (self._size_row, cnn_mode),
             (self.classic_model, mode == "classic"),
         ):
             self._form.setRowVisible(widget, visible)
         if cnn_mode:
             self.lr.setValue(0.001 if mode == "scratch" else 0.0003)
             self.image_size.setValue(128 if mode == "scratch" else 224)
+
+    def preview_augmentation(self) -> None:
+        """Four random training crops each of four train images, in one strip per image."""
+        if self.store is None:
+            return
+        rows = self.store.effective_rows()
+        rows = rows[~self.store.unreadable[rows]][:: max(1, len(rows) // 4)][:4]
+        if not len(rows):
+            return
+        source = Source(self.store.root)
+        try:
+            samples = augmented_samples(
+                source, [self.store.paths[r] for r in rows], self.image_size.value()
+            )
+        except JobError as error:
+            self.problem.emit("Cannot preview", str(error), "")
+            return
+        finally:
+            source.close()
+        strips = [np.concatenate(images, axis=1) for images in samples]
+        sheet = np.ascontiguousarray(np.concatenate(strips, axis=0))
+        picture = QPixmap.fromImage(to_qimage(sheet))
+        self.preview.setPixmap(
+            picture.scaledToHeight(
+                min(360, picture.height()), Qt.TransformationMode.SmoothTransformation
+            )
+        )
 
     def request(self) -> TrainRequest:
         mode = self.mode.currentData()
