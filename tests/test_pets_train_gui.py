@@ -80,6 +80,24 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     assert panel.status.text().startswith("Cleaning "), panel.status.text()
     assert panel.table.rowCount() == 4
 
+    # features mode reads the embeddings of the scans ticked in the list
+    from core.jobs import CancelToken, drive
+    from core.pets.features import FeatureCache, features_location
+    from core.pets.outliers import scan
+    from tests.outlier_data import CODES, logits_for, stand_in
+
+    cache = FeatureCache(features_location(store.root))
+    table = {code: logits_for({281 if code < 128 else 207: 8.0}) for code in CODES}
+    drive(scan(store, stand_in(table), CancelToken(), features=cache), CancelToken())
+    cache.close()
+    panel.compare.setChecked(False)
+    panel.mode.setCurrentIndex(panel.mode.findData("features"))
+    panel.refresh_scans()
+    assert panel._form.isRowVisible(panel.scans) and panel.chosen_scans() == ["stand-in"]
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
+    assert panel.table.item(0, 1).text() == "features (stand-in)"
+
     # export the selected run's submission
     target = tmp_path / "submission.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "CSV"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -101,6 +103,13 @@ class TrainPanel(QWidget):
         self.classic_model.setObjectName("trainClassic")
         for key, text in classic.MODELS.items():
             self.classic_model.addItem(text, key)
+        self.scans = QListWidget()
+        self.scans.setObjectName("trainScans")
+        self.scans.setMaximumHeight(80)
+        self.scans.setToolTip(
+            "The scans whose embeddings the head reads; several are concatenated, as the "
+            "strongest public solutions did"
+        )
         self.compare = QCheckBox("Also without the flagged images: did cleaning help?")
         self.compare.setObjectName("trainCompare")
         self.compare.setToolTip(
@@ -142,6 +151,7 @@ class TrainPanel(QWidget):
         self._size_row.addWidget(self.preview_button)
         form.addRow("Image size:", self._size_row)
         form.addRow("Classifier:", self.classic_model)
+        form.addRow("Embeddings of:", self.scans)
         form.addRow("", self.compare)
         self._form = form
         buttons = QHBoxLayout()
@@ -223,11 +233,35 @@ class TrainPanel(QWidget):
         self._mode_changed()
         self.attach(None)
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh_scans()  # a scan may have finished since
+
     # ---------------------------------------------------------------- state
     def attach(self, store: LabelStore | None) -> None:
         self.store = store
         self.start_button.setEnabled(store is not None and self.job is None)
+        self.refresh_scans()
         self.refresh_runs()
+
+    def refresh_scans(self) -> None:
+        """The scans to choose embeddings from (the latest checked)."""
+        checked = set(self.chosen_scans())
+        self.scans.clear()
+        for index, record in enumerate(self.store.scans() if self.store is not None else []):
+            item = QListWidgetItem(f"{record.model} ({record.images:,} images)")
+            item.setData(Qt.ItemDataRole.UserRole, record.model)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            on = record.model in checked or (not checked and index == 0)
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            self.scans.addItem(item)
+
+    def chosen_scans(self) -> list[str]:
+        return [
+            self.scans.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.scans.count())
+            if self.scans.item(i).checkState() == Qt.CheckState.Checked
+        ]
 
     def _mode_changed(self) -> None:
         mode = self.mode.currentData()
@@ -239,6 +273,7 @@ class TrainPanel(QWidget):
             (self.lr, cnn_mode),
             (self._size_row, cnn_mode),
             (self.classic_model, mode == "classic"),
+            (self.scans, mode == "features"),
         ):
             self._form.setRowVisible(widget, visible)
         if cnn_mode:
@@ -283,6 +318,7 @@ class TrainPanel(QWidget):
             backbone=self.backbone.currentData(),
             weights="random" if self.random_weights.isChecked() else "imagenet",
             classic_model=self.classic_model.currentData(),
+            models=tuple(self.chosen_scans()) if mode == "features" else (),
         )
 
     # ---------------------------------------------------------------- training
