@@ -63,13 +63,19 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     assert browser.current_row() == int(np.nanargmax(losses))
     window.pets.tabs.setCurrentWidget(window.pets.train_page)
 
-    # a cancelled run leaves the table as it was
-    panel.epochs.setValue(50)
+    # a run cancelled after an epoch keeps its checkpoint; Resume finishes it
+    panel.epochs.setValue(4)
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "Epoch" in panel.status.text(), timeout=30000)
+    qtbot.waitUntil(lambda: len(panel._curves["val_loss"][0]) >= 1, timeout=30000)
     qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.job is None, timeout=30000)
     assert panel.table.rowCount() == 2
+    if "Resume goes on" in panel.status.text():  # else the run had finished before Cancel
+        assert panel.resume_button.isEnabled()
+        qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
+        assert "validation log loss" in panel.status.text(), panel.status.text()
+    assert panel.table.rowCount() == 3 and not panel.resume_button.isEnabled()
 
     # did cleaning help? two runs on the same split, with and without the flagged images
     store.set_flagged([0, 1], True)
@@ -78,7 +84,7 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
     assert panel.status.text().startswith("Cleaning "), panel.status.text()
-    assert panel.table.rowCount() == 4
+    assert panel.table.rowCount() == 5
 
     # features mode reads the embeddings of the scans ticked in the list
     from core.jobs import CancelToken, drive

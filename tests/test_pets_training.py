@@ -205,3 +205,36 @@ def test_did_cleaning_help_uses_the_same_split(tmp_path: Path):
     ids_b = run_predictions(store, b)["val_ids"]
     np.testing.assert_array_equal(ids_a, ids_b)
     assert "Cleaning" in comparison.describe() and "left out of training" in comparison.describe()
+
+
+def test_a_cancelled_run_resumes_on_its_own_split(tmp_path: Path):
+    from core.pets.training import unfinished_runs
+
+    store = opened(make_pets(tmp_path / "pets", cats=8, dogs=8, tests=2))
+    request = TrainRequest("scratch", epochs=3, image_size=32, batch_size=8)
+    token = CancelToken()
+
+    def stop(progress):
+        if progress.metrics.get("epoch") == 1:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        drive(train_run(store, request, token), token, stop)
+    (waiting,) = unfinished_runs(store)
+    assert list_runs(store) == []
+    # another run in between does not disturb it
+    run(train_run(store, TrainRequest("classic", classic_model="knn"), CancelToken()))
+    result = run(train_run(store, request, CancelToken(), resume=waiting))
+    assert result.id == waiting and unfinished_runs(store) == []
+    assert result.counts["train"] + result.counts["val"] == 16
+    with pytest.raises(JobError, match="finished already"):
+        run(train_run(store, request, CancelToken(), resume=waiting))
+
+    # excluding an image it trained on makes a resume impossible, and says why
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        drive(train_run(store, request, token), token, stop)
+    (waiting,) = unfinished_runs(store)
+    store.set_excluded([int(store.effective_rows()[0])], True)
+    with pytest.raises(JobError, match="excluded or removed since"):
+        run(train_run(store, request, CancelToken(), resume=waiting))

@@ -119,7 +119,12 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
         + ". Ends by printing `run: ID`.",
     )
     train.add_argument("folder", help="the dataset: a folder or a zip file")
-    train.add_argument("--mode", required=True, choices=list(MODES))
+    train.add_argument("--mode", choices=list(MODES), help="required unless --resume")
+    train.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a CNN run that was cancelled after an epoch (its settings and split)",
+    )
     train.add_argument("--epochs", type=int, default=5, help="CNN modes (default 5)")
     train.add_argument("--lr", type=float, help="CNN modes (default 1e-3 scratch, 3e-4 fine-tune)")
     train.add_argument("--batch-size", type=int, default=32)
@@ -348,8 +353,11 @@ def _with_store(folder: str):
 def _train(args: argparse.Namespace) -> int:
     from core.pets.training import TrainRequest, train_run
 
+    if args.mode is None and args.resume is None:
+        raise JobError("Choose a --mode (features, finetune, scratch, classic), or --resume RUN.")
+
     request = TrainRequest(
-        mode=args.mode,
+        mode=args.mode or "scratch",
         device=args.device,
         epochs=max(1, args.epochs),
         lr=args.lr,
@@ -377,7 +385,8 @@ def _train(args: argparse.Namespace) -> int:
             result = comparison.without_flagged
         else:
             result = run_in_terminal(
-                lambda token: train_run(store, request, token), stream=sys.stderr
+                lambda token: train_run(store, request, token, resume=args.resume),
+                stream=sys.stderr,
             )
     finally:
         store.close()

@@ -135,28 +135,44 @@ def test_rows(store: LabelStore) -> np.ndarray:
     return np.flatnonzero((store.split == 1) & ~store.unreadable)
 
 
-def train_run(store: LabelStore, request: TrainRequest, token: CancelToken) -> Iterator[Progress]:
-    """Job: one training run end to end; returns its RunResult (also written to its folder)."""
-    if request.mode not in MODES:
-        raise JobError(f"Unknown mode {request.mode!r}; choose one of {', '.join(MODES)}.")
+def train_run(
+    store: LabelStore, request: TrainRequest, token: CancelToken, resume: str | None = None
+) -> Iterator[Progress]:
+    """Job: one training run end to end; returns its RunResult (also written to its folder).
+
+    A CNN run that is cancelled after at least one epoch keeps its folder (configuration,
+    split and checkpoint): `resume=<its id>` continues it on the same images. Any other
+    failed or cancelled run leaves nothing behind."""
     started, created = time.perf_counter(), time.time()
-    train_rows, val_rows = split(store, request.val_fraction, request.seed)
-    dropped = 0
-    if request.without_flagged:
-        flagged = flagged_rows(store)
-        kept = train_rows[~np.isin(train_rows, flagged)]
-        dropped = len(train_rows) - len(kept)
-        train_rows = kept
+    if resume is not None:
+        folder = runs_folder(store) / resume
+        request, train_rows, val_rows, dropped = _reopen(store, folder)
+    else:
+        if request.mode not in MODES:
+            raise JobError(f"Unknown mode {request.mode!r}; choose one of {', '.join(MODES)}.")
+        train_rows, val_rows = split(store, request.val_fraction, request.seed)
+        dropped = 0
+        if request.without_flagged:
+            flagged = flagged_rows(store)
+            kept = train_rows[~np.isin(train_rows, flagged)]
+            dropped = len(train_rows) - len(kept)
+            train_rows = kept
+        run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + f"-{request.mode}"
+        folder = runs_folder(store) / run_id
+        suffix = 1
+        while folder.exists():
+            suffix += 1
+            folder = runs_folder(store) / f"{run_id}-{suffix}"
+        folder.mkdir(parents=True)
+        request = _resolved(store, request)
+        (folder / "config.json").write_text(json.dumps(asdict(request), indent=2))
+        np.savez(
+            folder / "split.npz",
+            train_ids=store.ids[train_rows],
+            val_ids=store.ids[val_rows],
+            dropped=np.array(dropped),
+        )
     tests = test_rows(store) if request.predict_test else np.zeros(0, dtype=np.int64)
-    run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + f"-{request.mode}"
-    folder = runs_folder(store) / run_id
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = runs_folder(store) / f"{run_id}-{suffix}"
-    folder.mkdir(parents=True)
-    request = _resolved(store, request)
-    (folder / "config.json").write_text(json.dumps(asdict(request), indent=2))
     yield Progress(
         0, None, f"{MODES[request.mode]}: {len(train_rows):,} train, {len(val_rows):,} validation"
     )
@@ -165,8 +181,9 @@ def train_run(store: LabelStore, request: TrainRequest, token: CancelToken) -> I
         val_p, test_p = yield from trainer(
             store, request, train_rows, val_rows, tests, folder, token
         )
-    except BaseException:  # a failed or cancelled run leaves no half-made folder behind
-        shutil.rmtree(folder, ignore_errors=True)
+    except BaseException:
+        if not (folder / "checkpoint.pt").exists():  # nothing worth resuming
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     y_val = targets(store, val_rows)
     evaluation = evaluate(y_val, val_p)
@@ -371,6 +388,45 @@ def _cnn(store, request, train_rows, val_rows, tests, folder, token):
     finally:
         source.close()
     return val_p, test_p
+
+
+def _reopen(store: LabelStore, folder: Path) -> tuple[TrainRequest, np.ndarray, np.ndarray, int]:
+    """An unfinished run's request and split, checked against the store as it is now."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        with np.load(folder / "split.npz", allow_pickle=False) as split_file:
+            train_ids, val_ids = split_file["train_ids"], split_file["val_ids"]
+            dropped = int(split_file["dropped"])
+    except (OSError, ValueError, KeyError) as error:
+        raise JobError(f"{folder.name} is not a run that can be resumed: {error}") from error
+    if (folder / "results.json").exists():
+        raise JobError(f"Run {folder.name} has finished already.")
+    config["models"] = tuple(config.get("models", ()))
+    request = TrainRequest(**config)
+    usable = set(store.effective_rows().tolist())
+    rows = []
+    for ids in (train_ids, val_ids):
+        found = [store.row_of.get(int(i)) for i in ids]
+        if any(r is None or r not in usable for r in found):
+            raise JobError(
+                f"Run {folder.name} cannot resume: images it trained or validated on were "
+                "excluded or removed since. Start a new run."
+            )
+        rows.append(np.array(found, dtype=np.int64))
+    return request, rows[0], rows[1], dropped
+
+
+def unfinished_runs(store: LabelStore) -> list[str]:
+    """Runs cancelled after at least one epoch, which can be resumed, newest first."""
+    folder = runs_folder(store)
+    if not folder.is_dir():
+        return []
+    found = [
+        p.name
+        for p in folder.iterdir()
+        if (p / "checkpoint.pt").exists() and not (p / "results.json").exists()
+    ]
+    return sorted(found, reverse=True)
 
 
 def list_runs(store: LabelStore) -> list[RunResult]:

@@ -48,6 +48,7 @@ from core.pets.training import (
     compare_cleaning,
     list_runs,
     train_run,
+    unfinished_runs,
 )
 from gui.pets.explore import _plot
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR
@@ -128,6 +129,10 @@ class TrainPanel(QWidget):
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.start_button = QPushButton("Train")
         self.start_button.setObjectName("trainStart")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setObjectName("trainResume")
+        self.resume_button.setToolTip("Continue the run cancelled last, from its last epoch")
+        self.resume_button.setEnabled(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("trainCancel")
         self.cancel_button.setEnabled(False)
@@ -156,6 +161,7 @@ class TrainPanel(QWidget):
         self._form = form
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
+        buttons.addWidget(self.resume_button)
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.progress, 1)
         settings = QGroupBox("Training")
@@ -227,6 +233,7 @@ class TrainPanel(QWidget):
 
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.start_button.clicked.connect(self.start)
+        self.resume_button.clicked.connect(self.resume)
         self.cancel_button.clicked.connect(self.cancel)
         self.export_button.clicked.connect(self.export_submission)
         self.table.itemSelectionChanged.connect(self._selection_changed)
@@ -241,6 +248,9 @@ class TrainPanel(QWidget):
     def attach(self, store: LabelStore | None) -> None:
         self.store = store
         self.start_button.setEnabled(store is not None and self.job is None)
+        self.resume_button.setEnabled(
+            store is not None and self.job is None and bool(unfinished_runs(store))
+        )
         self.refresh_scans()
         self.refresh_runs()
 
@@ -326,20 +336,32 @@ class TrainPanel(QWidget):
         if self.store is None or self.job is not None:
             return None
         request = self.request()
+        job = compare_cleaning if self.compare.isChecked() else train_run
+        return self._run(f"Training ({request.mode})", partial(job, self.store, request))
+
+    def resume(self) -> JobHandle | None:
+        """Continue the newest run that was cancelled after an epoch."""
+        if self.store is None or self.job is not None:
+            return None
+        waiting = unfinished_runs(self.store)
+        if not waiting:
+            return None
+        return self._run(
+            f"Resuming {waiting[0]}",
+            partial(train_run, self.store, self.request(), resume=waiting[0]),
+        )
+
+    def _run(self, title: str, job: object) -> JobHandle:
         self._curves = {key: ([], []) for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
         self._draw_curves()
-        job = compare_cleaning if self.compare.isChecked() else train_run
-        self.job = self.runner.start(
-            f"Training ({request.mode})", partial(job, self.store, request)
-        )
+        self.job = self.runner.start(title, job)
         self.job.progress.connect(self._show_progress)
         self.job.succeeded.connect(self._trained)
         self.job.failed.connect(self._failed)
-        # bound methods, not lambdas: a lambda has no receiver to queue to, so it would run
-        # on the job's thread
         self.job.cancelled.connect(self._cancelled)
         self.job.finished.connect(self._ended)
         self.start_button.setEnabled(False)
+        self.resume_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.status.setText("Starting…")
@@ -398,12 +420,17 @@ class TrainPanel(QWidget):
         self.problem.emit("Training stopped", message, details)
 
     def _cancelled(self) -> None:
-        self.status.setText("Cancelled: nothing of this run was kept.")
+        waiting = unfinished_runs(self.store) if self.store is not None else []
+        if waiting:
+            self.status.setText(f"Cancelled: {waiting[0]} kept its last epoch; Resume goes on.")
+        else:
+            self.status.setText("Cancelled before the first epoch ended: nothing was kept.")
 
     def _ended(self) -> None:
         self.job = None
         self.cancel_button.setEnabled(False)
         self.start_button.setEnabled(self.store is not None)
+        self.resume_button.setEnabled(self.store is not None and bool(unfinished_runs(self.store)))
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
 
