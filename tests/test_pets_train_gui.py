@@ -102,7 +102,7 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     assert panel._form.isRowVisible(panel.scans) and panel.chosen_scans() == ["stand-in"]
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
-    assert panel.table.item(0, 1).text() == "features (stand-in)"
+    assert panel.table.item(0, 1).text() == "features (stand-in, 5-fold)"
 
     # export the selected run's submission
     target = tmp_path / "submission.csv"

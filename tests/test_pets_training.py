@@ -102,6 +102,8 @@ def test_features_mode_uses_the_scan_embeddings(tmp_path: Path):
     result = run(train_run(store, TrainRequest("features"), CancelToken()))
     assert result.request["models"] == ["stand-in"]
     assert result.evaluation["accuracy"] == 1.0
+    bagged = run(train_run(store, TrainRequest("features", folds=4), CancelToken()))
+    assert bagged.evaluation["accuracy"] == 1.0 and bagged.title == "features (stand-in, 4-fold)"
     target = tmp_path / "sub.csv"
     assert write_submission(store, result, target) == 4
     rows = {int(r["id"]): float(r["label"]) for r in csv.DictReader(target.open())}

@@ -150,6 +150,9 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
     train.add_argument("--models", nargs="+", metavar="SCAN",
                        help="features: the scans whose embeddings to concatenate (default: the "
                        "latest scan)")  # fmt: skip
+    train.add_argument(
+        "--folds", type=int, default=1, help="features: average the heads of k folds (default 1)"
+    )
     train.add_argument("--classic", default="svm", choices=list(CLASSIC),
                        help="classic: the classifier (default svm)")  # fmt: skip
     train.add_argument("--val-fraction", type=float, default=0.2)
@@ -368,6 +371,7 @@ def _train(args: argparse.Namespace) -> int:
         freeze_epochs=max(0, args.freeze_epochs),
         models=tuple(args.models or ()),
         classic_model=args.classic,
+        folds=max(1, args.folds),
         val_fraction=args.val_fraction,
         seed=args.seed,
         tta=not args.no_tta,

@@ -58,6 +58,7 @@ class TrainRequest:
     freeze_epochs: int = 1  # finetune: epochs that train the new head only
     models: tuple[str, ...] = ()  # features: scan models to concatenate (default: latest)
     classic_model: str = "svm"
+    folds: int = 1  # features: average the heads of k folds (1: one head on everything)
     val_fraction: float = 0.2
     seed: int = 0
     tta: bool = True  # average with the mirror image when predicting (CNNs)
@@ -89,6 +90,8 @@ class RunResult:
             "scratch": f"{self.request.get('image_size')} px",
             "classic": self.request.get("classic_model", ""),
         }.get(self.mode, "")
+        if self.mode == "features" and self.request.get("folds", 1) > 1:
+            extra += f", {self.request['folds']}-fold"
         cleaned = ", flagged left out" if self.request.get("without_flagged") else ""
         return f"{self.mode} ({extra}{cleaned})"
 
@@ -326,13 +329,30 @@ def _features(store, request, train_rows, val_rows, tests, folder, token):
         x_test = _embeddings(store, cache, request.models, tests) if len(tests) else None
     finally:
         cache.close()
-    yield Progress(0, 1, f"Fitting a logistic regression on {x_train.shape[1]:,} dimensions")
-    token.raise_if_cancelled()
-    head = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=1000))
-    head.fit(x_train, targets(store, train_rows))
-    yield Progress(1, 1, "Head trained")
-    val_p = head.predict_proba(x_val)[:, 1]
-    test_p = head.predict_proba(x_test)[:, 1] if x_test is not None else np.zeros(0)
+    from sklearn.model_selection import StratifiedKFold
+
+    y = targets(store, train_rows)
+    folds = max(1, min(request.folds, int(np.bincount(y, minlength=2).min())))
+    if folds > 1:  # k heads, each on k-1 folds; their predictions averaged
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=request.seed)
+        subsets = [part for part, _held_out in splitter.split(x_train, y)]
+    else:
+        subsets = [np.arange(len(y))]
+    val_p, test_p = np.zeros(len(x_val)), np.zeros(0 if x_test is None else len(x_test))
+    for index, subset in enumerate(subsets):
+        token.raise_if_cancelled()
+        yield Progress(
+            index,
+            len(subsets),
+            f"Fitting logistic regression {index + 1} of {len(subsets)} on "
+            f"{x_train.shape[1]:,} dimensions",
+        )
+        head = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=1000))
+        head.fit(x_train[subset], y[subset])
+        val_p += head.predict_proba(x_val)[:, 1] / len(subsets)
+        if x_test is not None:
+            test_p += head.predict_proba(x_test)[:, 1] / len(subsets)
+    yield Progress(len(subsets), len(subsets), "Head trained")
     return val_p, test_p
 
 

@@ -111,6 +111,11 @@ class TrainPanel(QWidget):
             "The scans whose embeddings the head reads; several are concatenated, as the "
             "strongest public solutions did"
         )
+        self.folds = QSpinBox()
+        self.folds.setObjectName("trainFolds")
+        self.folds.setRange(1, 10)
+        self.folds.setValue(5)
+        self.folds.setToolTip("Average the heads trained on k folds of the train images")
         self.compare = QCheckBox("Also without the flagged images: did cleaning help?")
         self.compare.setObjectName("trainCompare")
         self.compare.setToolTip(
@@ -157,6 +162,7 @@ class TrainPanel(QWidget):
         form.addRow("Image size:", self._size_row)
         form.addRow("Classifier:", self.classic_model)
         form.addRow("Embeddings of:", self.scans)
+        form.addRow("Folds:", self.folds)
         form.addRow("", self.compare)
         self._form = form
         buttons = QHBoxLayout()
@@ -284,6 +290,7 @@ class TrainPanel(QWidget):
             (self._size_row, cnn_mode),
             (self.classic_model, mode == "classic"),
             (self.scans, mode == "features"),
+            (self.folds, mode == "features"),
         ):
             self._form.setRowVisible(widget, visible)
         if cnn_mode:
@@ -329,6 +336,7 @@ class TrainPanel(QWidget):
             weights="random" if self.random_weights.isChecked() else "imagenet",
             classic_model=self.classic_model.currentData(),
             models=tuple(self.chosen_scans()) if mode == "features" else (),
+            folds=self.folds.value(),
         )
 
     # ---------------------------------------------------------------- training
