@@ -240,3 +240,30 @@ def test_a_cancelled_run_resumes_on_its_own_split(tmp_path: Path):
     store.set_excluded([int(store.effective_rows()[0])], True)
     with pytest.raises(JobError, match="excluded or removed since"):
         run(train_run(store, request, CancelToken(), resume=waiting))
+
+
+def test_gradual_unfreezing_opens_one_stage_per_epoch():
+    config = cnn.CNNConfig(
+        "finetune", backbone="resnet50", weights="random", freeze_epochs=1, gradual=True
+    )
+    model = cnn.build_model(config)
+    parts = cnn.stages(model[0])
+    assert len(parts) == 6  # conv1, bn1, layer1–4 (pooling and the replaced fc hold nothing)
+    head = {id(p) for p in model[1].parameters()}
+    counts = []
+    for epoch in range(8):
+        trainable = cnn.trainable_parameters(model, config, epoch)
+        counts.append(len(list(model.parameters())) if trainable is None else len(trainable))
+        if trainable is not None:
+            assert head <= trainable
+    assert counts[0] == len(head)  # the head alone first
+    assert counts == sorted(counts) and len(set(counts[:7])) == 7  # one more stage each epoch
+    assert cnn.trainable_parameters(model, config, 7) is None  # then everything
+    assert [len(cnn.stages(cnn.build_model(replace_backbone(config, b))[0])) > 3
+            for b in ("mobilenet_v3_small", "efficientnet_b0")] == [True, True]  # fmt: skip
+
+
+def replace_backbone(config, backbone: str):
+    from dataclasses import replace
+
+    return replace(config, backbone=backbone)

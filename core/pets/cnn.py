@@ -43,6 +43,7 @@ class CNNConfig:
     batch_size: int = 32
     lr: float = 1e-3
     freeze_epochs: int = 0  # finetune: train only the new head for this many epochs first
+    gradual: bool = False  # finetune: then unfreeze one stage per epoch, from the top down
     augment: bool = True
     seed: int = 0
     workers: int = 0
@@ -101,6 +102,34 @@ def head_parameters(model: nn.Module, config: CNNConfig) -> list[nn.Parameter]:
     if config.mode == "finetune":
         return list(model[1].parameters())
     return list(model.parameters())
+
+
+def stages(backbone: nn.Module) -> list[nn.Module]:
+    """A backbone's stages, input first: its top-level children that hold weights, with a
+    `features` sequence (MobileNet, EfficientNet, ConvNeXt, VGG) split into its blocks."""
+    found: list[nn.Module] = []
+    for name, child in backbone.named_children():
+        if name == "features" and isinstance(child, nn.Sequential):
+            found += [block for block in child if any(True for _ in block.parameters())]
+        elif any(True for _ in child.parameters()):
+            found.append(child)
+    return found
+
+
+def trainable_parameters(model: nn.Module, config: CNNConfig, epoch: int) -> set[int] | None:
+    """The ids of the parameters that train in `epoch` (None: all of them). Fine-tuning
+    trains the head alone for `freeze_epochs`, then, when `gradual`, one more stage of the
+    backbone each epoch from the top down."""
+    if config.mode != "finetune" or epoch >= config.freeze_epochs + (
+        len(stages(model[0])) if config.gradual else 0
+    ):
+        return None
+    chosen = head_parameters(model, config)
+    if config.gradual and epoch >= config.freeze_epochs:
+        opened = epoch - config.freeze_epochs + 1
+        for stage in stages(model[0])[-opened:]:
+            chosen += list(stage.parameters())
+    return set(map(id, chosen))
 
 
 class PetImages(Dataset):
@@ -230,8 +259,8 @@ def train(
     yield Progress(step, total, f"Training from epoch {start_epoch + 1}")
     for epoch in range(start_epoch, config.epochs):
         generator.manual_seed(config.seed + epoch)
-        frozen = config.mode == "finetune" and epoch < config.freeze_epochs
-        trainable = set(map(id, head_parameters(model, config))) if frozen else None
+        trainable = trainable_parameters(model, config, epoch)
+        frozen = trainable is not None
         for parameter in model.parameters():
             parameter.requires_grad_(trainable is None or id(parameter) in trainable)
         model.train()
@@ -263,7 +292,7 @@ def train(
             yield Progress(
                 step,
                 total,
-                f"Epoch {epoch + 1} of {config.epochs}" + (" (head only)" if frozen else ""),
+                f"Epoch {epoch + 1} of {config.epochs}" + (" (partly frozen)" if frozen else ""),
                 {
                     "loss": loss_sum / seen,
                     "accuracy": correct / seen,

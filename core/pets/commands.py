@@ -151,6 +151,11 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
                        help="features: the scans whose embeddings to concatenate (default: the "
                        "latest scan)")  # fmt: skip
     train.add_argument(
+        "--gradual",
+        action="store_true",
+        help="finetune: after the head-only epochs, unfreeze one backbone stage per epoch",
+    )
+    train.add_argument(
         "--folds", type=int, default=1, help="features: average the heads of k folds (default 1)"
     )
     train.add_argument("--classic", default="svm", choices=list(CLASSIC),
@@ -369,6 +374,7 @@ def _train(args: argparse.Namespace) -> int:
         backbone=args.backbone,
         weights="random" if args.random_weights else "imagenet",
         freeze_epochs=max(0, args.freeze_epochs),
+        gradual=args.gradual,
         models=tuple(args.models or ()),
         classic_model=args.classic,
         folds=max(1, args.folds),

@@ -56,6 +56,7 @@ class TrainRequest:
     backbone: str = "resnet50"  # finetune
     weights: str = "imagenet"  # finetune: "imagenet" or "random"
     freeze_epochs: int = 1  # finetune: epochs that train the new head only
+    gradual: bool = False  # finetune: then unfreeze one backbone stage per epoch
     models: tuple[str, ...] = ()  # features: scan models to concatenate (default: latest)
     classic_model: str = "svm"
     folds: int = 1  # features: average the heads of k folds (1: one head on everything)
@@ -385,6 +386,7 @@ def _cnn(store, request, train_rows, val_rows, tests, folder, token):
         batch_size=request.batch_size,
         lr=request.lr,
         freeze_epochs=request.freeze_epochs if request.mode == "finetune" else 0,
+        gradual=request.gradual and request.mode == "finetune",
         seed=request.seed,
         workers=request.workers,
     )

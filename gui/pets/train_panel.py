@@ -86,6 +86,8 @@ class TrainPanel(QWidget):
             self.backbone.addItem(b.title, key)
         self.random_weights = QCheckBox("Random weights (no ImageNet)")
         self.random_weights.setObjectName("trainRandomWeights")
+        self.gradual = QCheckBox("Unfreeze one stage per epoch after the head's first epoch")
+        self.gradual.setObjectName("trainGradual")
         self.epochs = QSpinBox()
         self.epochs.setObjectName("trainEpochs")
         self.epochs.setRange(1, 200)
@@ -154,6 +156,7 @@ class TrainPanel(QWidget):
         form.addRow("Device:", self.device)
         form.addRow("Backbone:", self.backbone)
         form.addRow("", self.random_weights)
+        form.addRow("", self.gradual)
         form.addRow("Epochs:", self.epochs)
         form.addRow("Learning rate:", self.lr)
         self._size_row = QHBoxLayout()
@@ -285,6 +288,7 @@ class TrainPanel(QWidget):
         for widget, visible in (
             (self.backbone, mode == "finetune"),
             (self.random_weights, mode == "finetune"),
+            (self.gradual, mode == "finetune"),
             (self.epochs, cnn_mode),
             (self.lr, cnn_mode),
             (self._size_row, cnn_mode),
@@ -334,6 +338,7 @@ class TrainPanel(QWidget):
             image_size=self.image_size.value(),
             backbone=self.backbone.currentData(),
             weights="random" if self.random_weights.isChecked() else "imagenet",
+            gradual=self.gradual.isChecked(),
             classic_model=self.classic_model.currentData(),
             models=tuple(self.chosen_scans()) if mode == "features" else (),
             folds=self.folds.value(),
