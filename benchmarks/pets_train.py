@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--finetune-epochs", type=int, default=2)
     args = parser.parse_args()
 
     from core import devices
@@ -68,17 +69,33 @@ def main() -> None:
             TrainRequest("classic", classic_model="knn", seed=args.seed),
             TrainRequest("classic", classic_model="forest", seed=args.seed),
             TrainRequest("scratch", epochs=args.epochs, image_size=args.image_size, seed=args.seed),
+            TrainRequest(
+                "finetune",
+                backbone="mobilenet_v3_large",
+                weights="random",
+                epochs=args.finetune_epochs,
+                image_size=224,
+                freeze_epochs=0,
+                seed=args.seed,
+            ),
         ]
         print()
         print("| mode | validation log loss (clipped) | plain | accuracy | ROC AUC | "
-              "train + predict time (s) |")  # fmt: skip
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+              "train + predict time (s) | training images/s |")  # fmt: skip
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for request in requests:
-            result = drive(train_run(store, request, CancelToken()), CancelToken())
+            rates: list[float] = []
+
+            def follow(progress, rates=rates) -> None:
+                if "images/s" in progress.metrics and "epoch" not in progress.metrics:
+                    rates.append(progress.metrics["images/s"])
+
+            result = drive(train_run(store, request, CancelToken()), CancelToken(), follow)
             e = result.evaluation
+            rate = f"{sorted(rates)[len(rates) // 2]:.0f}" if rates else "–"
             print(
                 f"| {result.title} | {e['log_loss_clipped']:.4f} | {e['log_loss']:.4f} | "
-                f"{e['accuracy']:.1%} | {e['auc']:.4f} | {result.seconds:.1f} |",
+                f"{e['accuracy']:.1%} | {e['auc']:.4f} | {result.seconds:.1f} | {rate} |",
                 flush=True,
             )
         print(
