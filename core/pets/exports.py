@@ -21,7 +21,7 @@ def export_labels(store: LabelStore, target: Path) -> int:
     returns the row count. Written to a temporary file first, then renamed."""
     rows = store.effective_rows()
     edited = store.edited
-    with _AtomicText(Path(target)) as handle:
+    with AtomicText(Path(target)) as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "file_label", "edited"])
         for r in rows:
@@ -38,7 +38,7 @@ def export_labels(store: LabelStore, target: Path) -> int:
 
 def export_excluded(store: LabelStore, target: Path) -> int:
     rows = np.flatnonzero(store.excluded)
-    with _AtomicText(Path(target)) as handle:
+    with AtomicText(Path(target)) as handle:
         for r in rows:
             handle.write(store.paths[r] + "\n")
     return len(rows)
@@ -91,7 +91,7 @@ def export_imagefolder(store: LabelStore, target: Path, token: CancelToken) -> I
     return linked, copied
 
 
-class _AtomicText:
+class AtomicText:
     """Write a text file through a temporary file and a rename."""
 
     def __init__(self, target: Path) -> None:

@@ -24,6 +24,7 @@ from core.images import ImageProblem
 from core.jobs import CancelToken, JobError, Progress, format_duration
 from core.pets import imagenet
 from core.pets.decoding import decode_pet
+from core.pets.exports import AtomicText
 from core.pets.features import FeatureCache, features_location
 from core.pets.imagenet import CAT_CLASSES, DOG_CLASSES, WILD_CAT_CLASSES, ClassSets, LoadedModel
 from core.pets.label_issues import RankingSummary, rank_label_issues
@@ -376,7 +377,7 @@ def write_flags_csv(
     if only_flagged:
         rows = rows[(flags.outlier | flags.both | flags.disagrees | (issue == 1))[rows]]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with AtomicText(path) as handle:
         out = csv.writer(handle)
         out.writerow(
             [

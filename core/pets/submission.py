@@ -4,14 +4,13 @@ per test image, ids from the file names, checked after writing by reading it bac
 from __future__ import annotations
 
 import csv
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from core.jobs import JobError
+from core.pets.exports import AtomicText
 from core.pets.labelstore import LabelStore
 from core.pets.metrics import CLIP
 from core.pets.sources import SEPARATOR
@@ -48,15 +47,10 @@ def write_submission(store: LabelStore, run: RunResult, path: Path) -> int:
     lines = sorted((expected[s], by_sample[s]) for s in expected)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(["id", "label"])
-            writer.writerows((i, f"{q:.6f}") for i, q in lines)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    with AtomicText(path) as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "label"])
+        writer.writerows((i, f"{q:.6f}") for i, q in lines)
     check_submission(path, sorted(expected.values()))
     return len(lines)
 
