@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 
 from core.jobs import format_bytes
 from core.pets.imagenet import categories
-from core.pets.label_issues import QUALITY_SCORE
 from core.pets.labelstore import LABELS, LabelStore
 from core.pets.outliers import class_kind, top_classes
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR, ThumbnailProvider, short_name
@@ -116,7 +115,7 @@ class Inspector(QWidget):
         marks = [title for key, title, _meaning in FLAG_FILTERS if bool(view.mask(key)[row])]
         if marks:
             lines.append("<b style='color:#c62828'>Flagged: " + ", ".join(marks) + "</b>")
-        quality = store.scores(QUALITY_SCORE)[row]
+        quality = view.quality[row]
         if not np.isnan(quality):
             lines.append(f"Label quality (confident learning): {quality:.3f}")
         self.predictions.setText("<br>".join(lines))

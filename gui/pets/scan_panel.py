@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from core import devices
 from core.jobs import Eta, Progress, format_duration
 from core.pets import imagenet
-from core.pets.label_issues import ISSUE_SCORE
+from core.pets.label_issues import ISSUE_SCORE, QUALITY_SCORE
 from core.pets.labelstore import LabelStore, ScanTable
 from core.pets.outliers import (
     DEFAULT_BATCH,
@@ -72,6 +72,7 @@ class ScanPanel(QWidget):
         self.job: JobHandle | None = None
         self.view: ScanView | None = None
         self._eta = Eta()
+        self._listed = False
 
         self.backbone = QComboBox()
         self.backbone.setObjectName("scanBackbone")
@@ -255,7 +256,7 @@ class ScanPanel(QWidget):
         settings = self.settings()
         flags = compute_flags(table, store.label, store.split, settings)
         issue = store.scores(ISSUE_SCORE) == 1
-        self.view = ScanView(table, flags, settings, issue)
+        self.view = ScanView(table, flags, settings, issue, store.scores(QUALITY_SCORE))
         for key, count in self.view.counts().items():
             self.count_labels[key].setText(f"{count:,}")
             self.show_buttons[key].setEnabled(count > 0)
@@ -323,6 +324,7 @@ class ScanPanel(QWidget):
             partial(scan_dataset, store, request),
         )
         self._eta = Eta()
+        self._listed = False
         self.job.progress.connect(self._show_progress)
         self.job.succeeded.connect(self._scanned)
         self.job.failed.connect(self._failed)
@@ -357,12 +359,13 @@ class ScanPanel(QWidget):
             if left is not None and fraction is not None and fraction < 1:
                 text += f" · {format_duration(left)} left"
         self.status.setText(text)
-        if progress.metrics.get("images/s") and self.store is not None:
-            self._refresh_live()
+        if rate and not self._listed and self.store is not None:
+            self._list_running_scan()
 
-    def _refresh_live(self) -> None:
-        """While scanning, the results so far are listed (throttled by the store's
-        change notifications)."""
+    def _list_running_scan(self) -> None:
+        """Once the first batch is in, a new scan appears among the results (once per job:
+        the list is read again when the scan ends)."""
+        self._listed = True
         model_keys = [self.model_combo.itemData(i) for i in range(self.model_combo.count())]
         scans = self.store.scans() if self.store is not None else []
         if scans and scans[0].model not in model_keys:
@@ -415,9 +418,15 @@ class ScanView:
     for the chosen settings, and the confident-learning issues."""
 
     def __init__(
-        self, table: ScanTable, flags: Flags, settings: FlagSettings, issue: np.ndarray
+        self,
+        table: ScanTable,
+        flags: Flags,
+        settings: FlagSettings,
+        issue: np.ndarray,
+        quality: np.ndarray,
     ) -> None:
-        self.table, self.flags, self.settings, self.issue = table, flags, settings, issue
+        self.table, self.flags, self.settings = table, flags, settings
+        self.issue, self.quality = issue, quality
 
     def mask(self, key: str) -> np.ndarray:
         if key == "mislabelled":
