@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.console import run_in_terminal
 from core.jobs import JobError
+
+if TYPE_CHECKING:
+    from core.pets.labelstore import LabelStore
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -184,21 +190,18 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.pets_command == "info":
-        return _info(args)
-    if args.pets_command == "export":
-        return _export(args)
-    if args.pets_command == "scan":
-        return _scan(args)
-    if args.pets_command == "flags":
-        return _flags(args)
-    if args.pets_command == "train":
-        return _train(args)
-    if args.pets_command == "predict":
-        return _predict(args)
-    if args.pets_command == "runs":
-        return _runs(args)
-    raise JobError(f"unknown pets command {args.pets_command!r}")
+    commands = {
+        "info": _info,
+        "export": _export,
+        "scan": _scan,
+        "flags": _flags,
+        "train": _train,
+        "predict": _predict,
+        "runs": _runs,
+    }
+    if args.pets_command not in commands:
+        raise JobError(f"unknown pets command {args.pets_command!r}")
+    return commands[args.pets_command](args)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -253,12 +256,8 @@ def _info(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from core.pets import exports
-    from core.pets.labelstore import open_store
 
-    store, _listing = run_in_terminal(
-        lambda token: open_store(args.folder, token), stream=sys.stderr
-    )
-    try:
+    with _opened_store(args.folder) as store:
         if args.labels:
             count = exports.export_labels(store, Path(args.labels))
             print(f"Wrote {count:,} labels to {args.labels}")
@@ -271,8 +270,6 @@ def _export(args: argparse.Namespace) -> int:
                 lambda token: exports.export_imagefolder(store, target, token), stream=sys.stderr
             )
             print(f"Wrote {target}: {linked:,} hard links, {copied:,} copies")
-    finally:
-        store.close()
     return EXIT_OK
 
 
@@ -286,7 +283,6 @@ def _check_top_n(value: int) -> None:
 def _scan(args: argparse.Namespace) -> int:
     from core import devices
     from core.pets import imagenet
-    from core.pets.labelstore import open_store
     from core.pets.outliers import FlagSettings, ScanRequest, compute_flags, scan_dataset
 
     _check_top_n(args.top_n)
@@ -300,10 +296,7 @@ def _scan(args: argparse.Namespace) -> int:
         allow_download=not args.offline,
         label_issues=not args.no_label_issues,
     )
-    store, _listing = run_in_terminal(
-        lambda token: open_store(args.folder, token), stream=sys.stderr
-    )
-    try:
+    with _opened_store(args.folder) as store:
         outcome = run_in_terminal(
             lambda token: scan_dataset(store, request, token), stream=sys.stderr
         )
@@ -323,20 +316,14 @@ def _scan(args: argparse.Namespace) -> int:
             f"a cat and a dog, {counts['disagrees']:,} whose label ImageNet disagrees with, "
             f"{issues:,} likely mislabelled (of {counts['scanned']:,} scanned)."
         )
-    finally:
-        store.close()
     return EXIT_OK
 
 
 def _flags(args: argparse.Namespace) -> int:
-    from core.pets.labelstore import open_store
     from core.pets.outliers import FlagSettings, latest_model, write_flags_csv
 
     _check_top_n(args.top_n)
-    store, _listing = run_in_terminal(
-        lambda token: open_store(args.folder, token), stream=sys.stderr
-    )
-    try:
+    with _opened_store(args.folder) as store:
         model = args.model or latest_model(store)
         if model is None:
             raise JobError(f"{args.folder} has not been scanned yet: run `labelscope pets scan`.")
@@ -346,16 +333,19 @@ def _flags(args: argparse.Namespace) -> int:
         settings = FlagSettings(args.top_n, count_wild_cats=args.wild_cats)
         count = write_flags_csv(store, model, settings, Path(args.csv), args.flagged_only)
         print(f"Wrote {count:,} images to {args.csv} (scan {model}, top {args.top_n})")
-    finally:
-        store.close()
     return EXIT_OK
 
 
-def _with_store(folder: str):
+@contextmanager
+def _opened_store(folder: str) -> Iterator[LabelStore]:
+    """The dataset's label store, opened with a progress bar and closed at the end."""
     from core.pets.labelstore import open_store
 
     store, _listing = run_in_terminal(lambda token: open_store(folder, token), stream=sys.stderr)
-    return store
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -383,8 +373,7 @@ def _train(args: argparse.Namespace) -> int:
         tta=not args.no_tta,
         workers=max(0, args.workers),
     )
-    store = _with_store(args.folder)
-    try:
+    with _opened_store(args.folder) as store:
         if args.compare_cleaning:
             from core.pets.training import compare_cleaning
 
@@ -398,8 +387,6 @@ def _train(args: argparse.Namespace) -> int:
                 lambda token: train_run(store, request, token, resume=args.resume),
                 stream=sys.stderr,
             )
-    finally:
-        store.close()
     print(result.describe())
     print(f"temperature {result.temperature:.3f} (fitted on the validation split): log loss "
           f"{result.calibrated_log_loss:.4f}")  # fmt: skip
@@ -411,12 +398,9 @@ def _predict(args: argparse.Namespace) -> int:
     from core.pets.submission import write_submission
     from core.pets.training import find_run
 
-    store = _with_store(args.folder)
-    try:
+    with _opened_store(args.folder) as store:
         result = find_run(store, args.run)
         count = write_submission(store, result, Path(args.submission))
-    finally:
-        store.close()
     print(f"Wrote {count:,} predictions of run {result.id} to {args.submission} (checked)")
     return EXIT_OK
 
@@ -424,11 +408,8 @@ def _predict(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     from core.pets.training import list_runs
 
-    store = _with_store(args.folder)
-    try:
+    with _opened_store(args.folder) as store:
         found = list_runs(store)
-    finally:
-        store.close()
     if not found:
         print("No training runs yet.")
     for result in found:
