@@ -42,7 +42,7 @@ from core.pets.outliers import (
     scan_dataset,
     write_flags_csv,
 )
-from gui.widgets.common import heading, paragraph
+from gui.widgets.common import heading, paragraph, show_fraction
 from gui.workers import JobHandle, JobRunner
 
 #: (key, title, what it means) of the flag filters, in the order the grid offers them.
@@ -332,7 +332,7 @@ class ScanPanel(QWidget):
         self.job.finished.connect(self._ended)
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.progress.setRange(0, 0)
+        show_fraction(self.progress, None)
         self.status.setText("Starting…")
         return self.job
 
@@ -346,11 +346,7 @@ class ScanPanel(QWidget):
         if self.job is None or self.job.token.cancelled:
             return
         fraction = progress.fraction
-        if fraction is None:
-            self.progress.setRange(0, 0)
-        else:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(fraction * 1000))
+        show_fraction(self.progress, fraction)
         text = progress.message
         rate = progress.metrics.get("images/s")
         if rate:
@@ -390,8 +386,7 @@ class ScanPanel(QWidget):
         self.job = None
         self.cancel_button.setEnabled(False)
         self.start_button.setEnabled(self.store is not None)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
+        show_fraction(self.progress, 0.0)
 
     # ---------------------------------------------------------------- export
     def export_csv(self) -> Path | None:

@@ -52,7 +52,7 @@ from core.pets.training import (
 )
 from gui.pets.explore import _plot
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR
-from gui.widgets.common import to_qimage
+from gui.widgets.common import show_fraction, to_qimage
 from gui.workers import JobHandle, JobRunner
 
 COLUMNS = ("Run", "Mode", "Log loss (clipped)", "Log loss", "Accuracy", "ROC AUC", "Place", "Time")
@@ -376,7 +376,7 @@ class TrainPanel(QWidget):
         self.start_button.setEnabled(False)
         self.resume_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.progress.setRange(0, 0)
+        show_fraction(self.progress, None)
         self.status.setText("Starting…")
         return self.job
 
@@ -389,11 +389,7 @@ class TrainPanel(QWidget):
     def _show_progress(self, progress: Progress) -> None:
         if self.job is None or self.job.token.cancelled:
             return
-        if progress.fraction is None:
-            self.progress.setRange(0, 0)
-        else:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(progress.fraction * 1000))
+        show_fraction(self.progress, progress.fraction)
         text = progress.message
         metrics = progress.metrics
         if "images/s" in metrics:
@@ -444,8 +440,7 @@ class TrainPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.start_button.setEnabled(self.store is not None)
         self.resume_button.setEnabled(self.store is not None and bool(unfinished_runs(self.store)))
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
+        show_fraction(self.progress, 0.0)
 
     # ---------------------------------------------------------------- runs
     def refresh_runs(self, select: str | None = None) -> None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QImage
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+)
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -64,3 +71,15 @@ class CommandBox(QWidget):
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.command)
+
+
+_BAR_STEPS = 1000
+
+
+def show_fraction(bar: QProgressBar, fraction: float | None) -> None:
+    """A progress bar at `fraction` of the way, or busy (moving) when it is None."""
+    if fraction is None:
+        bar.setRange(0, 0)
+    else:
+        bar.setRange(0, _BAR_STEPS)
+        bar.setValue(int(fraction * _BAR_STEPS))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from core.jobs import Eta, Progress, format_duration, format_metrics
+from gui.widgets.common import show_fraction
 from gui.workers import JobHandle, JobRunner
-
-_STEPS = 1000
 
 
 class JobIndicator(QWidget):
@@ -58,13 +57,10 @@ class JobIndicator(QWidget):
         if handle is None or handle.token.cancelled:
             return
         fraction = progress.fraction
-        if fraction is None:
-            self.bar.setRange(0, 0)  # busy
-            eta = ""
-        else:
-            self.bar.setRange(0, _STEPS)
-            self.bar.setValue(int(fraction * _STEPS))
-            eta = format_duration(self._eta.remaining(progress)) if fraction < 1 else ""
+        show_fraction(self.bar, fraction)
+        eta = ""
+        if fraction is not None and fraction < 1:
+            eta = format_duration(self._eta.remaining(progress))
         text = handle.title + (f": {progress.message}" if progress.message else "")
         if progress.metrics:
             text += f"  ·  {format_metrics(progress.metrics)}"
