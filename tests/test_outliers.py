@@ -153,6 +153,9 @@ def test_confident_learning_finds_flipped_labels():
     # the least self-confident half of the issues are nearly all real flips
     assert flipped[ranked[: len(ranked) // 2]].mean() >= 0.9
     assert found.confident_joint.sum() <= len(labels)
+    # a head that learnt nothing (every probability 0.5) flags nothing
+    blank = find_label_issues(np.full((len(labels), 2), 0.5), labels)
+    assert not blank.issue.any()
 
 
 def test_label_issues_are_ranked_into_the_store(tmp_path: Path):

@@ -84,8 +84,11 @@ def find_label_issues(probs: np.ndarray, labels: np.ndarray) -> LabelIssues:
     joint = np.zeros((k, k), dtype=np.int64)
     has = confident >= 0
     np.add.at(joint, (labels[has], confident[has]), 1)
-    issue = has & (confident != labels)
     self_confidence = probs[np.arange(n), labels]
+    # another class must be strictly more probable: a tie (a head that learnt nothing gives
+    # every image 0.5) is no evidence against the given label
+    other = probs[np.arange(n), np.maximum(confident, 0)]
+    issue = has & (confident != labels) & (other > self_confidence)
     return LabelIssues(self_confidence, issue, thresholds, joint)
 
 
