@@ -16,9 +16,11 @@ states at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from core.formula.alphabet import BLANK, encode
+from core.formula.alphabet import BLANK, BLANK_CHAR, SYMBOLS, encode
 
 NEG_INF = -np.inf
 
@@ -181,3 +183,35 @@ def spans(path: np.ndarray, length: int) -> list[tuple[int, int]]:
         steps = np.nonzero(path == 2 * i + 1)[0]
         result.append((int(steps[0]), int(steps[-1]) + 1))
     return result
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How a text lines up with the time steps: everything the alignment heatmap shows."""
+
+    text: str
+    states: tuple[str, ...]  # the extended label, blanks as BLANK_CHAR
+    gamma: np.ndarray  # (T, 2L + 1) occupancy, rows summing to 1
+    path: np.ndarray  # (T,) the Viterbi state at each step
+    log_prob: float  # exact log p(text | x)
+    spans: tuple[tuple[int, int], ...]  # each symbol's [start, end) steps on the path
+
+
+def alignment(log_probs: np.ndarray, text: str) -> Alignment:
+    """Occupancy, forced alignment and exact probability of `text` in one go; ValueError
+    (with the reason) for a text outside the alphabet or too long for the time steps."""
+    text = text.replace(" ", "")
+    labels = _fitting_labels(log_probs, text)
+    log_gamma, ext = _state_log_posteriors(log_probs, labels)
+    gamma = np.exp(log_gamma - log_gamma.max(axis=1, keepdims=True))
+    gamma /= gamma.sum(axis=1, keepdims=True)
+    path = viterbi(log_probs, labels)
+    states = tuple(BLANK_CHAR if c == BLANK else SYMBOLS[c - 1] for c in ext)
+    return Alignment(
+        text,
+        states,
+        gamma,
+        path,
+        log_prob(log_probs, labels),
+        tuple(spans(path, len(labels))),
+    )

@@ -202,12 +202,14 @@ def _smooth(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
     return np.vstack(out)
 
 
-def render_strokes(text: str, rng: random.Random, width: int, height: int) -> Image.Image:
-    """Pen strokes drawn at twice the size with anti-aliasing, then reduced."""
-    scale = 2
-    h = height * scale
-    line_height = h * rng.uniform(0.75, 0.95)
-    pen = max(2, round(rng.uniform(0.035, 0.11) * h))
+def stroke_layout(
+    text: str, rng: random.Random, height: float, min_width: int = 0
+) -> tuple[list[np.ndarray], int, int]:
+    """`text` as pen strokes centred on a line `height` pixels high and at least
+    `min_width` wide: each stroke an (n, 2) float array of smoothed points (x, y); the pen
+    width; the line's width. Draws the stroke style and, in the tests, the canvas."""
+    line_height = height * rng.uniform(0.75, 0.95)
+    pen = max(2, round(rng.uniform(0.035, 0.11) * height))
     slant = rng.uniform(-0.25, 0.2)
     symbols = []
     x = 0.0
@@ -215,35 +217,44 @@ def render_strokes(text: str, rng: random.Random, width: int, height: int) -> Im
         rel_width, top, bottom = SHAPES[char]
         size = line_height * rng.uniform(0.85, 1.12)
         box_w = rel_width * size
-        y0 = (h - line_height) / 2 + top * line_height + rng.uniform(-0.05, 0.05) * h
+        y0 = (height - line_height) / 2 + top * line_height + rng.uniform(-0.05, 0.05) * height
         box_h = (bottom - top) * size
         if char in "-":
             box_h = 0.0
         symbols.append((char, x, y0, box_w, box_h))
         x += box_w + pen + size * rng.uniform(0.04, 0.22)
-    text_width = x
-    canvas_w = max(int(text_width + 2 * pen + 8), width * scale)
-    left = (canvas_w - text_width) / 2
-    ink_mask = np.zeros((h, canvas_w), np.uint8)
+    width = max(int(x + 2 * pen + 8), min_width)
+    left = (width - x) / 2
+    strokes = []
     for char, sx, sy, bw, bh in symbols:
         for stroke in strokes_for(rng, char):
-            pts = np.array(
+            points = np.array(
                 [
                     (left + sx + px * bw + slant * (0.5 - py) * bh, sy + py * bh)
                     for px, py in stroke
                 ],
                 np.float32,
             )
-            pts = _smooth(pts)
-            cv2.polylines(
-                ink_mask,
-                [np.round(pts * 4).astype(np.int32)],
-                False,
-                255,
-                thickness=pen,
-                lineType=cv2.LINE_AA,
-                shift=2,
-            )
+            strokes.append(_smooth(points))
+    return strokes, pen, width
+
+
+def render_strokes(text: str, rng: random.Random, width: int, height: int) -> Image.Image:
+    """Pen strokes drawn at twice the size with anti-aliasing, then reduced."""
+    scale = 2
+    h = height * scale
+    strokes, pen, canvas_w = stroke_layout(text, rng, h, width * scale)
+    ink_mask = np.zeros((h, canvas_w), np.uint8)
+    for points in strokes:
+        cv2.polylines(
+            ink_mask,
+            [np.round(points * 4).astype(np.int32)],
+            False,
+            255,
+            thickness=pen,
+            lineType=cv2.LINE_AA,
+            shift=2,
+        )
     ink_mask = cv2.resize(ink_mask, (width, height), interpolation=cv2.INTER_AREA)
     background = np.array(_pale(rng) if rng.random() < 0.6 else (255, 255, 255), np.float32)
     color = np.array(
