@@ -134,6 +134,18 @@ class MainWindow(QMainWindow):
             "Ctrl+Shift+O",
             "Open a formula image",
         )
+        self.open_folder_action = self._action(
+            "Open image &folder…",
+            self.open_folder_dialog,
+            "Ctrl+Shift+F",
+            "Read every formula image of a folder (scored where it has labels.txt)",
+        )
+        self.draw_action = self._action(
+            "&Draw a formula",
+            self.formulas_draw,
+            "Ctrl+D",
+            "Write a formula with the mouse and watch it being read",
+        )
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.workbench_actions = {
@@ -168,6 +180,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.open_dataset_action)
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addAction(self.open_image_action)
+        file_menu.addAction(self.open_folder_action)
+        file_menu.addAction(self.draw_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -207,7 +221,15 @@ class MainWindow(QMainWindow):
             self.device_menu.addAction(action)
 
     def _connect(self) -> None:
-        self.formulas.add_actions([self.open_image_action, self.generate_action])
+        self.formulas.add_actions(
+            [
+                self.open_image_action,
+                self.open_folder_action,
+                self.draw_action,
+                self.generate_action,
+            ]
+        )
+        self.formulas.train.generate_requested.connect(self.generate_data_dialog)
         self.pets.open_requested.connect(self.open_dataset_dialog)
         self.pets.recent_requested.connect(self.open_dataset)
         self.pets.dataset_opened.connect(self._remember_folder)
@@ -227,7 +249,7 @@ class MainWindow(QMainWindow):
         splitter = self.settings.bytes("window/splitter")
         if splitter is None or not self.splitter.restoreState(splitter):
             self.splitter.setSizes([150, 1030])
-        formula_splitter = self.settings.bytes("formulas/splitter")
+        formula_splitter = self.settings.bytes("formulas/read_splitter")
         if formula_splitter is not None:
             self.formulas.splitter.restoreState(formula_splitter)
         workbench = self.settings.text("window/workbench", "pets")
@@ -237,7 +259,7 @@ class MainWindow(QMainWindow):
     def _save(self) -> None:
         self.settings.set_bytes("window/geometry", self.saveGeometry())
         self.settings.set_bytes("window/splitter", self.splitter.saveState())
-        self.settings.set_bytes("formulas/splitter", self.formulas.splitter.saveState())
+        self.settings.set_bytes("formulas/read_splitter", self.formulas.splitter.saveState())
         self.settings.set_text("window/workbench", self.current_workbench())
         self.settings.sync()
 
@@ -293,6 +315,19 @@ class MainWindow(QMainWindow):
             self.show_workbench("formulas")
             self.formulas.load_image(path)
 
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a folder of formula images", self.settings.text("formulas/last_dir")
+        )
+        if folder:
+            self.settings.set_text("formulas/last_dir", folder)
+            self.show_workbench("formulas")
+            self.formulas.open_folder(folder)
+
+    def formulas_draw(self) -> None:
+        self.show_workbench("formulas")
+        self.formulas.show_drawing()
+
     def generate_data_dialog(self) -> None:
         dialog = GenerateDialog(self.settings.text("formulas/generate_dir"), self)
         dialog.accepted.connect(partial(self.generate_data, dialog))
@@ -311,6 +346,7 @@ class MainWindow(QMainWindow):
                 f"Wrote {config.count:,} images and labels.txt to {folder}", 20000
             )
         )
+        handle.succeeded.connect(lambda folder: self.formulas.train.data_generated(str(folder)))
         handle.failed.connect(partial(self.show_error, "Cannot generate the data"))
         return handle
 
@@ -387,7 +423,9 @@ class MainWindow(QMainWindow):
             self.error_box = None
 
     def show_shortcuts(self) -> None:
-        self.dialog = ShortcutsDialog(self.actions() + self.pets.menu_actions(), self)
+        self.dialog = ShortcutsDialog(
+            self.actions() + self.pets.menu_actions() + self.formulas.menu_actions(), self
+        )
         self.dialog.open()
 
     def show_about(self) -> None:

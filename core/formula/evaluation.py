@@ -3,15 +3,17 @@ accuracy by length, the symbols it confuses, and a gallery of its mistakes."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from core.formula.decoding import edit_distance
-from core.jobs import CancelToken, Progress
+from core.jobs import CancelToken, JobError, Progress
 
 _BATCH = 128
 
@@ -149,3 +151,74 @@ def gallery(
         last, ((0, 0), (0, rows[0].shape[1] - last.shape[1]), (0, 0)), constant_values=255
     )
     return np.vstack(rows)
+
+
+@dataclass
+class FolderReading:
+    """Every image of a folder with what the model read; with its labels where it has them."""
+
+    root: Path
+    paths: list[Path]
+    texts: list[str]  # "" for an image that could not be read
+    truths: list[str] | None = None  # None: the folder has no labels file
+    failures: dict[int, str] = field(default_factory=dict)  # index: why it was not read
+    problems: list[str] = field(default_factory=list)  # from the labels file
+    report: EvalReport | None = None
+
+    def correct(self, index: int) -> bool | None:
+        return None if self.truths is None else self.texts[index] == self.truths[index]
+
+
+def _natural(path: Path) -> tuple[object, ...]:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
+
+
+def read_images(
+    read_batch: Callable[[list[np.ndarray]], list[str]], root: Path | str, token: CancelToken
+) -> Iterator[Progress]:
+    """Job: read every image of a folder; with a labels file (Baidu format) the labelled
+    images and their accuracy, otherwise the folder's images in natural order. Returns a
+    FolderReading; images that cannot be decoded are listed with the reason."""
+    from core.formula.dataset import LABEL_FILES, read_folder
+    from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
+
+    root = Path(root)
+    if not root.is_dir():
+        raise JobError(f"{root} is not a folder.")
+    truths: list[str] | None = None
+    problems: list[str] = []
+    if any((root / name).is_file() for name in LABEL_FILES):
+        folder = yield from read_folder(root, token)
+        paths = [item.path for item in folder.items]
+        truths = [item.text for item in folder.items]
+        problems = [str(p) for p in folder.problems]
+    else:
+        paths = sorted(
+            (p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+            key=_natural,
+        )
+        if not paths:
+            raise JobError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    reading = FolderReading(root, paths, [""] * len(paths), truths, problems=problems)
+    report = EvalReport() if truths is not None else None
+    yield Progress(0, len(paths), "Reading")
+    for start in range(0, len(paths), _BATCH):
+        token.raise_if_cancelled()
+        indices, images = [], []
+        for i in range(start, min(start + _BATCH, len(paths))):
+            try:
+                images.append(read_image(paths[i]))
+                indices.append(i)
+            except ImageProblem as problem:
+                reading.failures[i] = str(problem)
+        texts = read_batch(images) if images else []
+        for i, text in zip(indices, texts, strict=True):
+            reading.texts[i] = text
+        if report is not None and truths is not None:
+            for i in range(start, min(start + _BATCH, len(paths))):
+                report.add(i, truths[i], reading.texts[i])
+        done = min(start + _BATCH, len(paths))
+        message = f"accuracy {report.accuracy:.2%}" if report else f"{done:,} read"
+        yield Progress(done, len(paths), message)
+    reading.report = report
+    return reading

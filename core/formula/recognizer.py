@@ -4,6 +4,7 @@ decode, and return everything the GUI and the CLI show as one `Recognition`."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from core import checkpoints
 from core.devices import Device, choose
 from core.formula import preprocess
 from core.formula.crnn import CRNN, CRNNConfig, column_span
-from core.formula.decoding import Hypothesis, SymbolSpan, beam_search, greedy
+from core.formula.decoding import Constraint, Hypothesis, SymbolSpan, beam_search, greedy
 from core.formula.grammar import Formula, GrammarError, parse
 from core.formula.training import MODEL_KIND
 from core.images import read_image
@@ -37,6 +38,7 @@ class Recognition:
     greedy: Hypothesis | None = None
     beams: list[Hypothesis] = field(default_factory=list)  # beam search n-best
     constrained: list[Hypothesis] = field(default_factory=list)  # grammar-constrained
+    stages: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (title, image)
 
     @property
     def confidences(self) -> tuple[float, ...]:
@@ -122,15 +124,26 @@ class Recognizer:
         """The model that comes with Labelscope."""
         return cls.load(SHIPPED_MODEL, device)
 
-    def prepare(self, image: np.ndarray, canvas: bool = False) -> np.ndarray:
-        """The model's input for an RGB or gray image: float32 (H, W), ink 1, paper 0."""
-        height = self.config.height
-        normal = (
-            preprocess.from_canvas(image, height)
-            if canvas
-            else preprocess.for_model(image, height=height)
-        )
-        return 1.0 - normal
+    def prepare(
+        self, image: np.ndarray, canvas: bool = False, steps: Iterable[str] | None = None
+    ) -> np.ndarray:
+        """The model's input for an RGB or gray image: float32 (H, W), ink 1, paper 0.
+        `steps` names the preprocessing steps to apply (default: the model's own, and for a
+        canvas drawing also the crop)."""
+        return 1.0 - self.stages(image, canvas, steps)[-1][1]
+
+    def stages(
+        self, image: np.ndarray, canvas: bool = False, steps: Iterable[str] | None = None
+    ) -> list[tuple[str, np.ndarray]]:
+        """Each preprocessing step's title and result, ending with the normalised image
+        (float32, ink 0, paper 1); the resize and normalisation are always applied."""
+        if steps is None:
+            steps = preprocess.CANVAS if canvas else preprocess.DEFAULT
+        enabled = set(steps) | {"resize", "normalize"}
+        return [
+            (step.title, result)
+            for step, result in preprocess.run(image, enabled, self.config.height)
+        ]
 
     @torch.no_grad()
     def forward(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -145,12 +158,22 @@ class Recognizer:
         return [log_probs[: lengths[i], i] for i in range(len(inputs))]
 
     def recognize(
-        self, image: np.ndarray, canvas: bool = False, beam_width: int = 0, nbest: int = 5
+        self,
+        image: np.ndarray,
+        canvas: bool = False,
+        beam_width: int = 0,
+        nbest: int = 5,
+        steps: Iterable[str] | None = None,
+        keep_stages: bool = False,
+        grammar: Constraint | bool = True,
     ) -> Recognition:
-        """Read one image (RGB or gray uint8). `canvas` for mouse drawings: crops first.
-        With `beam_width`, also the beam search n-best and the grammar-constrained ones."""
+        """Read one image (RGB or gray uint8). `canvas` for mouse drawings: crops first;
+        `steps` chooses the preprocessing (see `stages`), `keep_stages` keeps each step's
+        image. With `beam_width`, also the beam search n-best and the n-best under
+        `grammar` (the formula grammar, or a FormulaGrammar with a truth weight)."""
         start = time.perf_counter()
-        x = self.prepare(image, canvas)
+        stages = self.stages(image, canvas, steps)
+        x = 1.0 - stages[-1][1]
         prepared = time.perf_counter()
         log_probs = self.forward([x])[0]
         forwarded = time.perf_counter()
@@ -163,6 +186,7 @@ class Recognizer:
             model_input=x,
             image_size=(int(image.shape[1]), int(image.shape[0])),
             greedy=best,
+            stages=stages if keep_stages else [],
             timings={
                 "preprocess": (prepared - start) * 1e3,
                 "forward": (forwarded - prepared) * 1e3,
@@ -172,7 +196,7 @@ class Recognizer:
         )
         if beam_width:
             result.beams = beam_search(log_probs, beam_width, nbest)
-            result.constrained = beam_search(log_probs, beam_width, nbest, grammar=True)
+            result.constrained = beam_search(log_probs, beam_width, nbest, grammar=grammar)
             result.timings["beam"] = (time.perf_counter() - done) * 1e3
         return result
 

@@ -5,19 +5,27 @@ from __future__ import annotations
 import html
 import math
 
-from PySide6.QtGui import QFont, QFontDatabase
+import numpy as np
+from PySide6.QtCore import QRegularExpression, Qt, Signal
+from PySide6.QtGui import QFont, QFontDatabase, QRegularExpressionValidator
 from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
     QGroupBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from core.formula.decoding import SymbolSpan
+from core.formula.decoding import FormulaGrammar, Hypothesis, SymbolSpan
 from core.formula.recognizer import Recognition
+from gui.formula.heatmaps import probability_text
 
 
 def confidence_html(symbols: tuple[SymbolSpan, ...]) -> str:
@@ -56,7 +64,11 @@ def verdict(text: str) -> str:
 
 
 class ReadingsPanel(QGroupBox):
-    """Greedy reading, the beam n-best, the grammar-constrained reading, the verdict."""
+    """Greedy reading, the beam n-best (plain or grammar-constrained), the verdict, and a
+    field to align any text. Picking a row or typing a text asks for its alignment."""
+
+    options_changed = Signal()  # beam width, n-best, grammar or truth weight
+    alignment_requested = Signal(str)  # a labelling to align: picked or typed
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Readings", parent)
@@ -66,31 +78,126 @@ class ReadingsPanel(QGroupBox):
         self.status.setWordWrap(True)
         self.reading = QLabel()
         self.reading.setObjectName("formulaReading")
+        self.reading.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         font.setPointSizeF(font.pointSizeF() * 2)
         font.setWeight(QFont.Weight.Bold)
         self.reading.setFont(font)
+        self.confidence = QLabel()
+        self.confidence.setObjectName("formulaConfidence")
+        self.confidence.setWordWrap(True)
         self.verdict = QLabel()
         self.verdict.setObjectName("formulaVerdict")
         self.verdict.setWordWrap(True)
+
+        self.beam_width = QSpinBox()
+        self.beam_width.setObjectName("formulaBeamWidth")
+        self.beam_width.setRange(1, 200)
+        self.beam_width.setValue(10)
+        self.beam_width.setToolTip("Prefixes the beam search keeps at each time step")
+        self.nbest = QSpinBox()
+        self.nbest.setRange(1, 50)
+        self.nbest.setValue(5)
+        self.nbest.setToolTip("Readings listed")
+        self.grammar = QCheckBox("Grammar-constrained")
+        self.grammar.setObjectName("formulaGrammar")
+        self.grammar.setToolTip(
+            "Only prefixes of valid formulas survive the search; only complete ones end it"
+        )
+        self.truth_weight = QDoubleSpinBox()
+        self.truth_weight.setObjectName("formulaTruthWeight")
+        self.truth_weight.setRange(0.0, 50.0)
+        self.truth_weight.setSingleStep(0.5)
+        self.truth_weight.setSuffix(" nats")
+        self.truth_weight.setToolTip(
+            "Constrained search: add this to the log-probability of equations that hold"
+        )
+        self.truth_weight.setEnabled(False)
+        self.grammar.toggled.connect(self.truth_weight.setEnabled)
+        for signal in (
+            self.beam_width.valueChanged,
+            self.nbest.valueChanged,
+            self.grammar.toggled,
+            self.truth_weight.valueChanged,
+        ):
+            signal.connect(self.options_changed)
+        options = QHBoxLayout()
+        options.addWidget(QLabel("Beam width"))
+        options.addWidget(self.beam_width)
+        options.addWidget(QLabel("n-best"))
+        options.addWidget(self.nbest)
+        options.addStretch(1)
+        grammar_row = QHBoxLayout()
+        grammar_row.addWidget(self.grammar)
+        grammar_row.addStretch(1)
+        truth_row = QHBoxLayout()
+        truth_row.addWidget(QLabel("Prefer true equations by"))
+        truth_row.addWidget(self.truth_weight)
+        truth_row.addStretch(1)
+
         self.table = QTableWidget(0, 4)
         self.table.setObjectName("formulaBeams")
         self.table.setHorizontalHeaderLabels(["Beam search", "log p", "p", "valid"])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setToolTip("Pick a reading to see its alignment")
+        self.table.itemSelectionChanged.connect(self._picked)
+        self.table.setMinimumHeight(120)
+
+        self.own_text = QLineEdit()
+        self.own_text.setObjectName("formulaOwnText")
+        self.own_text.setPlaceholderText("type a text, e.g. 6*(3+7)=60, and press Enter")
+        self.own_text.setValidator(
+            QRegularExpressionValidator(QRegularExpression(r"[0-9+\-*()= ]*"), self.own_text)
+        )
+        self.own_text.returnPressed.connect(self._typed)
+        own_row = QHBoxLayout()
+        own_row.addWidget(QLabel("Align:"))
+        own_row.addWidget(self.own_text, 1)
+        self.alignment_info = QLabel()
+        self.alignment_info.setObjectName("formulaAlignmentInfo")
+        self.alignment_info.setWordWrap(True)
+
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
         layout.addWidget(self.reading)
+        layout.addWidget(self.confidence)
         layout.addWidget(self.verdict)
+        layout.addLayout(options)
+        layout.addLayout(grammar_row)
+        layout.addLayout(truth_row)
         layout.addWidget(self.table, 1)
+        layout.addLayout(own_row)
+        layout.addWidget(self.alignment_info)
+        self.shown: list[Hypothesis] = []
+        self._filling = False
         self.show_message("<b>No recognition model is loaded.</b>")
+
+    def decoder_options(self) -> dict[str, object]:
+        """Keyword arguments for Recognizer.recognize from the controls."""
+        grammar: object = True
+        if self.truth_weight.value() > 0:
+            grammar = FormulaGrammar(truth_weight=self.truth_weight.value())
+        return {
+            "beam_width": self.beam_width.value(),
+            "nbest": self.nbest.value(),
+            "grammar": grammar,
+        }
 
     def show_message(self, text: str) -> None:
         self.status.setText(text)
         self.status.setVisible(True)
         self.reading.clear()
+        self.confidence.clear()
         self.verdict.clear()
+        self.alignment_info.clear()
+        self.shown = []
         self.table.setRowCount(0)
 
     def show_recognition(self, result: Recognition, model_name: str) -> None:
@@ -100,6 +207,7 @@ class ReadingsPanel(QGroupBox):
         )
         self.reading.setText(confidence_html(result.symbols) or "∅")
         self.reading.setToolTip("  ".join(f"{s.symbol} {s.confidence:.3f}" for s in result.symbols))
+        self.confidence.setText(sequence_confidence(result))
         constrained = result.constrained[0].text if result.constrained else None
         text = verdict(result.text)
         if constrained is not None and constrained != result.text:
@@ -107,15 +215,77 @@ class ReadingsPanel(QGroupBox):
                 f"<br>The grammar-constrained search reads "
                 f"<b>{html.escape(constrained)}</b>: {verdict(constrained)}"
             )
+        elif not result.constrained and result.beams:
+            text += "<br>No complete formula survives the grammar-constrained search."
         self.verdict.setText(text)
+        self.shown = result.constrained if self.grammar.isChecked() else result.beams
         valid = {h.text for h in result.constrained}
-        self.table.setRowCount(len(result.beams))
-        for row, hypothesis in enumerate(result.beams):
+        self.table.horizontalHeaderItem(0).setText(
+            "Constrained search" if self.grammar.isChecked() else "Beam search"
+        )
+        self._filling = True
+        self.table.setRowCount(len(self.shown))
+        for row, hypothesis in enumerate(self.shown):
             cells = [
                 hypothesis.text or "∅",
                 f"{hypothesis.log_prob:.3f}",
-                f"{math.exp(hypothesis.log_prob):.4f}",
-                "yes" if hypothesis.text in valid else "no",
+                probability_text(hypothesis.log_prob),
+                _validity(hypothesis.text) if hypothesis.text in valid else "no",
             ]
             for column, value in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(value))
+        self._filling = False
+
+    def select_row(self, row: int) -> None:
+        self.table.selectRow(row)
+
+    def _picked(self) -> None:
+        if self._filling:
+            return
+        rows = self.table.selectionModel().selectedRows()
+        if rows and rows[0].row() < len(self.shown):
+            self.alignment_requested.emit(self.shown[rows[0].row()].text)
+
+    def _typed(self) -> None:
+        self.table.clearSelection()
+        self.alignment_requested.emit(self.own_text.text().replace(" ", ""))
+
+    def show_alignment(self, text: str, log_prob: float | None, problem: str = "") -> None:
+        if problem:
+            self.alignment_info.setText(f"Cannot align {html.escape(text or '∅')}: {problem}")
+            return
+        assert log_prob is not None
+        self.alignment_info.setText(
+            f"Alignment of <b>{html.escape(text or '∅')}</b>: exact log p(text | x) = "
+            f"{log_prob:.3f}, p = {probability_text(log_prob)}"
+        )
+
+
+def _validity(text: str) -> str:
+    from core.formula.grammar import parse
+
+    formula = parse(text)
+    if not formula.is_equation:
+        return "yes"
+    return "yes, true" if formula.is_true else "yes, false"
+
+
+def sequence_confidence(result: Recognition) -> str:
+    """How sure the model is of its top reading: the exact p(text | x), and that reading's
+    share of the probability the n-best hold."""
+    if not result.beams:
+        return ""
+    from core.formula import ctc
+
+    top = result.beams[0]
+    try:
+        exact = ctc.log_prob(result.log_probs, top.text)
+    except ValueError:
+        return ""
+    total = np.logaddexp.reduce([h.log_prob for h in result.beams])
+    share = math.exp(top.log_prob - total)
+    return (
+        f"Sequence confidence: p({html.escape(top.text) or '∅'} | image) = "
+        f"<b>{probability_text(exact)}</b> (exact); {share:.1%} of the probability of the "
+        f"{len(result.beams)} best readings."
+    )

@@ -1,4 +1,6 @@
-"""The Formulas workbench: the image being read and, beside it, the recogniser's readings."""
+"""The Formulas workbench: read an image or a mouse drawing and see what the CTC model does
+(Read), read a whole folder (Folder), look at a dataset (Dataset), train and evaluate (Train).
+"""
 
 from __future__ import annotations
 
@@ -6,23 +8,55 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QPixmap, QResizeEvent
+from PySide6.QtCore import QMimeData, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPixmap,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
     QFrame,
+    QGroupBox,
+    QHBoxLayout,
     QLabel,
+    QScrollArea,
     QSplitter,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
+from core.formula import ctc
+from core.formula.crnn import column_span
 from core.formula.recognizer import SHIPPED_MODEL, Recognition, Recognizer
 from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
 from core.jobs import single_step
+from gui.formula.canvas import PEN_RANGE, DrawingCanvas
+from gui.formula.dataset_panel import DatasetPanel
+from gui.formula.folder_panel import FolderPanel
+from gui.formula.heatmaps import AlignmentView, PosteriorView
+from gui.formula.preprocess_panel import PreprocessPanel
 from gui.formula.readings import ReadingsPanel
+from gui.formula.train_panel import FormulaTrainPanel
 from gui.widgets.common import heading, paragraph, to_qimage
 from gui.workers import JobHandle, JobRunner
+
+#: Coalesces quick edits (a held Ctrl+Z) into one reading; a stroke is read at once after.
+DEBOUNCE_MS = 25
+#: Steps that keep the image's geometry: with only these, a time step's region can be shown
+#: on the original image too.
+_GEOMETRY_KEEPING = {"gray", "median", "gaussian", "otsu", "adaptive", "open", "close"}
 
 
 def _dropped_image(mime: QMimeData) -> Path | None:
@@ -34,8 +68,20 @@ def _dropped_image(mime: QMimeData) -> Path | None:
     return None
 
 
+def _scrolling(panel: QWidget, across: bool = True) -> QScrollArea:
+    """`panel` in a scroll area; without `across`, it is fitted to the width instead."""
+    area = QScrollArea()
+    if not across:
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
+
+
 class ImageView(QLabel):
-    """The formula image, scaled to fit and never enlarged past 4×; accepts dropped files."""
+    """The formula image, scaled to fit and never enlarged past 4×; accepts dropped files
+    and marks the band a hovered time step reads."""
 
     dropped = Signal(str)
 
@@ -44,23 +90,33 @@ class ImageView(QLabel):
         self.setObjectName("formulaImage")
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setMinimumSize(240, 120)
+        self.setMinimumSize(240, 90)
         self.setAcceptDrops(True)
         self.setWordWrap(True)
         self._pixmap: QPixmap | None = None
+        self.band: tuple[float, float] | None = None  # fractions of the image's width
         self.clear_image()
 
     def clear_image(self) -> None:
         self._pixmap = None
         self.setPixmap(QPixmap())
-        self.setText("Open a formula image (File ▸ Open image…) or drop one here.")
+        self.setText(
+            "Open a formula image (File ▸ Open image…), drop or paste one here, "
+            "or draw one on the Draw tab."
+        )
 
     def set_image(self, pixmap: QPixmap) -> None:
         self._pixmap = pixmap
+        self.band = None
         self._rescale()
 
     def has_image(self) -> bool:
         return self._pixmap is not None
+
+    def set_band(self, band: tuple[float, float] | None) -> None:
+        if band != self.band:
+            self.band = band
+            self.update()
 
     def _rescale(self) -> None:
         if self._pixmap is None:
@@ -79,6 +135,21 @@ class ImageView(QLabel):
         super().resizeEvent(event)
         self._rescale()
 
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        shown = self.pixmap()
+        if self.band is None or shown is None or shown.isNull():
+            return
+        rect = self.contentsRect()
+        x = rect.x() + (rect.width() - shown.width()) / 2
+        y = rect.y() + (rect.height() - shown.height()) / 2
+        left, right = (x + f * shown.width() for f in self.band)
+        painter = QPainter(self)
+        painter.fillRect(QRectF(left, y, right - left, shown.height()), QColor(255, 140, 0, 60))
+        painter.setPen(QPen(QColor(255, 140, 0), 1.5))
+        painter.drawRect(QRectF(left, y, right - left, shown.height()))
+        painter.end()
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if _dropped_image(event.mimeData()) is not None:
             event.acceptProposedAction()
@@ -90,63 +161,236 @@ class ImageView(QLabel):
             self.dropped.emit(str(path))
 
 
+class DrawTab(QWidget):
+    """The canvas with its tools: pen, eraser, width, undo/redo per stroke, clear."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = DrawingCanvas()
+        self.toolbar = QToolBar()
+        self.toolbar.setObjectName("drawToolbar")
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+
+        def action(text: str, keys: list[str], slot: object, tip: str) -> QAction:
+            act = QAction(text, self)
+            act.setShortcuts([QKeySequence(k) for k in keys])
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            act.setToolTip(f"{tip} ({', '.join(keys)})")
+            act.triggered.connect(slot)
+            self.addAction(act)
+            return act
+
+        self.pen_action = action("Pen", ["P"], lambda: self.set_eraser(False), "Draw with the pen")
+        self.eraser_action = action("Eraser", ["E"], lambda: self.set_eraser(True), "Erase")
+        for act in (self.pen_action, self.eraser_action):
+            act.setCheckable(True)
+        self.pen_action.setChecked(True)
+        self.undo_action = action("Undo stroke", ["Ctrl+Z"], self.canvas.undo, "Undo a stroke")
+        self.redo_action = action(
+            "Redo stroke", ["Ctrl+Shift+Z", "Ctrl+Y"], self.canvas.redo, "Redo a stroke"
+        )
+        self.clear_action = action(
+            "Clear", ["Delete", "Backspace"], self.canvas.clear, "Clear the page (undoable)"
+        )
+        self.thinner_action = action("Thinner", ["["], lambda: self._widen(-2), "Thinner pen")
+        self.thicker_action = action("Thicker", ["]"], lambda: self._widen(2), "Thicker pen")
+        self.width = QDoubleSpinBox()
+        self.width.setObjectName("penWidth")
+        self.width.setRange(*PEN_RANGE)
+        self.width.setDecimals(0)
+        self.width.setSuffix(" px")
+        self.width.setValue(self.canvas.pen_width)
+        self.width.setToolTip("Pen width ([ and ])")
+        self.width.valueChanged.connect(self.canvas.set_pen_width)
+        for act in (self.pen_action, self.eraser_action):
+            self.toolbar.addAction(act)
+        self.toolbar.addWidget(QLabel(" Width "))
+        self.toolbar.addWidget(self.width)
+        self.toolbar.addSeparator()
+        for act in (self.undo_action, self.redo_action, self.clear_action):
+            self.toolbar.addAction(act)
+        self.canvas.changed.connect(self._update_actions)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.canvas, 1)
+        self._update_actions()
+
+    def actions_for_help(self) -> list[QAction]:
+        return [
+            self.pen_action,
+            self.eraser_action,
+            self.undo_action,
+            self.redo_action,
+            self.clear_action,
+            self.thinner_action,
+            self.thicker_action,
+        ]
+
+    def set_eraser(self, on: bool) -> None:
+        self.canvas.set_eraser(on)
+        self.pen_action.setChecked(not on)
+        self.eraser_action.setChecked(on)
+
+    def _widen(self, delta: float) -> None:
+        self.width.setValue(self.width.value() + delta)
+
+    def _update_actions(self) -> None:
+        self.undo_action.setEnabled(self.canvas.can_undo())
+        self.redo_action.setEnabled(self.canvas.can_redo())
+        self.clear_action.setEnabled(bool(self.canvas.strokes))
+
+
 class FormulaWorkbench(QWidget):
-    """Formulas: a loaded image above, the readings panel below."""
+    """Formulas: the Read, Folder, Dataset and Train tabs around one loaded recogniser."""
 
     problem = Signal(str, str, str)  # title, message, details
     image_loaded = Signal(str)
-    recognized = Signal(str)  # the greedy reading of the current image
+    recognized = Signal(str)  # the greedy reading of the current image or drawing
+    readings_updated = Signal()  # readings, heatmaps and alignment all show the latest
+    model_changed = Signal(str)
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner = runner
         self.image_path: Path | None = None
+        self.recognizer: Recognizer | None = None
+        self.model_problem = ""
+        self.image: np.ndarray | None = None
+        self.last_recognition: Recognition | None = None
+        self.alignment: ctc.Alignment | None = None
+        self._model_request: JobHandle | None = None
+        self._reading: JobHandle | None = None
+        self._pending = False
+
+        self.toolbar = QToolBar()
+        self.toolbar.setObjectName("formulaToolbar")
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.paste_action = QAction("Paste image", self)
+        self.paste_action.setShortcut(QKeySequence.StandardKey.Paste)
+        self.paste_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.paste_action.setToolTip("Read an image from the clipboard (Ctrl+V)")
+        self.paste_action.triggered.connect(self.paste)
+        self.addAction(self.paste_action)
+
+        # ------------------------------------------------------------ Read tab
         self.image_view = ImageView()
         self.image_view.dropped.connect(self.load_image)
         self.caption = QLabel()
         self.caption.setObjectName("formulaCaption")
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-
-        self.toolbar = QToolBar()
-        self.toolbar.setObjectName("formulaToolbar")
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-
-        image_box = QWidget()
-        image_layout = QVBoxLayout(image_box)
-        image_layout.addWidget(heading("Formulas"))
-        image_layout.addWidget(
-            paragraph(
-                "Recognise single-line arithmetic such as <tt>(1-9)-4=-12</tt>, written with "
-                "<tt>0-9 + - * ( ) =</tt>, and see what the CTC model reads at each position."
-            )
-        )
+        image_tab = QWidget()
+        image_layout = QVBoxLayout(image_tab)
+        image_layout.setContentsMargins(0, 0, 0, 0)
         image_layout.addWidget(self.image_view, 1)
         image_layout.addWidget(self.caption)
+        self.draw = DrawTab()
+        self.canvas = self.draw.canvas
+        self.source_tabs = QTabWidget()
+        self.source_tabs.setObjectName("formulaSource")
+        self.source_tabs.addTab(image_tab, "Image")
+        self.source_tabs.addTab(self.draw, "Draw")
+        self.source_tabs.setMinimumHeight(200)
+        self.source_tabs.currentChanged.connect(self._source_changed)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.read_current)
+        self.canvas.changed.connect(self._debounce.start)
+        self.canvas.stroke_finished.connect(self._stroke_finished)
+
+        self.preprocess = PreprocessPanel()
+        self.preprocess.changed.connect(self.read_current)
+        self.posterior = PosteriorView()
+        self.alignment_view = AlignmentView()
+        self.posterior.hovered.connect(self._hovered)
+        self.alignment_view.hovered.connect(self._hovered)
+        self.log_scale = QCheckBox("Log scale")
+        self.log_scale.setObjectName("formulaLogScale")
+        self.log_scale.setToolTip("Colour by log-probability, from e⁻⁸ to 1")
+        self.log_scale.toggled.connect(self.posterior.set_log_scale)
+        self.log_scale.toggled.connect(self.alignment_view.set_log_scale)
+        self.hover_label = QLabel("Hover over the heatmaps to inspect a time step.")
+        self.hover_label.setObjectName("formulaHover")
+        maps = QGroupBox("What the model sees at each time step")
+        maps_layout = QVBoxLayout(maps)
+        row = QHBoxLayout()
+        row.addWidget(self.hover_label, 1)
+        row.addWidget(self.log_scale)
+        maps_layout.addLayout(row)
+        maps_layout.addWidget(self.posterior)
+        maps_layout.addWidget(QLabel("Alignment γ of the chosen reading, Viterbi path in red:"))
+        maps_layout.addWidget(self.alignment_view)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(heading("Formulas"))
+        left_layout.addWidget(
+            paragraph(
+                "Recognise single-line arithmetic such as <tt>(1-9)-4=-12</tt>, written with "
+                "<tt>0-9 + - * ( ) =</tt>. Open, drop or paste an image, or draw one, and see "
+                "what the CTC model reads at each time step."
+            )
+        )
+        left_layout.addWidget(self.source_tabs, 1)
+        left_layout.addWidget(self.preprocess)
+        left_layout.addWidget(maps)
 
         self.readings = ReadingsPanel()
-        self.recognizer: Recognizer | None = None
-        self.model_problem = ""
-        self.image: np.ndarray | None = None
-        self.last_recognition: Recognition | None = None
-        self._model_request: JobHandle | None = None
-
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.readings.options_changed.connect(self.read_current)
+        self.readings.alignment_requested.connect(self.show_alignment)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("formulaSplitter")
-        self.splitter.addWidget(image_box)
-        self.splitter.addWidget(self.readings)
+        self.splitter.addWidget(_scrolling(left, across=False))
+        self.splitter.addWidget(_scrolling(self.readings, across=False))
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
+
+        # ------------------------------------------------------------ other tabs
+        self.folder = FolderPanel(runner)
+        self.folder.image_chosen.connect(self.load_image)
+        self.dataset = DatasetPanel(runner)
+        self.train = FormulaTrainPanel(runner)
+        self.train.use_model.connect(self.load_model)
+        self.train.survey_requested.connect(self.open_dataset)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("formulaTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.splitter, "Read")
+        self.tabs.addTab(self.folder, "Folder")
+        self.tabs.addTab(_scrolling(self.dataset), "Dataset")
+        self.tabs.addTab(_scrolling(self.train), "Train")
         layout = QVBoxLayout(self)
         layout.addWidget(self.toolbar)
-        layout.addWidget(self.splitter)
+        layout.addWidget(self.tabs, 1)
+        self.setAcceptDrops(True)
 
     def add_actions(self, actions: list[QAction]) -> None:
         """Put window actions (open, generate…) on the workbench's toolbar."""
         for action in actions:
             self.toolbar.addAction(action)
+        if self.paste_action not in self.toolbar.actions():
+            self.toolbar.addAction(self.paste_action)
+
+    def menu_actions(self) -> list[QAction]:
+        """The workbench's own shortcuts, for the shortcuts dialog."""
+        return [self.paste_action, *self.draw.actions_for_help()]
+
+    # ---------------------------------------------------------------- sources
+    def is_drawing(self) -> bool:
+        return self.source_tabs.currentWidget() is self.draw
+
+    def show_drawing(self) -> None:
+        self.tabs.setCurrentIndex(0)
+        self.source_tabs.setCurrentWidget(self.draw)
+        self.canvas.setFocus()
+
+    def _source_changed(self) -> None:
+        self.preprocess.set_canvas_mode(self.is_drawing())  # reads again through `changed`
 
     def load_image(self, path: str | Path) -> bool:
-        """Show the image at `path`; a file that is not a usable image is reported."""
+        """Show and read the image at `path`; a file that is not a usable image is reported."""
         path = Path(path)
         try:
             image = read_image(path)
@@ -154,15 +398,62 @@ class FormulaWorkbench(QWidget):
             self.problem.emit("Cannot open the image", str(problem), "")
             return False
         self.image_path = path
+        self._show_image(image, f"{path.name}")
+        self.image_loaded.emit(str(path))
+        return True
+
+    def _show_image(self, image: np.ndarray, name: str) -> None:
         self.image = image
         self.image_view.set_image(QPixmap.fromImage(to_qimage(image)))
         height, width = image.shape[:2]
-        self.caption.setText(f"{path.name} — {width}×{height} px")
-        self.image_loaded.emit(str(path))
-        self.read_image()
-        return True
+        self.caption.setText(f"{name} — {width}×{height} px")
+        self.tabs.setCurrentIndex(0)
+        if self.is_drawing():
+            self.source_tabs.setCurrentIndex(0)  # reads through the source change
+        else:
+            self.read_current()
 
-    # ---------------------------------------------------------------- recognition
+    def paste(self) -> bool:
+        """Read the clipboard's image, or the image file whose path it holds."""
+        clipboard = QGuiApplication.clipboard()
+        mime = clipboard.mimeData()
+        if mime is not None and mime.hasImage():
+            image = clipboard.image()
+            if not image.isNull():
+                rgb = image.convertToFormat(image.Format.Format_RGB888)
+                width, height = rgb.width(), rgb.height()
+                data = np.frombuffer(rgb.constBits(), np.uint8, rgb.bytesPerLine() * height)
+                array = data.reshape(height, rgb.bytesPerLine())[:, : width * 3]
+                self.image_path = None
+                self._show_image(array.reshape(height, width, 3).copy(), "pasted image")
+                return True
+        if mime is not None and (path := _dropped_image(mime)) is not None:
+            return self.load_image(path)
+        text = clipboard.text().strip()
+        if text and Path(text).suffix.lower() in IMAGE_SUFFIXES and Path(text).is_file():
+            return self.load_image(text)
+        self.problem.emit("Nothing to paste", "The clipboard holds no image.", "")
+        return False
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _dropped_image(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = _dropped_image(event.mimeData())
+        if path is not None:
+            event.acceptProposedAction()
+            self.load_image(path)
+
+    def open_folder(self, folder: str | Path) -> JobHandle | None:
+        self.tabs.setCurrentWidget(self.folder)
+        return self.folder.open_folder(folder, self.recognizer)
+
+    def open_dataset(self, folder: str | Path) -> JobHandle:
+        self.tabs.setCurrentIndex(2)
+        return self.dataset.open_folder(folder)
+
+    # ---------------------------------------------------------------- model
     def load_model(self, path: Path | str = SHIPPED_MODEL) -> JobHandle:
         """Load a recogniser in the background; the current image is read once it is in."""
         handle = self.runner.start(
@@ -178,11 +469,12 @@ class FormulaWorkbench(QWidget):
             return  # a later request (the user's choice) wins over an earlier one
         self.recognizer = recognizer
         self.model_problem = ""
-        self.readings.show_message(
-            f"Model: {recognizer.path.name if recognizer.path else ''}"
-            " — open or drop an image to read it."
-        )
-        self.read_image()
+        name = recognizer.path.name if recognizer.path else ""
+        self.readings.show_message(f"Model: {name} — open, drop or draw a formula to read it.")
+        self.train.set_current_model(recognizer)
+        self.folder.set_recognizer(recognizer)
+        self.model_changed.emit(str(recognizer.path or ""))
+        self.read_current()
 
     def _model_failed(self, handle: JobHandle, message: str, details: str) -> None:
         if handle is not self._model_request:
@@ -190,24 +482,138 @@ class FormulaWorkbench(QWidget):
         self.model_problem = message
         self.readings.show_message(f"<b>No recognition model is loaded.</b><br>{message}")
 
+    # ---------------------------------------------------------------- reading
+    def _stroke_finished(self) -> None:
+        self._debounce.stop()
+        self.read_current()
+
     def read_image(self) -> JobHandle | None:
-        """Read the current image off the UI thread; the panel shows the result."""
-        if self.image is None or self.recognizer is None:
+        """Read the current source (kept for callers that name the image)."""
+        return self.read_current()
+
+    def read_current(self) -> JobHandle | None:
+        """Read the image or the drawing off the UI thread; while a reading runs, one more
+        is queued (so the latest stroke is always read, and at most one waits)."""
+        if self.recognizer is None:
             return None
-        recognizer, image = self.recognizer, self.image
-        handle = self.runner.start(
-            "Reading the formula",
-            single_step("reading", recognizer.recognize, image, beam_width=10, nbest=5),
-        )
+        if self._reading is not None:
+            self._pending = True
+            return None
+        canvas = self.is_drawing()
+        if canvas:
+            if self.canvas.is_empty():
+                self._show_empty_canvas()
+                return None
+            image = self.canvas.image()
+        elif self.image is not None:
+            image = self.image
+        else:
+            return None
+        recognizer, steps = self.recognizer, self.preprocess.steps()
+        options = self.readings.decoder_options()
+        grammar_first = self.readings.grammar.isChecked()
+
+        def read() -> tuple[Recognition, ctc.Alignment | None]:
+            result = recognizer.recognize(
+                image, canvas=canvas, steps=steps, keep_stages=True, **options
+            )
+            chosen = (result.constrained if grammar_first else result.beams) or result.beams
+            text = chosen[0].text if chosen else result.text
+            try:
+                aligned = ctc.alignment(result.log_probs, text)
+            except ValueError:
+                aligned = None
+            return result, aligned
+
+        handle = self.runner.start("Reading the formula", single_step("reading", read))
+        self._reading = handle
+        self._pending = False
         name = recognizer.path.name if recognizer.path else "the model"
-        handle.succeeded.connect(lambda result: self._show(result, image, name))
+        source = image if not canvas else None
+        handle.succeeded.connect(lambda result: self._show(result, source, canvas, name))
         handle.failed.connect(
             lambda message, details: self.problem.emit("Cannot read the image", message, details)
         )
+        handle.finished.connect(partial(self._reading_done, handle))
         return handle
 
-    def _show(self, result: Recognition, image: np.ndarray, name: str) -> None:
-        if image is self.image:  # a newer image may have replaced it meanwhile
-            self.last_recognition = result
-            self.readings.show_recognition(result, name)
-            self.recognized.emit(result.text)
+    def _reading_done(self, handle: JobHandle) -> None:
+        if handle is self._reading:
+            self._reading = None
+            if self._pending:
+                self._pending = False
+                self.read_current()
+
+    def _show_empty_canvas(self) -> None:
+        self.last_recognition = None
+        self.alignment = None
+        self.posterior.clear()
+        self.alignment_view.set_alignment(None)
+        self.readings.show_message("Draw a formula on the canvas: it is read after each stroke.")
+        self.preprocess.show_stages([])
+        self.readings_updated.emit()
+
+    def _show(
+        self,
+        reading: tuple[Recognition, ctc.Alignment | None],
+        source: np.ndarray | None,
+        canvas: bool,
+        name: str,
+    ) -> None:
+        if canvas != self.is_drawing() or (not canvas and source is not self.image):
+            return  # the user moved on: a newer reading follows
+        if self._pending:
+            return  # the drawing changed meanwhile; the queued reading will show
+        result, aligned = reading
+        self.last_recognition = result
+        self.readings.show_recognition(result, name)
+        self.preprocess.show_stages(result.stages)
+        config = self.recognizer.config if self.recognizer else None
+        region = partial(column_span, config=config) if config else None
+        self.posterior.set_data(result.log_probs, result.model_input, region)
+        self._set_alignment(aligned, aligned.text if aligned else result.text)
+        self.recognized.emit(result.text)
+        self.readings_updated.emit()
+
+    def show_alignment(self, text: str) -> ctc.Alignment | None:
+        """The alignment of `text` on the current reading (a picked or typed labelling)."""
+        result = self.last_recognition
+        if result is None:
+            return None
+        try:
+            aligned = ctc.alignment(result.log_probs, text)
+        except ValueError as error:
+            self._set_alignment(None, text, str(error))
+            return None
+        self._set_alignment(aligned, text)
+        return aligned
+
+    def _set_alignment(self, aligned: ctc.Alignment | None, text: str, problem: str = "") -> None:
+        self.alignment = aligned
+        if aligned is None:
+            why = problem or "it does not fit the time steps"
+            self.alignment_view.set_alignment(None, f"Cannot align {text or '∅'}: {why}")
+            self.readings.show_alignment(text, None, why)
+            return
+        self.alignment_view.set_alignment(aligned)
+        self.readings.show_alignment(aligned.text, aligned.log_prob)
+
+    def _hovered(self, step: int) -> None:
+        self.posterior.set_highlight(step)
+        self.alignment_view.set_highlight(step)
+        self.hover_label.setText(
+            self.posterior.describe(step)
+            if step >= 0
+            else "Hover over the heatmaps to inspect a time step."
+        )
+        result = self.last_recognition
+        keeps_geometry = self.preprocess.steps() - {"resize", "normalize"} <= _GEOMETRY_KEEPING
+        if step < 0 or result is None or self.is_drawing() or not keeps_geometry:
+            self.image_view.set_band(None)
+            return
+        region = self.posterior.region
+        if region is None:
+            return
+        x0, x1 = region(step)
+        width = result.model_input.shape[1]
+        self.image_view.set_band((max(0.0, x0 / width), min(1.0, x1 / width)))

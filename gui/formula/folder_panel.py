@@ -1,0 +1,175 @@
+"""The Folder tab: every image of a folder with what the model reads, and where the folder
+has a labels file, right or wrong per image and the folder's accuracy."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.formula.evaluation import FolderReading, read_images
+from core.formula.recognizer import Recognizer
+from gui.widgets.common import heading, paragraph
+from gui.workers import JobHandle, JobRunner
+
+_RIGHT, _WRONG = QColor(47, 158, 68), QColor(201, 42, 42)
+
+
+class FolderPanel(QWidget):
+    """Open a folder, read it in the background, list the readings; a click opens one."""
+
+    image_chosen = Signal(str)
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self.recognizer: Recognizer | None = None
+        self.reading: FolderReading | None = None
+        self.job: JobHandle | None = None
+        self.folder: Path | None = None
+        self.open_button = QPushButton("Open folder…")
+        self.open_button.setObjectName("formulaOpenFolder")
+        self.open_button.clicked.connect(self.choose_folder)
+        self.again_button = QPushButton("Read again")
+        self.again_button.setToolTip("Read the folder again with the model now loaded")
+        self.again_button.clicked.connect(lambda: self.folder and self.open_folder(self.folder))
+        self.again_button.setEnabled(False)
+        self.mistakes_only = QCheckBox("Only mistakes")
+        self.mistakes_only.toggled.connect(self._filter)
+        self.summary = QLabel("No folder is open.")
+        self.summary.setObjectName("formulaFolderSummary")
+        self.summary.setWordWrap(True)
+        self.table = QTableWidget(0, 4)
+        self.table.setObjectName("formulaFolderTable")
+        self.table.setHorizontalHeaderLabels(["Image", "Label", "Reading", ""])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setToolTip("Double-click (or Enter) to open the image on the Read tab")
+        self.table.cellActivated.connect(self._activated)
+        self.table.cellDoubleClicked.connect(self._activated)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.again_button)
+        buttons.addWidget(self.mistakes_only)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Read a folder", 1.2))
+        layout.addWidget(
+            paragraph(
+                "Reads every image of a folder. With a Baidu-format <tt>labels.txt</tt> "
+                "(line <i>i</i> describes <tt>i.png</tt>) each reading is marked right or "
+                "wrong and the folder's sequence accuracy is shown."
+            )
+        )
+        layout.addLayout(buttons)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+
+    def set_recognizer(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of formula images")
+        if folder:
+            self.open_folder(folder)
+
+    def open_folder(
+        self, folder: str | Path, recognizer: Recognizer | None = None
+    ) -> JobHandle | None:
+        recognizer = recognizer or self.recognizer
+        self.folder = Path(folder)
+        self.again_button.setEnabled(True)
+        if recognizer is None:
+            self.summary.setText("No recognition model is loaded yet: try again in a moment.")
+            return None
+        if self.job is not None:
+            self.job.cancel()
+        self.summary.setText(f"Reading {self.folder} …")
+        self.table.setRowCount(0)
+        handle = self.runner.start(
+            f"Reading {self.folder.name}",
+            partial(read_images, recognizer.read_batch, self.folder),
+        )
+        self.job = handle
+        handle.progress.connect(
+            lambda p: handle is self.job and self.summary.setText(f"Reading … {p.message}")
+        )
+        handle.succeeded.connect(lambda reading: handle is self.job and self.show_reading(reading))
+        handle.failed.connect(
+            lambda message, details: (
+                handle is self.job and self.summary.setText(f"Cannot read the folder: {message}")
+            )
+        )
+        handle.cancelled.connect(lambda: handle is self.job and self.summary.setText("Cancelled."))
+        return handle
+
+    def show_reading(self, reading: FolderReading) -> None:
+        self.reading = reading
+        report = reading.report
+        parts = [f"{len(reading.paths):,} images in {reading.root}"]
+        if report is not None:
+            parts.append(
+                f"sequence accuracy <b>{report.accuracy:.2%}</b> "
+                f"({report.correct:,} of {report.total:,}), character error rate "
+                f"{report.cer:.2%}"
+            )
+        else:
+            parts.append("no labels file: readings only")
+        if reading.failures:
+            parts.append(f"{len(reading.failures):,} could not be decoded")
+        if reading.problems:
+            parts.append(f"{len(reading.problems):,} labels-file problems")
+        self.summary.setText(" · ".join(parts))
+        self.summary.setToolTip("\n".join(reading.problems[:30]))
+        self.table.setRowCount(len(reading.paths))
+        for row, path in enumerate(reading.paths):
+            truth = reading.truths[row] if reading.truths is not None else ""
+            text = reading.texts[row]
+            failure = reading.failures.get(row)
+            right = reading.correct(row)
+            mark = "" if right is None else ("✓" if right else "✗")
+            cells = [path.name, truth, failure or text or "∅", mark]
+            for column, value in enumerate(cells):
+                item = QTableWidgetItem(value)
+                if column == 3 and right is not None:
+                    item.setForeground(QBrush(_RIGHT if right else _WRONG))
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                if column == 2 and failure:
+                    item.setForeground(QBrush(_WRONG))
+                self.table.setItem(row, column, item)
+        self._filter()
+
+    def _filter(self) -> None:
+        reading = self.reading
+        for row in range(self.table.rowCount()):
+            hide = (
+                self.mistakes_only.isChecked()
+                and reading is not None
+                and reading.correct(row) is not False
+            )
+            self.table.setRowHidden(row, hide)
+
+    def _activated(self, row: int, _column: int) -> None:
+        if self.reading is not None and 0 <= row < len(self.reading.paths):
+            self.image_chosen.emit(str(self.reading.paths[row]))

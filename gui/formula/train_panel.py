@@ -1,0 +1,443 @@
+"""The Formulas Train tab: generate data, train a recogniser with live curves, evaluate it on
+a folder with an error gallery, and choose which model the Read tab uses."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import devices
+from core.formula.crnn import CRNNConfig
+from core.formula.evaluation import FolderReading, gallery, read_images
+from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+from core.formula.runs import RunInfo, list_runs, new_run_dir, read_log, runs_root
+from core.formula.training import TrainConfig, train
+from core.images import read_image
+from core.jobs import Progress
+from gui.widgets.common import heading, paragraph, show_fraction, to_qimage
+from gui.workers import JobHandle, JobRunner
+
+_LOSS, _ACC = "#e8590c", "#1971c2"
+
+
+def _folder_row(edit: QLineEdit, title: str, parent: QWidget) -> QHBoxLayout:
+    def browse() -> None:
+        folder = QFileDialog.getExistingDirectory(parent, title, edit.text())
+        if folder:
+            edit.setText(folder)
+
+    button = QPushButton("Browse…")
+    button.clicked.connect(browse)
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    return row
+
+
+def _plot(title: str, y_label: str) -> pg.PlotWidget:
+    plot = pg.PlotWidget(background="w")
+    plot.setTitle(title, color="#333", size="10pt")
+    plot.setLabel("bottom", "step")
+    plot.setLabel("left", y_label)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setMinimumHeight(170)
+    return plot
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class FormulaTrainPanel(QWidget):
+    use_model = Signal(str)  # a checkpoint the Read tab should load
+    generate_requested = Signal()
+    survey_requested = Signal(str)  # a folder to open on the Dataset tab
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("formulaTrain")
+        self.runner = runner
+        self.job: JobHandle | None = None
+        self.eval_job: JobHandle | None = None
+        self.run_dir: Path | None = None
+        self.runs: list[RunInfo] = []
+        self._curves: dict[str, tuple[list[float], list[float]]] = {}
+        self._clock: tuple[float, float] | None = None  # (time, step) when training began
+
+        # ------------------------------------------------------------ models
+        self.current = QLabel("Model: loading…")
+        self.current.setObjectName("formulaCurrentModel")
+        self.current.setWordWrap(True)
+        self.models = QComboBox()
+        self.models.setObjectName("formulaModels")
+        self.use_button = QPushButton("Use this model")
+        self.use_button.setObjectName("formulaUseModel")
+        self.use_button.clicked.connect(self._use_selected)
+        self.open_model_button = QPushButton("Open model file…")
+        self.open_model_button.clicked.connect(self._open_model)
+        models_row = QHBoxLayout()
+        models_row.addWidget(self.models, 1)
+        models_row.addWidget(self.use_button)
+        models_row.addWidget(self.open_model_button)
+        models_box = QGroupBox("Model")
+        models_layout = QVBoxLayout(models_box)
+        models_layout.addWidget(self.current)
+        models_layout.addLayout(models_row)
+
+        # ------------------------------------------------------------ data
+        self.generate_button = QPushButton("Generate training data…")
+        self.generate_button.setObjectName("formulaGenerate")
+        self.generate_button.clicked.connect(self.generate_requested)
+        self.look_button = QPushButton("Look at it")
+        self.look_button.setToolTip("Open the mix-in folder on the Dataset tab")
+        self.look_button.clicked.connect(
+            lambda: self.data.text() and self.survey_requested.emit(self.data.text())
+        )
+        data_row = QHBoxLayout()
+        data_row.addWidget(self.generate_button)
+        data_row.addWidget(self.look_button)
+        data_row.addStretch(1)
+
+        # ------------------------------------------------------------ training
+        self.size = QComboBox()
+        self.size.setObjectName("formulaModelSize")
+        self.size.addItem("Small (0.4M parameters, for the CPU)", "small")
+        self.size.addItem("Large (3M parameters, for a GPU)", "large")
+        self.steps = QSpinBox()
+        self.steps.setObjectName("formulaSteps")
+        self.steps.setRange(4, 1_000_000)
+        self.steps.setSingleStep(1000)
+        self.steps.setValue(20_000)
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 1024)
+        self.batch.setValue(64)
+        self.device = QComboBox()
+        self.device.setObjectName("formulaDevice")
+        for device in devices.available():
+            self.device.addItem(device.describe(), str(device.torch))
+        self.data = QLineEdit()
+        self.data.setObjectName("formulaMixFolder")
+        self.data.setPlaceholderText("optional: a Baidu-format folder mixed into each batch")
+        self.train_button = QPushButton("Train")
+        self.train_button.setObjectName("formulaTrainButton")
+        self.train_button.clicked.connect(self.start)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setObjectName("formulaResume")
+        self.resume_button.setToolTip("Continue the run chosen in the list above where it stopped")
+        self.resume_button.clicked.connect(self.resume)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("formulaCancelTraining")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(False)
+        self.status = QLabel(f"New runs go to {runs_root()}")
+        self.status.setObjectName("formulaTrainStatus")
+        self.status.setWordWrap(True)
+        self.loss_plot = _plot("Training loss (CTC)", "loss")
+        self.acc_plot = _plot("Validation sequence accuracy", "accuracy")
+        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(_LOSS, width=2))
+        self.acc_curve = self.acc_plot.plot(
+            [], [], pen=pg.mkPen(_ACC, width=2), symbol="o", symbolSize=6, symbolBrush=_ACC
+        )
+        form = QFormLayout()
+        form.addRow("Model size", self.size)
+        form.addRow("Steps", self.steps)
+        form.addRow("Batch size", self.batch)
+        form.addRow("Device", self.device)
+        form.addRow("Mix in", _folder_row(self.data, "A Baidu-format folder", self))
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.resume_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.acc_plot)
+        train_box = QGroupBox("Train")
+        train_layout = QVBoxLayout(train_box)
+        train_layout.addWidget(
+            paragraph(
+                "Trains on freshly drawn synthetic formulas (a new image every step). Each run "
+                "keeps <tt>best.pt</tt> (best validation accuracy) and <tt>last.pt</tt> (to "
+                "resume after a cancel or a crash)."
+            )
+        )
+        train_layout.addLayout(data_row)
+        train_layout.addLayout(form)
+        train_layout.addLayout(buttons)
+        train_layout.addWidget(self.progress)
+        train_layout.addWidget(self.status)
+        train_layout.addLayout(plots)
+
+        # ------------------------------------------------------------ evaluation
+        self.eval_folder = QLineEdit()
+        self.eval_folder.setObjectName("formulaEvalFolder")
+        self.eval_folder.setPlaceholderText("a folder with labels.txt")
+        self.eval_button = QPushButton("Evaluate the model in use")
+        self.eval_button.setObjectName("formulaEvaluate")
+        self.eval_button.clicked.connect(self.evaluate)
+        self.eval_result = QLabel()
+        self.eval_result.setObjectName("formulaEvalResult")
+        self.eval_result.setWordWrap(True)
+        self.eval_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.gallery = QLabel()
+        self.gallery.setObjectName("formulaErrorGallery")
+        eval_box = QGroupBox("Evaluate")
+        eval_layout = QVBoxLayout(eval_box)
+        eval_row = _folder_row(self.eval_folder, "A labelled folder", self)
+        eval_row.addWidget(self.eval_button)
+        eval_layout.addLayout(eval_row)
+        eval_layout.addWidget(self.eval_result)
+        eval_layout.addWidget(self.gallery)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Train and evaluate", 1.2))
+        layout.addWidget(models_box)
+        layout.addWidget(train_box)
+        layout.addWidget(eval_box)
+        layout.addStretch(1)
+        self.recognizer: Recognizer | None = None
+        self.models.currentIndexChanged.connect(self._update_buttons)
+        self.refresh_models()
+
+    # ---------------------------------------------------------------- models
+    def refresh_models(self, select: Path | None = None) -> None:
+        self.runs = list_runs()
+        self.models.clear()
+        self.models.addItem(f"Shipped model ({SHIPPED_MODEL.name})", str(SHIPPED_MODEL))
+        for run in self.runs:
+            self.models.addItem(run.describe(), str(run.path))
+        if select is not None:
+            index = self.models.findData(str(select))
+            if index >= 0:
+                self.models.setCurrentIndex(index)
+        self._update_buttons()
+
+    def selected_run(self) -> RunInfo | None:
+        path = self.models.currentData()
+        return next((r for r in self.runs if str(r.path) == path), None)
+
+    def set_current_model(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+        metrics = recognizer.meta.get("metrics") or {}
+        acc = metrics.get("val_acc")
+        self.current.setText(
+            f"In use: <b>{recognizer.path}</b> — step {recognizer.meta.get('step') or '?'}"
+            + (f", validation accuracy {acc:.2%}" if isinstance(acc, float) else "")
+        )
+
+    def _use_selected(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            self.use_model.emit(str(SHIPPED_MODEL))
+        elif run.best_model.exists():
+            self.use_model.emit(str(run.best_model))
+        else:
+            self.status.setText(f"{run.path.name} has no validated model yet.")
+
+    def _open_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a formula model", str(runs_root()), "Checkpoints (*.pt);;All files (*)"
+        )
+        if path:
+            self.use_model.emit(path)
+
+    # ---------------------------------------------------------------- training
+    def config(self) -> TrainConfig:
+        steps = self.steps.value()
+        return TrainConfig(
+            steps=steps,
+            batch_size=self.batch.value(),
+            data=(self.data.text().strip(),) if self.data.text().strip() else (),
+            val_every=max(2, min(500, steps // 10)),
+            val_size=min(1000, max(64, steps * 2)),
+            model=CRNNConfig.preset(self.size.currentData()),
+        )
+
+    def start(self) -> JobHandle | None:
+        try:
+            config = self.config()
+            device = devices.choose(self.device.currentData())
+        except (ValueError, devices.DeviceError) as error:
+            self.status.setText(str(error))
+            return None
+        out = new_run_dir()
+        self._curves = {}
+        return self._run(out, f"Training a formula model ({config.steps:,} steps)", config, device)
+
+    def resume(self) -> JobHandle | None:
+        run = self.selected_run()
+        if run is None or not run.can_resume:
+            self.status.setText("Choose an unfinished run in the Model list to resume it.")
+            return None
+        try:
+            device = devices.choose(self.device.currentData())
+        except devices.DeviceError as error:
+            self.status.setText(str(error))
+            return None
+        log = read_log(run.path)
+        self._curves = {
+            "loss": (log.get("step:loss", []), log.get("loss", [])),
+            "val_acc": (log.get("step:val_acc", []), log.get("val_acc", [])),
+        }
+        return self._run(run.path, f"Resuming {run.path.name}", None, device)
+
+    def _run(
+        self, out: Path, title: str, config: TrainConfig | None, device: devices.Device
+    ) -> JobHandle:
+        self.run_dir = out
+        resume = config is None
+        job = partial(train, out, config or TrainConfig(), device, resume=resume)
+        handle = self.runner.start(title, lambda token: job(token=token))
+        self.job = handle
+        self._clock = None
+        self._draw_curves()
+        handle.progress.connect(self._show_progress)
+        handle.succeeded.connect(self._trained)
+        handle.failed.connect(lambda message, _details: self.status.setText(message))
+        handle.cancelled.connect(self._cancelled)
+        handle.finished.connect(self._ended)
+        self.status.setText(f"{title} into {out} on {device.describe()} …")
+        self._update_buttons()
+        return handle
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling… (the last checkpoint is kept; Resume continues)")
+
+    def _show_progress(self, progress: Progress) -> None:
+        if self.job is None or self.job.token.cancelled:
+            return
+        show_fraction(self.progress, progress.fraction)
+        metrics = progress.metrics
+        parts = [progress.message]
+        if "loss" in metrics:
+            parts.append(f"loss {metrics['loss']:.4f}")
+            xs, ys = self._curves.setdefault("loss", ([], []))
+            xs.append(float(progress.done))
+            ys.append(float(metrics["loss"]))
+        if "val_acc" in metrics:
+            parts.append(f"validation accuracy {metrics['val_acc']:.2%}")
+            if progress.milestone:
+                xs, ys = self._curves.setdefault("val_acc", ([], []))
+                xs.append(float(progress.done))
+                ys.append(float(metrics["val_acc"]))
+        if "val_cer" in metrics:
+            parts.append(f"CER {metrics['val_cer']:.2%}")
+        if "lr" in metrics:
+            parts.append(f"lr {metrics['lr']:.2g}")
+        if "images/s" in metrics:
+            parts.append(f"{metrics['images/s']:.0f} images/s")
+        if metrics and progress.total:
+            now = time.monotonic()
+            if self._clock is None:
+                self._clock = (now, float(progress.done))
+            elif progress.done > self._clock[1]:
+                rate = (now - self._clock[0]) / (progress.done - self._clock[1])
+                parts.append(f"ETA {_eta(rate * (progress.total - progress.done))}")
+        self.status.setText(" · ".join(parts))
+        if metrics:
+            self._draw_curves()
+
+    def _draw_curves(self) -> None:
+        for key, item in (("loss", self.loss_curve), ("val_acc", self.acc_curve)):
+            xs, ys = self._curves.get(key, ([], []))
+            item.setData(xs, ys)
+
+    def _trained(self, result: dict) -> None:
+        best = result.get("best_acc", 0.0)
+        self.status.setText(
+            f"Finished {self.run_dir.name if self.run_dir else ''}: best validation accuracy "
+            f"{best:.2%}. Use it from the Model list."
+        )
+        if self.run_dir is not None:
+            self.refresh_models(select=self.run_dir)
+
+    def _cancelled(self) -> None:
+        self.status.setText(
+            f"Cancelled. {self.run_dir} keeps its last checkpoint: choose it and Resume."
+        )
+        if self.run_dir is not None:
+            self.refresh_models(select=self.run_dir)
+
+    def _ended(self) -> None:
+        self.job = None
+        self.progress.setValue(0)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        running = self.job is not None
+        self.train_button.setEnabled(not running)
+        run = self.selected_run()
+        self.resume_button.setEnabled(not running and run is not None and run.can_resume)
+        self.cancel_button.setEnabled(running)
+
+    def data_generated(self, folder: str) -> None:
+        """A set was generated: offer it for mixing in and evaluating."""
+        self.data.setText(folder)
+        if not self.eval_folder.text():
+            self.eval_folder.setText(folder)
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self) -> JobHandle | None:
+        folder = self.eval_folder.text().strip()
+        recognizer = self.recognizer
+        if not folder or recognizer is None:
+            self.eval_result.setText("Choose a labelled folder (and wait for the model to load).")
+            return None
+        self.eval_result.setText(f"Reading {folder} …")
+        handle = self.runner.start(
+            f"Evaluating on {Path(folder).name}",
+            partial(read_images, recognizer.read_batch, folder),
+        )
+        self.eval_job = handle
+        handle.progress.connect(lambda p: self.eval_result.setText(f"Reading … {p.message}"))
+        handle.succeeded.connect(self._evaluated)
+        handle.failed.connect(lambda message, _d: self.eval_result.setText(message))
+        handle.cancelled.connect(lambda: self.eval_result.setText("Cancelled."))
+        return handle
+
+    def _evaluated(self, reading: FolderReading) -> None:
+        report = reading.report
+        if report is None:
+            self.eval_result.setText(f"{reading.root} has no labels file: nothing to score.")
+            self.gallery.clear()
+            return
+        self.eval_result.setText("<br>".join(report.lines()))
+        shown = report.errors[:24]
+        if not shown:
+            self.gallery.clear()
+            return
+        sheet = gallery(
+            [read_image(reading.paths[i]) for i, _, _ in shown],
+            [f"{truth} -> {read or '(nothing)'}" for _, truth, read in shown],
+        )
+        pixmap = QPixmap.fromImage(to_qimage(sheet))
+        if pixmap.width() > 900:
+            pixmap = pixmap.scaledToWidth(900, Qt.TransformationMode.SmoothTransformation)
+        self.gallery.setPixmap(pixmap)
+        self.gallery.setToolTip(f"The first {len(shown)} of {len(report.errors):,} mistakes")
