@@ -132,6 +132,13 @@ class FormulaTrainPanel(QWidget):
         self.batch = QSpinBox()
         self.batch.setRange(1, 1024)
         self.batch.setValue(64)
+        self.workers = QSpinBox()
+        self.workers.setObjectName("formulaWorkers")
+        self.workers.setRange(0, 16)
+        self.workers.setValue(1)
+        self.workers.setToolTip(
+            "Processes drawing training images beside the training (0: draw them in between)"
+        )
         self.device = QComboBox()
         self.device.setObjectName("formulaDevice")
         for device in devices.available():
@@ -166,6 +173,7 @@ class FormulaTrainPanel(QWidget):
         form.addRow("Steps", self.steps)
         form.addRow("Batch size", self.batch)
         form.addRow("Device", self.device)
+        form.addRow("Data workers", self.workers)
         form.addRow("Mix in", _folder_row(self.data, "A Baidu-format folder", self))
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
@@ -273,6 +281,7 @@ class FormulaTrainPanel(QWidget):
             data=(self.data.text().strip(),) if self.data.text().strip() else (),
             val_every=max(2, min(500, steps // 10)),
             val_size=min(1000, max(64, steps * 2)),
+            workers=self.workers.value(),
             model=CRNNConfig.preset(self.size.currentData()),
         )
 

@@ -1,0 +1,355 @@
+"""The Formulas workbench driven as a user drives it: drawing with the mouse, loading and
+pasting images, the heatmaps and alignments, the Folder, Dataset and Train tabs."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QGuiApplication, QMouseEvent
+from PySide6.QtWidgets import QApplication, QWidget
+
+from core.formula import ctc, synth
+from core.formula.generate import GenerateConfig, generate
+from core.formula.recognizer import SHIPPED_MODEL
+from core.jobs import CancelToken, drive
+from gui.widgets.common import to_qimage
+from tests.conftest import shared_data
+
+pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
+
+
+def _mouse(widget: QWidget, kind: QEvent.Type, point: QPointF, buttons: Qt.MouseButton) -> None:
+    button = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseMove else Qt.MouseButton.LeftButton
+    event = QMouseEvent(
+        kind,
+        point,
+        widget.mapToGlobal(point),
+        button,
+        buttons,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, event)
+
+
+def drag(widget: QWidget, points: list[tuple[float, float]]) -> None:
+    """One stroke: press, move through the points, release — real mouse events."""
+    left = Qt.MouseButton.LeftButton
+    first = QPointF(*points[0])
+    _mouse(widget, QEvent.Type.MouseButtonPress, first, left)
+    for x, y in points[1:]:
+        _mouse(widget, QEvent.Type.MouseMove, QPointF(x, y), left)
+    _mouse(widget, QEvent.Type.MouseButtonRelease, QPointF(*points[-1]), Qt.MouseButton.NoButton)
+
+
+def strokes_for(text: str, width: int, height: int, seed: int = 3) -> tuple[list, float]:
+    """The text's stroke templates laid out to fit a canvas of width × height."""
+    strokes, pen, line = synth.stroke_layout(text, random.Random(seed), 100.0)
+    scale = min(0.6 * height / 100.0, (width - 20) / line)
+    top = (height - 100 * scale) / 2
+    placed = [[(10 + x * scale, top + y * scale) for x, y in s.tolist()] for s in strokes]
+    return placed, max(2.0, pen * scale)
+
+
+@pytest.fixture
+def formulas(make_window, qtbot):
+    window = make_window()
+    window.resize(1280, 900)
+    qtbot.waitUntil(lambda: window.formulas.recognizer is not None, timeout=30000)
+    window.show_workbench("formulas")
+    return window, window.formulas
+
+
+def _settled(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: not window.runner.active(), timeout=30000)
+    qtbot.wait(60)  # longer than the canvas's debounce
+    qtbot.waitUntil(lambda: not window.runner.active(), timeout=30000)
+
+
+def test_drawing_with_the_mouse_is_read_stroke_by_stroke(formulas, qtbot, tmp_path):
+    window, bench = formulas
+    window.draw_action.trigger()
+    assert bench.is_drawing() and bench.preprocess.steps() >= {"crop"}
+    canvas = bench.canvas
+    qtbot.waitUntil(lambda: canvas.width() > 400)
+    strokes, pen = strokes_for("6*(3+7)=60", canvas.width(), canvas.height())
+    bench.draw.width.setValue(round(pen))
+    seen = []
+    bench.recognized.connect(seen.append)
+    for stroke in strokes:
+        drag(canvas, stroke)
+        _settled(qtbot, window)
+    assert len(canvas.strokes) == len(strokes)
+    assert len(seen) >= 3  # read as the formula grew, not only at the end
+    result = bench.last_recognition
+    assert result.text == "6*(3+7)=60"
+    assert "true" in bench.readings.verdict.text()
+    assert bench.readings.table.item(0, 0).text() == "6*(3+7)=60"
+    assert bench.posterior.steps == len(result.log_probs)
+    assert bench.alignment.text == "6*(3+7)=60"
+    bench.grab().save(str(tmp_path / "drawing.png"))
+
+    # undo the last stroke (the 0), redo it, by the keyboard
+    canvas.setFocus()
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert len(canvas.strokes) == len(strokes) - 1
+    assert bench.last_recognition.text == "6*(3+7)=6"
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        qtbot.keyClick(canvas, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert bench.last_recognition.text == "6*(3+7)=60"
+
+    # the eraser paints paper over ink: rub out the final 0
+    bench.draw.eraser_action.trigger()
+    bench.draw.width.setValue(40)
+    xs = [x for x, _ in strokes[-1]]
+    ys = [y for _, y in strokes[-1]]
+    for y in np.linspace(min(ys) - 10, max(ys) + 10, 6):
+        drag(canvas, [(min(xs) - 12, y), (max(xs) + 12, y)])
+    _settled(qtbot, window)
+    assert bench.last_recognition.text == "6*(3+7)=6"
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        qtbot.keyClick(canvas, Qt.Key.Key_Delete)
+    assert canvas.strokes == [] and bench.last_recognition is None
+    assert "Draw a formula" in bench.readings.status.text()
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):  # the clear undone
+        qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert bench.last_recognition.text == "6*(3+7)=6"
+
+
+def test_the_canvas_renders_what_was_drawn(qtbot):
+    from gui.formula.canvas import DrawingCanvas
+
+    canvas = DrawingCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(300, 100)
+    assert canvas.is_empty() and canvas.image().min() == 255
+    canvas.set_pen_width(6)
+    canvas.add_stroke([(20, 50), (280, 50)])
+    image = canvas.image()
+    assert image.shape == (100, 300)
+    assert image[50, 150] < 60 and image[10, 150] == 255  # ink on the line only
+    canvas.set_eraser(True)
+    canvas.add_stroke([(100, 50), (200, 50)], width=20)
+    image = canvas.image()
+    assert image[50, 150] == 255 and image[50, 50] < 60
+    canvas.undo()
+    assert canvas.image()[50, 150] < 60
+    canvas.clear()
+    assert canvas.is_empty() and canvas.can_undo()
+    canvas.undo()
+    assert not canvas.is_empty()
+
+
+def test_the_real_samples_are_read_and_shown(formulas, qtbot):
+    window, bench = formulas
+    folder = shared_data("formula_samples")
+    rows = [line.split("\t") for line in (folder / "SOURCES.tsv").read_text().splitlines()[1:]]
+    for name, truth, *_ in rows:
+        with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+            assert bench.load_image(folder / name)
+        assert bench.last_recognition.text == truth, name
+        assert bench.readings.reading.text()
+        assert bench.caption.text().startswith(name)
+    # the same folder on the Folder tab: read in one job, listed with each reading
+    bench.open_folder(folder)
+    _settled(qtbot, window)
+    table = bench.folder.table
+    readings = {table.item(r, 0).text(): table.item(r, 2).text() for r in range(table.rowCount())}
+    assert readings == {name: truth for name, truth, *_ in rows}
+    assert "no labels file" in bench.folder.summary.text()
+
+
+def test_picking_a_reading_or_typing_one_shows_its_alignment(formulas, qtbot, tmp_path):
+    _window, bench = formulas
+    path = tmp_path / "f.png"
+    image = synth.render("(4*8)+8", random.Random(11), "captcha")
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        bench.load_image(path)
+    result = bench.last_recognition
+    first = bench.alignment
+    assert first.text == result.beams[0].text
+    view = bench.alignment_view
+    assert view.alignment is first and len(view.path_points()) == len(result.log_probs)
+
+    bench.readings.select_row(2)
+    second = bench.alignment
+    assert second.text == result.beams[2].text != first.text
+    assert view.alignment is second
+    assert second.gamma.shape == (len(result.log_probs), 2 * len(second.text) + 1)
+    assert np.allclose(second.gamma.sum(axis=1), 1)
+    assert second.log_prob == pytest.approx(ctc.log_prob(result.log_probs, second.text))
+    assert f"{second.log_prob:.3f}" in bench.readings.alignment_info.text()
+
+    field = bench.readings.own_text
+    field.setText("1+1")
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert bench.alignment.text == "1+1" and bench.alignment.log_prob < second.log_prob
+    field.setText("1" * 60)  # more symbols than time steps
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert bench.alignment is None and view.alignment is None
+    assert "time steps" in bench.readings.alignment_info.text()
+
+    # hovering a time step: its top 3 in words, the band it reads marked on the image
+    step = first.spans[0][0]
+    x0, x1 = bench.posterior.column(step)
+    _mouse(
+        bench.posterior, QEvent.Type.MouseMove, QPointF((x0 + x1) / 2, 120), Qt.MouseButton.NoButton
+    )
+    assert bench.hover_label.text().startswith(f"time step {step}:")
+    assert bench.alignment_view.highlight == step
+    assert bench.image_view.band is not None and 0 <= bench.image_view.band[0] < 0.3
+
+
+def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
+    _window, bench = formulas
+    path = tmp_path / "eq.png"
+    image = synth.render("6*(3+7)=61", random.Random(2), "fonts")
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        bench.load_image(path)
+    assert [title for title, _ in bench.last_recognition.stages] == [
+        "Grayscale",
+        "Resize to model height",
+        "Normalise",
+    ]
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        bench.preprocess.boxes["otsu"].setChecked(True)
+    stages = bench.last_recognition.stages
+    assert "Binarise (Otsu)" in [title for title, _ in stages]
+    assert set(np.unique(stages[1][1])) <= {0, 255}
+    assert bench.preprocess.strip_layout.count() == len(stages) + 1  # and a stretch
+
+    panel = bench.readings
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        panel.nbest.setValue(3)
+    assert panel.table.rowCount() <= 3
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        panel.grammar.setChecked(True)
+    assert panel.table.horizontalHeaderItem(0).text() == "Constrained search"
+    assert all(
+        panel.table.item(r, 3).text().startswith("yes") for r in range(panel.table.rowCount())
+    )
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        panel.truth_weight.setValue(30.0)
+    top = panel.table.item(0, 0).text()
+    from core.formula.grammar import parse
+
+    assert parse(top).is_true  # a weight this large puts a true equation first
+
+
+def test_pasting_an_image_reads_it(formulas, qtbot):
+    _window, bench = formulas
+    image = synth.render("7+3*0", random.Random(4), "captcha")
+    QGuiApplication.clipboard().setImage(to_qimage(image))
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        bench.paste_action.trigger()
+    assert bench.image_path is None and bench.caption.text().startswith("pasted image")
+    assert bench.last_recognition.image_size == (image.shape[1], image.shape[0])
+    QGuiApplication.clipboard().setText("no image here")
+    with qtbot.waitSignal(bench.problem) as problem:
+        assert not bench.paste()
+    assert problem.args[0] == "Nothing to paste"
+
+
+def _generated(folder: Path, count: int = 24) -> Path:
+    config = GenerateConfig(count=count, style="captcha", form="equation", seed=5)
+    drive(generate(folder, config, CancelToken()), CancelToken())
+    return folder
+
+
+def test_a_labelled_folder_is_scored_and_its_bad_files_named(formulas, qtbot, tmp_path):
+    window, bench = formulas
+    folder = _generated(tmp_path / "set", 12)
+    (folder / "3.png").write_bytes(b"not an image at all")
+    bench.open_folder(folder)
+    _settled(qtbot, window)
+    panel = bench.folder
+    assert panel.reading.report.total == 11  # the bad file is reported by the reader
+    assert "sequence accuracy" in panel.summary.text()
+    marks = [panel.table.item(r, 3).text() for r in range(panel.table.rowCount())]
+    assert set(marks) <= {"✓", "✗"} and marks.count("✓") == panel.reading.report.correct
+    panel.mistakes_only.setChecked(True)
+    hidden = sum(panel.table.isRowHidden(r) for r in range(panel.table.rowCount()))
+    assert hidden == marks.count("✓")
+    panel.mistakes_only.setChecked(False)
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        panel.table.cellDoubleClicked.emit(0, 0)
+    assert bench.image_path == panel.reading.paths[0] and bench.tabs.currentIndex() == 0
+
+
+def test_the_dataset_view_describes_a_folder(formulas, qtbot, tmp_path):
+    window, bench = formulas
+    folder = _generated(tmp_path / "set", 30)
+    lines = (folder / "labels.txt").read_text().splitlines()
+    (folder / "labels.txt").write_text("\n".join([*lines, "1+)=2", "5+5=10"]) + "\n")
+    handle = bench.open_dataset(folder)
+    _settled(qtbot, window)
+    assert handle is not None
+    survey = bench.dataset.survey
+    assert survey.images == 30
+    truths = [line.split(" ", 1)[-1] for line in lines]
+    assert sum(survey.lengths.values()) == 30
+    assert survey.symbols["="] == 30
+    assert survey.true_equations + survey.false_equations == 30
+    assert survey.true_equations == sum(
+        1 for t in truths if eval(t.split("=")[0]) == int(t.split("=")[1])
+    )
+    assert bench.dataset.samples.count() == 30
+    assert {p.kind for p in survey.problems} == {"bad line", "missing"}
+    assert bench.dataset.problems_box.isVisibleTo(bench.dataset)
+    assert "30 labelled images" in bench.dataset.summary.text()
+
+
+def test_training_starts_cancels_resumes_and_is_used(formulas, qtbot, tmp_path):
+    window, bench = formulas
+    panel = bench.train
+    bench.tabs.setCurrentIndex(3)
+    panel.steps.setValue(8)
+    panel.batch.setValue(4)
+    panel.workers.setValue(0)
+    seen = []
+    handle = panel.start()
+    handle.progress.connect(lambda p: seen.append(p))
+    qtbot.waitUntil(lambda: any("loss" in p.metrics for p in seen), timeout=60000)
+    panel.cancel_button.click()
+    _settled(qtbot, window)
+    assert "Cancelled" in panel.status.text()
+    run = panel.selected_run()
+    assert run is not None and run.path == panel.run_dir
+    if run.can_resume:  # cancelled after the first checkpoint: resume it to the end
+        assert panel.resume_button.isEnabled()
+        panel.resume_button.click()
+    else:  # cancelled before any checkpoint: a new run
+        panel.start()
+    _settled(qtbot, window)
+    assert "Finished" in panel.status.text(), panel.status.text()
+    run = panel.selected_run()
+    assert run.best_model.exists() and run.step == 8 and not run.can_resume
+    xs, _ = panel._curves["val_acc"]
+    assert xs and xs[-1] == 8
+    panel.use_button.click()
+    _settled(qtbot, window)
+    assert bench.recognizer.path == run.best_model
+    assert str(run.best_model) in panel.current.text()
+
+
+def test_evaluating_shows_the_scores_and_the_mistakes(formulas, qtbot, tmp_path):
+    window, bench = formulas
+    folder = _generated(tmp_path / "set", 16)
+    lines = (folder / "labels.txt").read_text().splitlines()
+    wrong = lines[0].split(" ")
+    wrong[-1] = "1+1=3"
+    (folder / "labels.txt").write_text("\n".join([" ".join(wrong), *lines[1:]]) + "\n")
+    panel = bench.train
+    panel.eval_folder.setText(str(folder))
+    panel.eval_button.click()
+    _settled(qtbot, window)
+    text = panel.eval_result.text()
+    assert "sequence accuracy" in text and "character error rate" in text
+    assert panel.gallery.pixmap() is not None and not panel.gallery.pixmap().isNull()
