@@ -165,6 +165,9 @@ class FormulaTrainPanel(QWidget):
         self.loss_plot = _plot("Training loss (CTC)", "loss")
         self.acc_plot = _plot("Validation sequence accuracy", "accuracy")
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(_LOSS, width=2))
+        self.acc_plot.setYRange(0, 1)
+        self.acc_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.loss_plot.getAxis("left").enableAutoSIPrefix(False)
         self.acc_curve = self.acc_plot.plot(
             [], [], pen=pg.mkPen(_ACC, width=2), symbol="o", symbolSize=6, symbolBrush=_ACC
         )

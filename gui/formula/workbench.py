@@ -290,7 +290,7 @@ class FormulaWorkbench(QWidget):
         self.source_tabs.setObjectName("formulaSource")
         self.source_tabs.addTab(image_tab, "Image")
         self.source_tabs.addTab(self.draw, "Draw")
-        self.source_tabs.setMinimumHeight(200)
+        self.source_tabs.setMinimumHeight(250)
         self.source_tabs.currentChanged.connect(self._source_changed)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
