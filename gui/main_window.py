@@ -3,6 +3,7 @@ device and the running job."""
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import partial
 from pathlib import Path
@@ -249,6 +250,12 @@ class MainWindow(QMainWindow):
         splitter = self.settings.bytes("window/splitter")
         if splitter is None or not self.splitter.restoreState(splitter):
             self.splitter.setSizes([150, 1030])
+        try:
+            options = json.loads(self.settings.text("formulas/options") or "{}")
+        except ValueError:
+            options = {}
+        if isinstance(options, dict):
+            self.formulas.restore_options(options)
         formula_splitter = self.settings.bytes("formulas/read_splitter")
         if formula_splitter is not None:
             self.formulas.splitter.restoreState(formula_splitter)
@@ -260,6 +267,7 @@ class MainWindow(QMainWindow):
         self.settings.set_bytes("window/geometry", self.saveGeometry())
         self.settings.set_bytes("window/splitter", self.splitter.saveState())
         self.settings.set_bytes("formulas/read_splitter", self.formulas.splitter.saveState())
+        self.settings.set_text("formulas/options", json.dumps(self.formulas.options()))
         self.settings.set_text("window/workbench", self.current_workbench())
         self.settings.sync()
 

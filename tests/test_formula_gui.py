@@ -353,3 +353,20 @@ def test_evaluating_shows_the_scores_and_the_mistakes(formulas, qtbot, tmp_path)
     text = panel.eval_result.text()
     assert "sequence accuracy" in text and "character error rate" in text
     assert panel.gallery.pixmap() is not None and not panel.gallery.pixmap().isNull()
+
+
+def test_reading_options_are_remembered(make_window, qtbot):
+    window = make_window()
+    bench = window.formulas
+    bench.readings.beam_width.setValue(25)
+    bench.readings.grammar.setChecked(True)
+    bench.readings.truth_weight.setValue(3.5)
+    bench.log_scale.setChecked(True)
+    bench.draw.width.setValue(14)
+    bench.tabs.setCurrentIndex(2)
+    window.close()
+    again = make_window().formulas
+    assert again.readings.beam_width.value() == 25
+    assert again.readings.grammar.isChecked() and again.readings.truth_weight.value() == 3.5
+    assert again.log_scale.isChecked() and again.posterior.log_scale
+    assert again.canvas.pen_width == 14 and again.tabs.currentIndex() == 2

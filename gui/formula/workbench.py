@@ -373,6 +373,38 @@ class FormulaWorkbench(QWidget):
         if self.paste_action not in self.toolbar.actions():
             self.toolbar.addAction(self.paste_action)
 
+    def options(self) -> dict[str, object]:
+        """What the window remembers between sessions: decoder options, display, pen."""
+        panel = self.readings
+        return {
+            "beam_width": panel.beam_width.value(),
+            "nbest": panel.nbest.value(),
+            "grammar": panel.grammar.isChecked(),
+            "truth_weight": panel.truth_weight.value(),
+            "log_scale": self.log_scale.isChecked(),
+            "pen_width": self.draw.width.value(),
+            "tab": self.tabs.currentIndex(),
+        }
+
+    def restore_options(self, options: dict[str, object]) -> None:
+        """Puts back what `options` gave; unknown or malformed entries are ignored."""
+        panel = self.readings
+        setters = {
+            "beam_width": lambda v: panel.beam_width.setValue(int(v)),
+            "nbest": lambda v: panel.nbest.setValue(int(v)),
+            "grammar": lambda v: panel.grammar.setChecked(bool(v)),
+            "truth_weight": lambda v: panel.truth_weight.setValue(float(v)),
+            "log_scale": lambda v: self.log_scale.setChecked(bool(v)),
+            "pen_width": lambda v: self.draw.width.setValue(float(v)),
+            "tab": lambda v: self.tabs.setCurrentIndex(int(v)),
+        }
+        for key, value in options.items():
+            if key in setters:
+                try:
+                    setters[key](value)
+                except (TypeError, ValueError):
+                    continue
+
     def menu_actions(self) -> list[QAction]:
         """The workbench's own shortcuts, for the shortcuts dialog."""
         return [self.paste_action, *self.draw.actions_for_help()]
