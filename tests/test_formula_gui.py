@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QGuiApplication, QMouseEvent
+from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
 from core.formula import ctc, synth
@@ -243,7 +243,7 @@ def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
     assert parse(top).is_true  # a weight this large puts a true equation first
 
 
-def test_pasting_an_image_reads_it(formulas, qtbot):
+def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):
     _window, bench = formulas
     image = synth.render("7+3*0", random.Random(4), "captcha")
     QGuiApplication.clipboard().setImage(to_qimage(image))
@@ -251,6 +251,20 @@ def test_pasting_an_image_reads_it(formulas, qtbot):
         bench.paste_action.trigger()
     assert bench.image_path is None and bench.caption.text().startswith("pasted image")
     assert bench.last_recognition.image_size == (image.shape[1], image.shape[0])
+    path = tmp_path / "dropped.png"
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    drop = QDropEvent(
+        QPointF(20, 20),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        bench.dropEvent(drop)
+    assert bench.image_path == path and drop.isAccepted()
     QGuiApplication.clipboard().setText("no image here")
     with qtbot.waitSignal(bench.problem) as problem:
         assert not bench.paste()

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.formula.survey import SAMPLE_HEIGHT, Survey, survey
-from gui.widgets.common import heading, paragraph, to_qimage
+from gui.widgets.common import follow_job, heading, paragraph, to_qimage
 from gui.workers import JobHandle, JobRunner
 
 _BAR = "#4263eb"
@@ -105,13 +105,9 @@ class DatasetPanel(QWidget):
         self.summary.setText(f"Reading {folder} …")
         handle = self.runner.start(f"Looking at {folder.name}", lambda token: survey(folder, token))
         self.job = handle
-        handle.succeeded.connect(lambda result: handle is self.job and self.show_survey(result))
-        handle.failed.connect(
-            lambda message, details: (
-                handle is self.job and self.summary.setText(f"Cannot open the dataset: {message}")
-            )
+        follow_job(
+            handle, lambda: self.job, self.summary, "Cannot open the dataset", self.show_survey
         )
-        handle.cancelled.connect(lambda: handle is self.job and self.summary.setText("Cancelled."))
         return handle
 
     def show_survey(self, result: Survey) -> None:

@@ -12,10 +12,8 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -23,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from core.formula.evaluation import FolderReading, read_images
 from core.formula.recognizer import Recognizer
-from gui.widgets.common import heading, paragraph
+from gui.widgets.common import follow_job, heading, paragraph, row_table
 from gui.workers import JobHandle, JobRunner
 
 _RIGHT, _WRONG = QColor(47, 158, 68), QColor(201, 42, 42)
@@ -53,18 +51,11 @@ class FolderPanel(QWidget):
         self.summary = QLabel("No folder is open.")
         self.summary.setObjectName("formulaFolderSummary")
         self.summary.setWordWrap(True)
-        self.table = QTableWidget(0, 4)
-        self.table.setObjectName("formulaFolderTable")
-        self.table.setHorizontalHeaderLabels(["Image", "Label", "Reading", ""])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2, 3):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setToolTip("Double-click (or Enter) to open the image on the Read tab")
+        self.table = row_table(
+            ["Image", "Label", "Reading", ""],
+            "formulaFolderTable",
+            "Double-click (or Enter) to open the image on the Read tab",
+        )
         self.table.cellActivated.connect(self._activated)
         self.table.cellDoubleClicked.connect(self._activated)
 
@@ -112,16 +103,9 @@ class FolderPanel(QWidget):
             partial(read_images, recognizer.read_batch, self.folder),
         )
         self.job = handle
-        handle.progress.connect(
-            lambda p: handle is self.job and self.summary.setText(f"Reading … {p.message}")
+        follow_job(
+            handle, lambda: self.job, self.summary, "Cannot read the folder", self.show_reading
         )
-        handle.succeeded.connect(lambda reading: handle is self.job and self.show_reading(reading))
-        handle.failed.connect(
-            lambda message, details: (
-                handle is self.job and self.summary.setText(f"Cannot read the folder: {message}")
-            )
-        )
-        handle.cancelled.connect(lambda: handle is self.job and self.summary.setText("Cancelled."))
         return handle
 
     def show_reading(self, reading: FolderReading) -> None:

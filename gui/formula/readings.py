@@ -13,11 +13,9 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -26,6 +24,7 @@ from PySide6.QtWidgets import (
 from core.formula.decoding import FormulaGrammar, Hypothesis, SymbolSpan
 from core.formula.recognizer import Recognition
 from gui.formula.heatmaps import probability_text
+from gui.widgets.common import row_table
 
 
 def confidence_html(symbols: tuple[SymbolSpan, ...]) -> str:
@@ -135,18 +134,11 @@ class ReadingsPanel(QGroupBox):
         truth_row.addWidget(self.truth_weight)
         truth_row.addStretch(1)
 
-        self.table = QTableWidget(0, 4)
-        self.table.setObjectName("formulaBeams")
-        self.table.setHorizontalHeaderLabels(["Beam search", "log p", "p", "valid"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2, 3):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setToolTip("Pick a reading to see its alignment")
+        self.table = row_table(
+            ["Beam search", "log p", "p", "valid"],
+            "formulaBeams",
+            "Pick a reading to see its alignment",
+        )
         self.table.itemSelectionChanged.connect(self._picked)
         self.table.setMinimumHeight(120)
 

@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QScrollArea,
     QSplitter,
     QTabWidget,
     QToolBar,
@@ -49,7 +48,7 @@ from gui.formula.heatmaps import AlignmentView, PosteriorView
 from gui.formula.preprocess_panel import PreprocessPanel
 from gui.formula.readings import ReadingsPanel
 from gui.formula.train_panel import FormulaTrainPanel
-from gui.widgets.common import heading, paragraph, to_qimage
+from gui.widgets.common import heading, paragraph, scrolling, to_qimage
 from gui.workers import JobHandle, JobRunner
 
 #: Coalesces quick edits (a held Ctrl+Z) into one reading; a stroke is read at once after.
@@ -68,22 +67,9 @@ def _dropped_image(mime: QMimeData) -> Path | None:
     return None
 
 
-def _scrolling(panel: QWidget, across: bool = True) -> QScrollArea:
-    """`panel` in a scroll area; without `across`, it is fitted to the width instead."""
-    area = QScrollArea()
-    if not across:
-        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    area.setWidget(panel)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    return area
-
-
 class ImageView(QLabel):
-    """The formula image, scaled to fit and never enlarged past 4×; accepts dropped files
-    and marks the band a hovered time step reads."""
-
-    dropped = Signal(str)
+    """The formula image, scaled to fit and never enlarged past 4×; marks the band a
+    hovered time step reads. (Dropped files go to the workbench around it.)"""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,7 +77,6 @@ class ImageView(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setMinimumSize(240, 90)
-        self.setAcceptDrops(True)
         self.setWordWrap(True)
         self._pixmap: QPixmap | None = None
         self.band: tuple[float, float] | None = None  # fractions of the image's width
@@ -149,16 +134,6 @@ class ImageView(QLabel):
         painter.setPen(QPen(QColor(255, 140, 0), 1.5))
         painter.drawRect(QRectF(left, y, right - left, shown.height()))
         painter.end()
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if _dropped_image(event.mimeData()) is not None:
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        path = _dropped_image(event.mimeData())
-        if path is not None:
-            event.acceptProposedAction()
-            self.dropped.emit(str(path))
 
 
 class DrawTab(QWidget):
@@ -275,7 +250,6 @@ class FormulaWorkbench(QWidget):
 
         # ------------------------------------------------------------ Read tab
         self.image_view = ImageView()
-        self.image_view.dropped.connect(self.load_image)
         self.caption = QLabel()
         self.caption.setObjectName("formulaCaption")
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -341,8 +315,8 @@ class FormulaWorkbench(QWidget):
         self.readings.alignment_requested.connect(self.show_alignment)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("formulaSplitter")
-        self.splitter.addWidget(_scrolling(left, across=False))
-        self.splitter.addWidget(_scrolling(self.readings, across=False))
+        self.splitter.addWidget(scrolling(left, across=False))
+        self.splitter.addWidget(scrolling(self.readings, across=False))
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
@@ -359,8 +333,8 @@ class FormulaWorkbench(QWidget):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.splitter, "Read")
         self.tabs.addTab(self.folder, "Folder")
-        self.tabs.addTab(_scrolling(self.dataset), "Dataset")
-        self.tabs.addTab(_scrolling(self.train), "Train")
+        self.tabs.addTab(scrolling(self.dataset), "Dataset")
+        self.tabs.addTab(scrolling(self.train), "Train")
         layout = QVBoxLayout(self)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.tabs, 1)

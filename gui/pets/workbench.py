@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QPushButton,
-    QScrollArea,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -31,19 +30,10 @@ from gui.pets.browser import PetsBrowser
 from gui.pets.explore import ExplorePanel
 from gui.pets.scan_panel import ScanPanel
 from gui.pets.train_panel import TrainPanel
-from gui.widgets.common import CommandBox, heading, paragraph
+from gui.widgets.common import CommandBox, heading, paragraph, scrolling
 from gui.workers import JobHandle, JobRunner
 
 _MAX_SKIPPED_SHOWN = 500
-
-
-def _scrolling(panel: QWidget) -> QScrollArea:
-    """`panel` in a scroll area: the window may be smaller than the panel wants."""
-    area = QScrollArea()
-    area.setWidget(panel)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    return area
 
 
 class EmptyState(QWidget):
@@ -189,13 +179,13 @@ class PetsWorkbench(QWidget):
         self.browser = PetsBrowser()
         self.explore = ExplorePanel()
         self.scan = ScanPanel(runner)
-        self.scan_page = _scrolling(self.scan)
+        self.scan_page = scrolling(self.scan)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("petsTabs")
         self.tabs.addTab(self.browser, "Images")
         self.tabs.addTab(self.scan_page, "Scan")
         self.train = TrainPanel(runner)
-        self.train_page = _scrolling(self.train)
+        self.train_page = scrolling(self.train)
         self.tabs.addTab(self.train_page, "Train")
         self.tabs.addTab(self.explore, "Explore")
         self.tabs.addTab(self.overview, "Files")

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QImage
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QTableWidget,
     QWidget,
 )
+
+if TYPE_CHECKING:
+    from gui.workers import JobHandle
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -83,3 +92,55 @@ def show_fraction(bar: QProgressBar, fraction: float | None) -> None:
     else:
         bar.setRange(0, _BAR_STEPS)
         bar.setValue(int(fraction * _BAR_STEPS))
+
+
+def scrolling(panel: QWidget, across: bool = True) -> QScrollArea:
+    """`panel` in a scroll area: the window may be smaller than the panel wants. Without
+    `across` it is fitted to the width and scrolls only up and down."""
+    area = QScrollArea()
+    if not across:
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
+
+
+def row_table(headers: list[str], name: str, tip: str) -> QTableWidget:
+    """A read-only table whose rows are picked one at a time: the first column takes the
+    room, the others fit their contents."""
+    table = QTableWidget(0, len(headers))
+    table.setObjectName(name)
+    table.setHorizontalHeaderLabels(headers)
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    for column in range(1, len(headers)):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+    table.setToolTip(tip)
+    return table
+
+
+def follow_job(
+    handle: JobHandle,
+    current: Callable[[], JobHandle | None],
+    label: QLabel,
+    failure: str,
+    succeeded: Callable[[Any], object],
+) -> None:
+    """Shows a panel's job in its status `label`: progress messages, `failure: message`,
+    or Cancelled; its result goes to `succeeded`. Only while `current()` is still this
+    handle: a newer job of the same panel replaces it."""
+
+    def mine() -> bool:
+        return current() is handle
+
+    handle.progress.connect(lambda p: mine() and label.setText(f"Reading … {p.message}"))
+    handle.succeeded.connect(lambda result: mine() and succeeded(result))
+    handle.failed.connect(
+        lambda message, _details: mine() and label.setText(f"{failure}: {message}")
+    )
+    handle.cancelled.connect(lambda: mine() and label.setText("Cancelled."))
