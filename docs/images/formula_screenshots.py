@@ -46,15 +46,18 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.002)
 
+    def settle() -> None:  # layouts that grew with the readings take a few passes
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            app.processEvents()
+
     window = MainWindow(save_settings=False)
     window.resize(1400, 1180)
     window.show()
     bench = window.formulas
     wait(lambda: bench.recognizer is not None)
     window.formulas_draw()
-    end = time.monotonic() + 0.5
-    while time.monotonic() < end:  # let the layout settle before measuring the canvas
-        app.processEvents()
+    settle()
     canvas = bench.canvas
     strokes, pen, line = synth.stroke_layout("6*(3+7)=60", random.Random(3), 100.0)
     scale = min(0.6 * canvas.height() / 100.0, (canvas.width() - 20) / line)
@@ -76,6 +79,7 @@ def main() -> None:
         Qt.MouseButton.NoButton,
         Qt.KeyboardModifier.NoModifier,
     )
+    settle()
     QApplication.sendEvent(bench.posterior, move)
     app.processEvents()
     window.grab().save(str(HERE / "formulas.png"))
@@ -87,7 +91,7 @@ def main() -> None:
     wait(lambda: not window.runner.active() and bench.dataset.survey is not None)
     app.processEvents()
     window.resize(1400, 900)
-    app.processEvents()
+    settle()
     window.grab().save(str(HERE / "formulas-dataset.png"))
 
     panel = bench.train
@@ -102,7 +106,7 @@ def main() -> None:
     wait(lambda: not window.runner.active(), 120)
     app.processEvents()
     window.resize(1400, 1400)
-    app.processEvents()
+    settle()
     window.grab().save(str(HERE / "formulas-train.png"))
     window.close()
     print("wrote", ", ".join(p.name for p in sorted(HERE.glob("formulas*.png"))))

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -69,12 +70,34 @@ class PreprocessPanel(QGroupBox):
         scroller.setFixedHeight(_PREVIEW_HEIGHT + 40)
         scroller.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-        top = QHBoxLayout()
+        self.details = QWidget()
+        top = QHBoxLayout(self.details)
+        top.setContentsMargins(0, 0, 0, 0)
         top.addLayout(grid, 1)
         top.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.summary = QLabel()
+        self.summary.setObjectName("formulaPreprocessSummary")
+        self.summary.setWordWrap(True)
+        self.toggle = QToolButton()
+        self.toggle.setObjectName("formulaPreprocessToggle")
+        self.toggle.setCheckable(True)
+        self.toggle.setText("Choose steps")
+        self.toggle.setToolTip("Show the steps with a toggle each")
+        self.toggle.toggled.connect(self.details.setVisible)
+        self.details.setVisible(False)
+        head = QHBoxLayout()
+        head.addWidget(self.summary, 1)
+        head.addWidget(self.toggle)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
+        layout.addLayout(head)
+        layout.addWidget(self.details)
         layout.addWidget(scroller)
+        self.changed.connect(self._summarise)
+        self._summarise()
+
+    def _summarise(self) -> None:
+        names = [step.title for step in preprocess.STEPS if self.boxes[step.name].isChecked()]
+        self.summary.setText(" → ".join(names))
 
     def steps(self) -> set[str]:
         return {name for name, box in self.boxes.items() if box.isChecked()}
@@ -98,6 +121,7 @@ class PreprocessPanel(QGroupBox):
         while self.strip_layout.count():
             item = self.strip_layout.takeAt(0)
             if item.widget() is not None:
+                item.widget().hide()  # deleteLater waits for the event loop; hide it now
                 item.widget().deleteLater()
         for title, image in stages:
             pixels = _as_uint8(image)

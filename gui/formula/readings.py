@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QSpinBox,
@@ -139,6 +140,9 @@ class ReadingsPanel(QGroupBox):
             "formulaBeams",
             "Pick a reading to see its alignment",
         )
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._picked)
         self.table.setMinimumHeight(120)
 
@@ -222,7 +226,7 @@ class ReadingsPanel(QGroupBox):
                 hypothesis.text or "∅",
                 f"{hypothesis.log_prob:.3f}",
                 probability_text(hypothesis.log_prob),
-                _validity(hypothesis.text) if hypothesis.text in valid else "no",
+                _validity(hypothesis.text) if hypothesis.text in valid else "✗",
             ]
             for column, value in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(value))
@@ -258,8 +262,8 @@ def _validity(text: str) -> str:
 
     formula = parse(text)
     if not formula.is_equation:
-        return "yes"
-    return "yes, true" if formula.is_true else "yes, false"
+        return "✓"
+    return "true" if formula.is_true else "false"
 
 
 def sequence_confidence(result: Recognition) -> str:

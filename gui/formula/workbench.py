@@ -264,7 +264,8 @@ class FormulaWorkbench(QWidget):
         self.source_tabs.setObjectName("formulaSource")
         self.source_tabs.addTab(image_tab, "Image")
         self.source_tabs.addTab(self.draw, "Draw")
-        self.source_tabs.setMinimumHeight(250)
+        # a fixed height: the page must not move under the pen when readings appear below
+        self.source_tabs.setFixedHeight(250)
         self.source_tabs.currentChanged.connect(self._source_changed)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -306,9 +307,10 @@ class FormulaWorkbench(QWidget):
                 "what the CTC model reads at each time step."
             )
         )
-        left_layout.addWidget(self.source_tabs, 1)
+        left_layout.addWidget(self.source_tabs)
         left_layout.addWidget(self.preprocess)
         left_layout.addWidget(maps)
+        left_layout.addStretch(1)
 
         self.readings = ReadingsPanel()
         self.readings.options_changed.connect(self.read_current)
@@ -358,6 +360,7 @@ class FormulaWorkbench(QWidget):
             "log_scale": self.log_scale.isChecked(),
             "pen_width": self.draw.width.value(),
             "tab": self.tabs.currentIndex(),
+            "steps_open": self.preprocess.toggle.isChecked(),
         }
 
     def restore_options(self, options: dict[str, object]) -> None:
@@ -371,6 +374,7 @@ class FormulaWorkbench(QWidget):
             "log_scale": lambda v: self.log_scale.setChecked(bool(v)),
             "pen_width": lambda v: self.draw.width.setValue(float(v)),
             "tab": lambda v: self.tabs.setCurrentIndex(int(v)),
+            "steps_open": lambda v: self.preprocess.toggle.setChecked(bool(v)),
         }
         for key, value in options.items():
             if key in setters:
