@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from core.formula.alphabet import SYMBOLS
@@ -87,8 +88,6 @@ def describe(report: FolderReport) -> Survey:
 
 
 def _sample(item: Item) -> np.ndarray:
-    import cv2
-
     image = read_image(item.path)
     height, width = image.shape[:2]
     size = (max(1, round(width * SAMPLE_HEIGHT / height)), SAMPLE_HEIGHT)

@@ -179,9 +179,10 @@ class DrawingCanvas(QWidget):
             self._finish(event.position())
 
     # ---------------------------------------------------------------- output
-    def _paint_strokes(self, painter: QPainter) -> None:
+    @staticmethod
+    def _paint_strokes(painter: QPainter, strokes: list[Stroke]) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        for stroke in [*self.strokes, *([self._current] if self._current else [])]:
+        for stroke in strokes:
             painter.setPen(_pen(stroke))
             painter.drawPath(stroke.path)
 
@@ -191,10 +192,7 @@ class DrawingCanvas(QWidget):
         image = QImage(max(1, size.width()), max(1, size.height()), QImage.Format.Format_RGB32)
         image.fill(PAPER)
         painter = QPainter(image)
-        for stroke in self.strokes:
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            painter.setPen(_pen(stroke))
-            painter.drawPath(stroke.path)
+        self._paint_strokes(painter, self.strokes)  # finished strokes only
         painter.end()
         return qimage_to_gray(image)
 
@@ -213,7 +211,7 @@ class DrawingCanvas(QWidget):
                 Qt.AlignmentFlag.AlignCenter,
                 "Draw a formula here with the mouse, e.g. 6*(3+7)=60",
             )
-        self._paint_strokes(painter)
+        self._paint_strokes(painter, [*self.strokes, *([self._current] if self._current else [])])
         if self.hasFocus():
             painter.setPen(QPen(self.palette().color(QPalette.ColorRole.Highlight), 2))
             painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))

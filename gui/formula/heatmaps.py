@@ -36,6 +36,7 @@ LEFT = 30  # row labels
 RIGHT = 64  # colour bar and its ticks
 LOG_FLOOR = -8.0  # natural log: the log scale runs from e^-8 (3e-4) to 1
 ROW = 12
+STRIP = 64  # height of the model-input strip above the posteriors
 _LUT: np.ndarray | None = None
 
 
@@ -155,10 +156,7 @@ class PosteriorView(StepPlot):
         self.model_input: QImage | None = None
         self.region: Callable[[int], tuple[float, float]] | None = None
         self.input_width = 1
-        self.setFixedHeight(self._strip_height() + 17 * ROW + 14)
-
-    def _strip_height(self) -> int:
-        return 64
+        self.setFixedHeight(STRIP + 17 * ROW + 14)
 
     def sizeHint(self) -> QSize:
         return QSize(600, self.height())
@@ -204,7 +202,7 @@ class PosteriorView(StepPlot):
                 "The posterior heatmap appears here once an image is read.",
             )
             return
-        strip = self._strip_height()
+        strip = STRIP
         plot = QRectF(LEFT, 0, self.plot_width(), strip)
         painter.drawImage(plot, self.model_input)  # columns line up with the time steps
         painter.setPen(QPen(QColor(180, 180, 180), 1))

@@ -3,13 +3,12 @@ a folder with an error gallery, and choose which model the Read tab uses."""
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -32,7 +31,7 @@ from core.formula.recognizer import SHIPPED_MODEL, Recognizer
 from core.formula.runs import RunInfo, list_runs, new_run_dir, read_log, runs_root
 from core.formula.training import TrainConfig, train
 from core.images import read_image
-from core.jobs import Progress
+from core.jobs import Eta, Progress, format_duration
 from gui.widgets.common import heading, paragraph, show_fraction, to_qimage
 from gui.workers import JobHandle, JobRunner
 
@@ -63,12 +62,6 @@ def _plot(title: str, y_label: str) -> pg.PlotWidget:
     return plot
 
 
-def _eta(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
 class FormulaTrainPanel(QWidget):
     use_model = Signal(str)  # a checkpoint the Read tab should load
     generate_requested = Signal()
@@ -83,7 +76,7 @@ class FormulaTrainPanel(QWidget):
         self.run_dir: Path | None = None
         self.runs: list[RunInfo] = []
         self._curves: dict[str, tuple[list[float], list[float]]] = {}
-        self._clock: tuple[float, float] | None = None  # (time, step) when training began
+        self._eta = Eta()  # started by the first training step, not the set-up
 
         # ------------------------------------------------------------ models
         self.current = QLabel("Model: loading…")
@@ -231,9 +224,15 @@ class FormulaTrainPanel(QWidget):
         layout.addStretch(1)
         self.recognizer: Recognizer | None = None
         self.models.currentIndexChanged.connect(self._update_buttons)
-        self.refresh_models()
+        self.models.addItem(f"Shipped model ({SHIPPED_MODEL.name})", str(SHIPPED_MODEL))
+        self._update_buttons()  # runs are read from disk when the tab is first shown
 
     # ---------------------------------------------------------------- models
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self.runs:
+            self.refresh_models(select=Path(self.models.currentData()))
+
     def refresh_models(self, select: Path | None = None) -> None:
         self.runs = list_runs()
         self.models.clear()
@@ -324,7 +323,7 @@ class FormulaTrainPanel(QWidget):
         job = partial(train, out, config or TrainConfig(), device, resume=resume)
         handle = self.runner.start(title, lambda token: job(token=token))
         self.job = handle
-        self._clock = None
+        self._eta = Eta()
         self._draw_curves()
         handle.progress.connect(self._show_progress)
         handle.succeeded.connect(self._trained)
@@ -364,13 +363,9 @@ class FormulaTrainPanel(QWidget):
             parts.append(f"lr {metrics['lr']:.2g}")
         if "images/s" in metrics:
             parts.append(f"{metrics['images/s']:.0f} images/s")
-        if metrics and progress.total:
-            now = time.monotonic()
-            if self._clock is None:
-                self._clock = (now, float(progress.done))
-            elif progress.done > self._clock[1]:
-                rate = (now - self._clock[0]) / (progress.done - self._clock[1])
-                parts.append(f"ETA {_eta(rate * (progress.total - progress.done))}")
+        left = self._eta.remaining(progress) if metrics else None
+        if left is not None:
+            parts.append(f"{format_duration(left)} left")
         self.status.setText(" · ".join(parts))
         if metrics:
             self._draw_curves()

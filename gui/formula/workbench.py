@@ -223,7 +223,6 @@ class FormulaWorkbench(QWidget):
     image_loaded = Signal(str)
     recognized = Signal(str)  # the greedy reading of the current image or drawing
     readings_updated = Signal()  # readings, heatmaps and alignment all show the latest
-    model_changed = Signal(str)
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -483,7 +482,6 @@ class FormulaWorkbench(QWidget):
         self.readings.show_message(f"Model: {name} — open, drop or draw a formula to read it.")
         self.train.set_current_model(recognizer)
         self.folder.set_recognizer(recognizer)
-        self.model_changed.emit(str(recognizer.path or ""))
         self.read_current()
 
     def _model_failed(self, handle: JobHandle, message: str, details: str) -> None:
@@ -496,10 +494,6 @@ class FormulaWorkbench(QWidget):
     def _stroke_finished(self) -> None:
         self._debounce.stop()
         self.read_current()
-
-    def read_image(self) -> JobHandle | None:
-        """Read the current source (kept for callers that name the image)."""
-        return self.read_current()
 
     def read_current(self) -> JobHandle | None:
         """Read the image or the drawing off the UI thread; while a reading runs, one more
@@ -621,9 +615,6 @@ class FormulaWorkbench(QWidget):
         if step < 0 or result is None or self.is_drawing() or not keeps_geometry:
             self.image_view.set_band(None)
             return
-        region = self.posterior.region
-        if region is None:
-            return
-        x0, x1 = region(step)
-        width = result.model_input.shape[1]
-        self.image_view.set_band((max(0.0, x0 / width), min(1.0, x1 / width)))
+        if self.recognizer is not None:  # the step's x-range as fractions of the width
+            width = result.model_input.shape[1]
+            self.image_view.set_band(self.recognizer.x_range(step, width, 1.0))
