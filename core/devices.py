@@ -54,8 +54,12 @@ class Device:
         """Only float16 on CUDA underflows gradients enough to need a GradScaler."""
         return self.kind == "cuda" and self.autocast_dtype == torch.float16
 
-    def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """Autocast for this device, or a no-op where it does not help."""
+    def autocast(self, cpu_bf16: bool = False) -> contextlib.AbstractContextManager[Any]:
+        """Autocast for this device, or a no-op where it does not help. `cpu_bf16`: also
+        bfloat16 on a CPU that computes it natively, for models measured to gain from it
+        (the formula recogniser trains 1.3× faster; the pets backbones do not)."""
+        if cpu_bf16 and self.kind == "cpu" and _cpu_has_bf16():
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
         dtype = self.autocast_dtype
         if dtype is None:
             return contextlib.nullcontext()

