@@ -1,6 +1,9 @@
 """CTC decoding: Labelscope's beam search against pyctcdecode and fast-ctc-decode, on the
 same log-posteriors, at the same beam width; and the cost of an alignment.
 
+Labelscope's search runs compiled (`core/formula/_beam.c`, built by the install) and, for
+reference, as the Python loop that stands in for it where no C compiler was found.
+
     pip install -e ".[bench]"
     pip install --no-deps pyctcdecode pygtrie   # its numpy<2 pin is stricter than it needs
     python -m benchmarks.ctc_decoding [--model M] [--items 256] [--beam 10]
@@ -20,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from benchmarks.harness import machine
-from core.formula import ctc
+from core.formula import ctc, decoding
 from core.formula.alphabet import SYMBOLS
 from core.formula.decoding import beam_search
 
@@ -80,6 +83,18 @@ def main() -> None:
             (beam_search(lp, width, 1, spans=False) or [None])[0].text
         ),
     }
+    def python_search(lp: np.ndarray) -> str:
+        compiled, decoding._beam = decoding._beam, None
+        try:
+            return (beam_search(lp, width, 1, spans=False) or [None])[0].text
+        finally:
+            decoding._beam = compiled
+
+    if decoding.compiled_search():
+        decoders["Labelscope beam_search, Python (no C compiler)"] = python_search
+    else:
+        decoders["Labelscope beam_search"] = python_search
+        print("The compiled search is not built here: Labelscope's row is the Python one.\n")
     try:
         import fast_ctc_decode
 

@@ -49,6 +49,16 @@ def report(device_preference: str | None = None) -> list[tuple[str, str]]:
         rows.append(("Autocast", str(dtype).removeprefix("torch.") if dtype else "off (float32)"))
     except devices.DeviceError as error:
         rows.append(("Device", f"error: {error}"))
+    from core.formula import decoding
+
+    rows.append(
+        (
+            "CTC beam search",
+            "compiled"
+            if decoding.compiled_search()
+            else "Python (the C part was not built: no C compiler at install)",
+        )
+    )
     others = [d.describe() for d in devices.available()]
     rows.append(("Devices here", "; ".join(others)))
     rows.append(("torch hub cache", str(torch_hub_dir())))

@@ -2,7 +2,7 @@
 # Smoke test of the frozen app in dist/Labelscope (after `pyinstaller build.spec`): it runs
 # with an empty environment (no virtual environment, no PYTHONPATH, a fresh HOME), so only
 # the bundle's own interpreter and libraries can be used. It checks that
-#   1. the executable starts and prints its version,
+#   1. the executable starts, prints its version, and carries the compiled beam search,
 #   2. --screenshot renders the main window (both workbenches) to a PNG offscreen,
 #   3. the shipped model reads formula images through the CLI inside the bundle: images the
 #      bundle draws itself, and the real samples of ../shared/data when they are there;
@@ -20,6 +20,11 @@ run() {
 }
 
 run --version
+# the compiled beam search travels with the bundle when the build environment had it
+if python -c "import core.formula._beam" 2> /dev/null; then
+    run doctor | grep -q "CTC beam search *compiled" \
+        || { echo "the bundle lacks the compiled beam search (core/formula/_beam)" >&2; exit 1; }
+fi
 run --screenshot "$scratch/pets.png" --size 1200x800
 run --screenshot "$scratch/formulas.png" --workbench formulas --size 1200x800
 if [ -n "${SMOKE_KEEP:-}" ]; then cp "$scratch"/*.png "$SMOKE_KEEP"/; fi

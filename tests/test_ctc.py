@@ -48,10 +48,21 @@ def _brute_force(small):
     return probs, best_path, best_score
 
 
+@pytest.fixture(params=["compiled", "python"])
+def search(request, monkeypatch):
+    """Run a test with the compiled search, then with the Python one it stands in for."""
+    if request.param == "compiled":
+        if not decoding.compiled_search():
+            pytest.skip("the compiled beam search is not built here (no C compiler)")
+    else:
+        monkeypatch.setattr(decoding, "_beam", None)
+    return request.param
+
+
 @pytest.mark.parametrize(
     ("steps", "symbols", "seed"), [(4, 3, 0), (5, 2, 1), (6, 3, 2), (7, 2, 3), (7, 3, 4)]
 )
-def test_against_brute_force(steps, symbols, seed):
+def test_against_brute_force(steps, symbols, seed, search):
     rng = np.random.default_rng(seed)
     full, small = _restricted(rng, steps, symbols)
     probs, best_path, best_score = _brute_force(small)
@@ -184,6 +195,58 @@ def test_permissive_grammar_equals_the_plain_search(seed, width):
     plain = decoding.beam_search(log_probs, width, 5, spans=False)
     permissive = decoding.beam_search(log_probs, width, 5, decoding.Permissive(), spans=False)
     assert [(h.text, h.log_prob) for h in plain] == [(h.text, h.log_prob) for h in permissive]
+
+
+@pytest.mark.skipif(not decoding.compiled_search(), reason="the compiled search is not built")
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.integers(0, 40),
+    st.sampled_from([2, 5, 17]),
+    st.integers(1, 60),
+    st.sampled_from([None, -12.0, -4.0, -1.0]),
+    st.sampled_from([None, 10.0, 2.0]),
+    st.booleans(),
+)
+def test_compiled_search_equals_the_python_search(
+    seed, steps, classes, width, min_log_prob, prune, peaky
+):
+    """Same texts, same order, same log-probabilities to the last bit, whatever the options;
+    with a small alphabet too, and with nothing to read (T = 0)."""
+    rng = np.random.default_rng(seed)
+    log_probs = _random_log_probs(rng, steps, classes, sharpness=4 if peaky else 1.5)
+    if peaky:
+        log_probs[:, 0] += 6
+        log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
+    options = {"min_log_prob": min_log_prob, "prune": prune, "spans": False}
+    compiled = decoding.beam_search(log_probs, width, 50, **options)
+    beams = decoding._prefix_search(log_probs, width, None, min_log_prob, prune)
+    python = sorted(
+        ((decoding._logaddexp(b, nb), prefix) for prefix, (b, nb, _) in beams.items()),
+        key=lambda pair: -pair[0],
+    )
+    assert [(h.text, h.log_prob) for h in compiled] == [(t, v) for v, t in python[:50]]
+
+
+def test_compiled_search_refuses_what_it_cannot_read():
+    if not decoding.compiled_search():
+        pytest.skip("the compiled search is not built")
+    from core.formula import _beam
+
+    good = np.zeros((3, 17))
+    with pytest.raises(ValueError, match="2-D float64"):
+        _beam.beam_search(np.zeros((3, 17), np.float32), SYMBOLS, 5, 5, -12.0, 10.0)
+    with pytest.raises(ValueError, match="2-D float64"):
+        _beam.beam_search(np.zeros(17), SYMBOLS, 5, 5, -12.0, 10.0)
+    with pytest.raises(ValueError, match="alphabet"):
+        _beam.beam_search(good, SYMBOLS[:3], 5, 5, -12.0, 10.0)
+    with pytest.raises(ValueError, match="at least 1"):
+        _beam.beam_search(good, SYMBOLS, 0, 5, -12.0, 10.0)
+    with pytest.raises(ValueError, match="contiguous"):
+        _beam.beam_search(np.zeros((17, 3)).T, SYMBOLS, 5, 5, -12.0, 10.0)
+    # the wrapper converts whatever it is given
+    uniform = np.log(np.full((17, 4), 1 / 17, np.float32)).T  # float32, not contiguous
+    assert decoding.beam_search(uniform)[0].text in SYMBOLS
 
 
 def test_peaky_posteriors_read_right_with_spans():

@@ -13,6 +13,16 @@ import numpy as np
 
 from core.formula.alphabet import BLANK, SYMBOLS
 
+try:  # the compiled search (core/formula/_beam.c), built by the install where it can be
+    from core.formula import _beam
+except ImportError:
+    _beam = None
+
+
+def compiled_search() -> bool:
+    """Whether the unconstrained beam search runs compiled (else in Python)."""
+    return _beam is not None
+
 
 @dataclass(frozen=True)
 class SymbolSpan:
@@ -186,16 +196,53 @@ def beam_search(
     Each prefix keeps two log-probabilities: of its paths ending in a blank and of those
     ending in its last symbol, so that a repeated symbol is only a new symbol after a
     blank. Classes below `min_log_prob` at a step are skipped, and prefixes more than
-    `prune` nats below the best are dropped after each step (None: neither). With a
+    `prune` nats below the best are dropped after each step (None: neither), and so are
+    prefixes no path can produce (probability 0). With a
     `grammar` (a Constraint, True for the formula grammar, or a form name), only prefixes
     it allows survive and only complete formulas are returned. `log_prob` of each result is
     its probability summed over the paths the beam kept: exact when the beam is wide
     enough, a lower bound otherwise. With `spans`, each result gets its symbols' time spans
     from the Viterbi alignment.
     """
-    log_probs = np.asarray(log_probs, dtype=np.float64)
+    log_probs = np.ascontiguousarray(log_probs, dtype=np.float64)
     constraint = _as_constraint(grammar)
-    # prefix -> [log p ending in blank, log p ending in the last symbol, automaton state]
+    if constraint is None and _beam is not None:
+        found = _beam.beam_search(
+            log_probs,
+            SYMBOLS[: log_probs.shape[1] - 1],
+            beam_width,
+            nbest,
+            -math.inf if min_log_prob is None else min_log_prob,
+            math.inf if prune is None else prune,
+        )
+        results = [Hypothesis(text, log_prob) for text, log_prob in found]
+        return [with_spans(h, log_probs) for h in results] if spans else results
+    beams = _prefix_search(log_probs, beam_width, constraint, min_log_prob, prune)
+    results = []
+    for prefix, (log_b, log_nb, state) in beams.items():
+        if constraint is not None and not constraint.can_end(state):
+            continue
+        if (log_prob := _logaddexp(log_b, log_nb)) > _NEG:
+            results.append(Hypothesis(prefix, log_prob))
+    results.sort(key=lambda h: -h.log_prob)
+    weight = getattr(constraint, "truth_weight", 0.0)
+    if weight:
+        results.sort(key=lambda h: -(h.log_prob + weight * _holds(h.text)))
+    results = results[:nbest]
+    if spans:
+        results = [with_spans(h, log_probs) for h in results]
+    return results
+
+
+def _prefix_search(
+    log_probs: np.ndarray,
+    beam_width: int,
+    constraint: Constraint | None,
+    min_log_prob: float | None,
+    prune: float | None,
+) -> dict[str, list]:
+    """The search in Python: the final beam, prefix → [log p ending in blank, log p ending
+    in the last symbol, automaton state]. `_beam.c` does the same without a constraint."""
     beams: dict[str, list] = {"": [0.0, _NEG, constraint.initial if constraint else None]}
     for t in range(len(log_probs)):
         row = log_probs[t].tolist()  # Python floats: scalar numpy math is slow here
@@ -230,7 +277,13 @@ def beam_search(
                 # a repeat needs a blank in between: only the blank-ending paths extend
                 source = log_b if symbol == last else total
                 _add(following, prefix + symbol, _NEG, source + row[c], new_state)
-        scored = [(_logaddexp(entry[0], entry[1]), prefix) for prefix, entry in following.items()]
+        scored = [
+            (score, prefix)
+            for prefix, entry in following.items()
+            if (score := _logaddexp(entry[0], entry[1])) > _NEG  # impossible: dropped
+        ]
+        if not scored:
+            return {}
         if len(scored) > beam_width:
             scored.sort(reverse=True)
             scored = scored[:beam_width]
@@ -239,19 +292,7 @@ def beam_search(
             scored = [(score, prefix) for score, prefix in scored if score >= floor]
         beams = {prefix: following[prefix] for _, prefix in scored}
 
-    results = []
-    for prefix, (log_b, log_nb, state) in beams.items():
-        if constraint is not None and not constraint.can_end(state):
-            continue
-        results.append(Hypothesis(prefix, _logaddexp(log_b, log_nb)))
-    results.sort(key=lambda h: -h.log_prob)
-    weight = getattr(constraint, "truth_weight", 0.0)
-    if weight:
-        results.sort(key=lambda h: -(h.log_prob + weight * _holds(h.text)))
-    results = results[:nbest]
-    if spans:
-        results = [with_spans(h, log_probs) for h in results]
-    return results
+    return beams
 
 
 def _holds(text: str) -> bool:
