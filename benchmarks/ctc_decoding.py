@@ -83,6 +83,7 @@ def main() -> None:
             (beam_search(lp, width, 1, spans=False) or [None])[0].text
         ),
     }
+
     def python_search(lp: np.ndarray) -> str:
         compiled, decoding._beam = decoding._beam, None
         try:
