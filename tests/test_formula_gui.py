@@ -209,7 +209,8 @@ def test_picking_a_reading_or_typing_one_shows_its_alignment(formulas, qtbot, tm
 def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
     _window, bench = formulas
     path = tmp_path / "eq.png"
-    image = synth.render("6*(3+7)=61", random.Random(2), "fonts")
+    # drawn so that the model's n-best holds a true reading (=60) below the false one it sees
+    image = synth.render("6*(3+7)=61", random.Random(3), "fonts")
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     with qtbot.waitSignal(bench.readings_updated, timeout=20000):
         bench.load_image(path)
@@ -233,12 +234,12 @@ def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
         panel.grammar.setChecked(True)
     assert panel.table.horizontalHeaderItem(0).text() == "Constrained search"
     assert all(panel.table.item(r, 3).text() != "✗" for r in range(panel.table.rowCount()))
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
-        panel.truth_weight.setValue(30.0)
-    top = panel.table.item(0, 0).text()
     from core.formula.grammar import parse
 
-    assert parse(top).is_true  # a weight this large puts a true equation first
+    assert not parse(panel.table.item(0, 0).text()).is_true  # what the image shows
+    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        panel.truth_weight.setValue(30.0)
+    assert parse(panel.table.item(0, 0).text()).is_true  # the weight puts a true one first
 
 
 def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):
