@@ -2,7 +2,8 @@
 # Smoke test of the frozen app in dist/Labelscope (after `pyinstaller build.spec`): it runs
 # with an empty environment (no virtual environment, no PYTHONPATH, a fresh HOME), so only
 # the bundle's own interpreter and libraries can be used. It checks that
-#   1. the executable starts, prints its version, and carries the compiled beam search,
+#   1. the executable starts, prints its version, and `doctor` imports torch, torchvision
+#      and OpenCV and finds the compiled beam search,
 #   2. --screenshot renders the main window (both workbenches) to a PNG offscreen,
 #   3. the shipped model reads formula images through the CLI inside the bundle: images the
 #      bundle draws itself, and the real samples of ../shared/data when they are there;
@@ -20,9 +21,11 @@ run() {
 }
 
 run --version
+# doctor imports torch, torchvision (with its compiled ops) and OpenCV inside the bundle
+run doctor > "$scratch/doctor.txt" || { cat "$scratch/doctor.txt"; exit 1; }
 # the compiled beam search travels with the bundle when the build environment had it
 if python -c "import core.formula._beam" 2> /dev/null; then
-    run doctor | grep -q "CTC beam search *compiled" \
+    grep -q "CTC beam search *compiled" "$scratch/doctor.txt" \
         || { echo "the bundle lacks the compiled beam search (core/formula/_beam)" >&2; exit 1; }
 fi
 run --screenshot "$scratch/pets.png" --size 1200x800
