@@ -85,11 +85,7 @@ def main() -> None:
     }
 
     def python_search(lp: np.ndarray) -> str:
-        compiled, decoding._beam = decoding._beam, None
-        try:
-            return (beam_search(lp, width, 1, spans=False) or [None])[0].text
-        finally:
-            decoding._beam = compiled
+        return (beam_search(lp, width, 1, spans=False, compiled=False) or [None])[0].text
 
     if decoding.compiled_search():
         decoders["Labelscope beam_search, Python (no C compiler)"] = python_search

@@ -190,6 +190,7 @@ def beam_search(
     min_log_prob: float | None = -12.0,
     spans: bool = True,
     prune: float | None = 10.0,
+    compiled: bool = True,
 ) -> list[Hypothesis]:
     """CTC prefix beam search; the `nbest` most probable labellings, best first.
 
@@ -202,11 +203,12 @@ def beam_search(
     it allows survive and only complete formulas are returned. `log_prob` of each result is
     its probability summed over the paths the beam kept: exact when the beam is wide
     enough, a lower bound otherwise. With `spans`, each result gets its symbols' time spans
-    from the Viterbi alignment.
+    from the Viterbi alignment. Without a grammar the search runs compiled where `_beam` is
+    built; `compiled=False` runs the Python search it stands in for (the same results).
     """
     log_probs = np.ascontiguousarray(log_probs, dtype=np.float64)
     constraint = _as_constraint(grammar)
-    if constraint is None and _beam is not None:
+    if constraint is None and compiled and _beam is not None:
         found = _beam.beam_search(
             log_probs,
             SYMBOLS[: log_probs.shape[1] - 1],
@@ -216,7 +218,23 @@ def beam_search(
             math.inf if prune is None else prune,
         )
         results = [Hypothesis(text, log_prob) for text, log_prob in found]
-        return [with_spans(h, log_probs) for h in results] if spans else results
+    else:
+        results = _python_search(log_probs, beam_width, nbest, constraint, min_log_prob, prune)
+    if spans:
+        results = [with_spans(h, log_probs) for h in results]
+    return results
+
+
+def _python_search(
+    log_probs: np.ndarray,
+    beam_width: int,
+    nbest: int,
+    constraint: Constraint | None,
+    min_log_prob: float | None,
+    prune: float | None,
+) -> list[Hypothesis]:
+    """The `nbest` best of the Python search, complete under the constraint, re-ranked by
+    its truth weight."""
     beams = _prefix_search(log_probs, beam_width, constraint, min_log_prob, prune)
     results = []
     for prefix, (log_b, log_nb, state) in beams.items():
@@ -228,10 +246,7 @@ def beam_search(
     weight = getattr(constraint, "truth_weight", 0.0)
     if weight:
         results.sort(key=lambda h: -(h.log_prob + weight * _holds(h.text)))
-    results = results[:nbest]
-    if spans:
-        results = [with_spans(h, log_probs) for h in results]
-    return results
+    return results[:nbest]
 
 
 def _prefix_search(
