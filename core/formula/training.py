@@ -15,7 +15,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -149,29 +149,22 @@ class WidthBuckets(IterableDataset):
 
     The stream is read in pools of `bucket` batches; each pool is sorted by image width, cut
     into batches and given out in an order seeded by the pool's number. Sorting lowers the
-    padding, the convolutions' wasted work, by about a third for mixed formulas. A resumed
-    run starts the stream at the pool it stopped in (`pool_start`: its number, and the
-    stream index where it starts) and skips the `skip` batches it had trained on.
+    padding, the convolutions' wasted work, by about a third for mixed formulas. A run that
+    has already trained on `seen` items reads the stream from `stream_start(seen)`, the
+    start of the pool it stopped in, and skips that pool's batches it had trained on.
     """
 
     def __init__(
-        self,
-        stream: IterableDataset,
-        batch_size: int,
-        bucket: int,
-        seed: int,
-        first_pool: int = 0,
-        skip: int = 0,
+        self, stream: Iterable, batch_size: int, bucket: int, seed: int, seen: int = 0
     ) -> None:
-        self.stream, self.batch_size, self.bucket = stream, batch_size, bucket
-        self.seed, self.first_pool, self.skip = seed, first_pool, skip
+        self.stream, self.batch_size, self.bucket, self.seed = stream, batch_size, bucket, seed
+        pool = batch_size * bucket
+        self.first_pool, self.skip = seen // pool, (seen % pool) // batch_size
 
     @staticmethod
-    def pool_start(seen: int, batch_size: int, bucket: int) -> tuple[int, int, int]:
-        """(number of the pool holding item `seen`, the stream index where it starts,
-        batches of it already seen)."""
-        pool = batch_size * bucket
-        return seen // pool, seen - seen % pool, (seen % pool) // batch_size
+    def stream_start(seen: int, batch_size: int, bucket: int) -> int:
+        """The stream index where the pool holding item `seen` starts."""
+        return seen - seen % (batch_size * bucket)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         items = iter(self.stream)
@@ -344,14 +337,13 @@ def train(
             report = drive(read_folder(directory, token), token)
             items.extend(split(report.items, (0.9, 0.1), seed=config.seed)[0])
         folder = FolderDataset(items, lambda image: model_input(image, config.model.height))
-    first_pool, start, skip = WidthBuckets.pool_start(seen, config.batch_size, config.bucket)
     transform = TrainTransform(config.model.height, config.augment, config.seed + rank)
     synthetic = SyntheticStream(
         seed=config.seed + 7919 * rank,
         form=config.form,
         style=config.style,
         transform=transform,
-        start=start,
+        start=WidthBuckets.stream_start(seen, config.batch_size, config.bucket),
         weights=dict(config.style_weights) or None,
     )
     loader = DataLoader(
@@ -360,8 +352,7 @@ def train(
             config.batch_size,
             config.bucket,
             config.seed + rank,
-            first_pool,
-            skip,
+            seen,
         ),
         batch_size=None,
         num_workers=config.workers,
