@@ -6,9 +6,8 @@
  * those ending in its last symbol; classes below `min_log_prob` at a step are skipped; at a
  * step where none passes, every prefix is updated in place; otherwise the following beam is
  * the `beam_width` best prefixes, less those more than `prune` nats below the best and those
- * no path can produce. Sums are
- * log(exp(a) + exp(b)) written as in the Python (the larger plus log1p(exp(difference))),
- * so both give the same numbers.
+ * no path can produce. Sums are log(exp(a) + exp(b)) written as in the Python (the larger
+ * plus log1p(exp(difference))), so both give the same numbers.
  *
  * beam_search(log_probs, alphabet, beam_width, nbest, min_log_prob, prune)
  *   log_probs: a C-contiguous float64 buffer (T, C), blank at class 0;
@@ -59,7 +58,6 @@ static uint64_t grow_hash(uint64_t hash, int symbol) {
 }
 
 typedef struct {
-    int T, C, width;
     int count;              /* prefixes in the beam */
     unsigned char *prefix;  /* width × (T + 1) class indices */
     int *length;
