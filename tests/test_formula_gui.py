@@ -64,6 +64,13 @@ def formulas(make_window, qtbot):
     return window, window.formulas
 
 
+def _drawn_file(path: Path, text: str, seed: int, style: str) -> Path:
+    """A synthetic image of `text` written to `path` as the user's file."""
+    image = synth.render(text, random.Random(seed), style)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
 def _settled(qtbot, window) -> None:
     qtbot.waitUntil(lambda: not window.runner.active(), timeout=30000)
     qtbot.wait(60)  # longer than the canvas's debounce
@@ -166,9 +173,7 @@ def test_the_real_samples_are_read_and_shown(formulas, qtbot):
 
 def test_picking_a_reading_or_typing_one_shows_its_alignment(formulas, qtbot, tmp_path):
     _window, bench = formulas
-    path = tmp_path / "f.png"
-    image = synth.render("(4*8)+8", random.Random(11), "captcha")
-    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    path = _drawn_file(tmp_path / "f.png", "(4*8)+8", 11, "captcha")
     with qtbot.waitSignal(bench.readings_updated, timeout=20000):
         bench.load_image(path)
     result = bench.last_recognition
@@ -208,10 +213,8 @@ def test_picking_a_reading_or_typing_one_shows_its_alignment(formulas, qtbot, tm
 
 def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
     _window, bench = formulas
-    path = tmp_path / "eq.png"
     # drawn so that the model's n-best holds a true reading (=60) below the false one it sees
-    image = synth.render("6*(3+7)=61", random.Random(3), "fonts")
-    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    path = _drawn_file(tmp_path / "eq.png", "6*(3+7)=61", 3, "fonts")
     with qtbot.waitSignal(bench.readings_updated, timeout=20000):
         bench.load_image(path)
     assert [title for title, _ in bench.last_recognition.stages] == [
