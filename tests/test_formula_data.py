@@ -175,6 +175,31 @@ def test_crop_pad_resize_normalize():
     assert normal.dtype == np.float32 and normal.min() == 0.0 and normal.max() == 1.0
 
 
+def test_normalize_makes_pale_glyphs_dark_beside_dark_noise_dots():
+    # The captcha drawing's dark ink comes out pale through its luminance mask, while its
+    # noise dots keep the full colour; they cover about 3 % of it.
+    image = np.full((32, 96), 245, np.uint8)
+    cv2.putText(image, "8-1", (4, 26), cv2.FONT_HERSHEY_SIMPLEX, 1, 228, 3)
+    glyphs = image < 240
+    rng = np.random.default_rng(0)
+    for x, y in rng.integers((0, 0), (95, 31), (25, 2)):
+        image[y : y + 2, x : x + 2] = 20
+    glyphs &= image != 20
+    normal = preprocess.normalize(image)
+    assert np.median(normal[glyphs]) < 0.25
+    assert normal[image == 20].max() == 0.0
+    assert np.median(normal[~glyphs & (image != 20)]) == 1.0
+    # A straight percentile stretch leaves them nearly invisible.
+    darkest = np.percentile(image, 0.5)
+    assert np.median((image[glyphs] - darkest) / (245 - darkest)) > 0.85
+
+
+def test_normalize_keeps_black_ink_black_and_a_blank_page_white():
+    ink = preprocess.normalize(_line_image())
+    assert ink[_line_image() == 0].max() == 0.0 and ink[_line_image() == 255].min() == 1.0
+    assert (preprocess.normalize(np.full((32, 96), 200, np.uint8)) == 1.0).all()
+
+
 def test_pipeline_steps_in_order_and_canvas_path():
     steps = preprocess.run(np.dstack([_line_image()] * 3), ["normalize", "gray", "resize"])
     assert [s.name for s, _ in steps] == ["gray", "resize", "normalize"]

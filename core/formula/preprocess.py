@@ -120,11 +120,37 @@ def resize_to_height(image: np.ndarray, height: int = MODEL_HEIGHT) -> np.ndarra
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+#: `normalize`: the ink level is this percentile of the pixels darker than the paper.
+INK_PERCENTILE = 20.0
+#: `normalize` puts the ink level at least this many grey levels below the paper.
+MIN_CONTRAST = 16.0
+
+
+def ink_level(gray: np.ndarray) -> float:
+    """The grey level of the ink, robust to specks darker than the writing.
+
+    The paper is the median (it is most of the image) and its spread the median absolute
+    deviation; the pixels clearly darker than it are ink, and the ink level is their
+    `INK_PERCENTILE`th percentile. The captcha drawing pastes each glyph through a mask of
+    its own luminance, so dark ink comes out pale while the noise dots keep the full
+    colour: the darkest pixels are then dots, and the glyphs' own level is what counts."""
+    gray = gray.astype(np.float32, copy=False)
+    paper = float(np.median(gray))
+    spread = float(np.median(np.abs(gray - paper)))
+    dark = gray[gray < paper - max(3.0, 6.0 * spread)]
+    if dark.size < 0.005 * gray.size:
+        return float(np.percentile(gray, 0.5))
+    return float(np.percentile(dark, INK_PERCENTILE))
+
+
 def normalize(image: np.ndarray) -> np.ndarray:
-    """float32 in [0, 1], stretched so the darkest ink is 0 and the paper 1 (pale coloured
-    text and black ink then look alike to the model)."""
+    """float32 in [0, 1], stretched so the ink is 0 and the paper 1 (pale coloured text and
+    black ink then look alike to the model). Anything darker than the ink level
+    (`ink_level`, but at least `MIN_CONTRAST` below the paper) is 0, and so is the darkest
+    half percent of the image."""
     gray = _gray(image).astype(np.float32)
-    low, high = np.percentile(gray, 0.5), np.percentile(gray, 99.5)
+    darkest, high = np.percentile(gray, 0.5), np.percentile(gray, 99.5)
+    low = max(darkest, min(ink_level(gray), float(np.median(gray)) - MIN_CONTRAST))
     if high - low < 1:
         return np.ones_like(gray)
     return np.clip((gray - low) / (high - low), 0, 1)
