@@ -46,7 +46,7 @@ def main() -> None:
             recognizer.recognize_file(path)
             single.append((time.perf_counter() - start) * 1e3)
     zero = torch.zeros(1, 1, recognizer.config.height, 96)
-    with torch.no_grad():
+    with torch.inference_mode():  # as the recogniser runs it
         for _ in range(20):
             recognizer.model(zero)
         floor = []

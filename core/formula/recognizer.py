@@ -145,7 +145,7 @@ class Recognizer:
             for step, result in preprocess.run(image, enabled, self.config.height)
         ]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def forward(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Log-posteriors (T_i, 17) for prepared inputs, run as one padded batch."""
         widths = [x.shape[1] for x in inputs]
