@@ -166,6 +166,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     )
 
 
+GRAMMAR_HELP = (
+    "read with the grammar-constrained beam search: the most probable well-formed formula "
+    "(default: greedy decoding)"
+)
+
+
 def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     model_help = "a recogniser checkpoint (default: the one Labelscope ships)"
     evaluate = commands.add_parser(
@@ -184,6 +190,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
         help="where to write the mistakes (default formula-errors.png)",
     )
     evaluate.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
+    evaluate.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
     recognize = commands.add_parser(
         "recognize",
         help="read formula images",
@@ -193,6 +200,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     recognize.add_argument("images", nargs="+", metavar="IMAGE")
     recognize.add_argument("--model", metavar="M", help=model_help)
     recognize.add_argument("--json", action="store_true")
+    recognize.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
     recognize.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
     export = commands.add_parser(
         "export-onnx",

@@ -299,6 +299,22 @@ def test_a_labelled_folder_is_scored_and_its_bad_files_named(formulas, qtbot, tm
     assert bench.image_path == panel.reading.paths[0] and bench.tabs.currentIndex() == 0
 
 
+def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):
+    window, bench = formulas
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    _drawn_file(folder / "a.png", "(3+7", 3, "strokes")
+    _drawn_file(folder / "b.png", "4--2", 3, "fonts")
+    bench.open_folder(folder)
+    _settled(qtbot, window)
+    panel = bench.folder
+    assert panel.reading.texts == ["(3+7", "4--2"]  # greedy: as written
+    panel.grammar.setChecked(True)
+    _settled(qtbot, window)
+    assert panel.reading.texts == ["3+7", "4-2"]
+    assert [panel.table.item(r, 2).text() for r in range(2)] == ["3+7", "4-2"]
+
+
 def test_the_dataset_view_describes_a_folder(formulas, qtbot, tmp_path):
     window, bench = formulas
     folder = _generated(tmp_path / "set", 30)

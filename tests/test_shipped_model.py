@@ -52,3 +52,34 @@ def test_a_drawing_goes_through_the_canvas_path(recognizer):
     big = cv2.resize(gray, (gray.shape[1] * 3, 180), interpolation=cv2.INTER_NEAREST)
     canvas[100:280, 100 : 100 + big.shape[1]] = big
     assert recognizer.recognize(canvas, canvas=True).text == "6*(3+7)=60"
+
+
+def test_the_grammar_reading_is_always_a_formula(recognizer, tmp_path, capsys):
+    """An unbalanced bracket is read as written by greedy decoding, and as the most
+    probable well-formed formula with the grammar: in the API and on the command line."""
+    import json
+    import random
+
+    import cv2
+
+    from core.cli import main
+    from core.formula import synth
+    from core.formula.grammar import GrammarError, parse
+
+    path = tmp_path / "open.png"
+    image = synth.render("(3+7", random.Random(3), "strokes")
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    greedy = recognizer.recognize_file(path)
+    with pytest.raises(GrammarError):
+        parse(greedy.text)
+    formula = recognizer.recognize_file(path, grammar=True)
+    assert parse(formula.text) and formula.text != greedy.text
+    assert "".join(s.symbol for s in formula.symbols) == formula.text
+    assert recognizer.read_batch([image], grammar=True) == [formula.text]
+    assert recognizer.read_batch([image]) == [greedy.text]
+
+    assert main(["formula", "recognize", "--grammar", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}\t{formula.text}\n"
+    assert main(["formula", "recognize", "--grammar", "--json", str(path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["grammar"] and data["text"] == formula.text and data["valid"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,13 +54,14 @@ def _eval(args: argparse.Namespace) -> int:
     items = report.items
     result = run_in_terminal(
         lambda token: evaluate(
-            recognizer.read_batch,
+            partial(recognizer.read_batch, grammar=args.grammar),
             lambda i: read_image(items[i].path),
             [i.text for i in items],
             token,
         )
     )
-    print(f"{args.data}: {len(items):,} images, model {recognizer.path}")
+    decoding = "grammar-constrained beam search" if args.grammar else "greedy decoding"
+    print(f"{args.data}: {len(items):,} images, model {recognizer.path}, {decoding}")
     for line in result.lines():
         print(line)
     shown = result.errors[:48]
@@ -81,13 +83,13 @@ def _recognize(args: argparse.Namespace) -> int:
     status = 0
     for path in args.images:
         try:
-            result = recognizer.recognize_file(path)
+            result = recognizer.recognize_file(path, grammar=args.grammar)
         except ImageProblem as problem:
             print(f"labelscope: {problem}", file=sys.stderr)
             status = 1
             continue
         if args.json:
-            print(json.dumps({"path": path, **result.to_json()}))
+            print(json.dumps({"path": path, "grammar": args.grammar, **result.to_json()}))
         else:
             print(f"{path}\t{result.text}")
     return status

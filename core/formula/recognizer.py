@@ -23,6 +23,8 @@ from core.formula.training import MODEL_KIND
 from core.images import read_image
 
 SHIPPED_MODEL = ASSETS_DIR / "models" / "formula_crnn.pt"
+#: The beam width of `grammatical` readings.
+GRAMMAR_BEAM = 10
 
 
 @dataclass
@@ -200,11 +202,16 @@ class Recognizer:
             result.timings["beam"] = (time.perf_counter() - done) * 1e3
         return result
 
-    def recognize_file(self, path: Path | str) -> Recognition:
+    def recognize_file(self, path: Path | str, grammar: bool = False) -> Recognition:
+        """Read an image file; with `grammar`, the text and symbols are the `grammatical`
+        reading's."""
         start = time.perf_counter()
         image = read_image(path)
         decoded = time.perf_counter()
         result = self.recognize(image)
+        if grammar:
+            best = grammatical(result.log_probs, spans=True)
+            result.text, result.symbols = best.text, best.symbols
         result.timings = {
             "decode_image": (decoded - start) * 1e3,
             **result.timings,
@@ -212,12 +219,25 @@ class Recognizer:
         }
         return result
 
-    def read_batch(self, images: list[np.ndarray]) -> list[str]:
-        """Greedy texts of many images at once (evaluation, throughput)."""
-        return [greedy(lp).text for lp in self.forward([self.prepare(im) for im in images])]
+    def read_batch(self, images: list[np.ndarray], grammar: bool = False) -> list[str]:
+        """The texts of many images at once (evaluation, throughput): greedy, or with
+        `grammar` the best reading of the grammar-constrained beam search (see
+        `grammatical`)."""
+        log_probs = self.forward([self.prepare(im) for im in images])
+        return [(grammatical if grammar else greedy)(lp).text for lp in log_probs]
 
     def x_range(self, step: int, model_width: int, image_width: int) -> tuple[float, float]:
         """The x-range of the original image that time step `step` reads."""
         x0, x1 = column_span(step, self.config)
         scale = image_width / model_width
         return max(0.0, x0 * scale), min(float(image_width), x1 * scale)
+
+
+def grammatical(
+    log_probs: np.ndarray, beam_width: int = GRAMMAR_BEAM, spans: bool = False
+) -> Hypothesis:
+    """The most probable well-formed formula the beam search finds in `log_probs` (with
+    its symbols' spans when asked); the greedy reading where it finds none (what is written
+    may not be a formula)."""
+    found = beam_search(log_probs, beam_width, 1, grammar=True, spans=spans)
+    return found[0] if found else greedy(log_probs)

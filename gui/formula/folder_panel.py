@@ -46,6 +46,13 @@ class FolderPanel(QWidget):
         self.again_button.setToolTip("Read the folder again with the model now loaded")
         self.again_button.clicked.connect(lambda: self.folder and self.open_folder(self.folder))
         self.again_button.setEnabled(False)
+        self.grammar = QCheckBox("Grammar")
+        self.grammar.setObjectName("formulaFolderGrammar")
+        self.grammar.setToolTip(
+            "Read each image as the most probable well-formed formula (grammar-constrained "
+            "beam search) instead of the greedy reading"
+        )
+        self.grammar.toggled.connect(lambda: self.folder and self.open_folder(self.folder))
         self.mistakes_only = QCheckBox("Only mistakes")
         self.mistakes_only.toggled.connect(self._filter)
         self.summary = QLabel("No folder is open.")
@@ -62,6 +69,7 @@ class FolderPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.again_button)
+        buttons.addWidget(self.grammar)
         buttons.addWidget(self.mistakes_only)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -100,7 +108,11 @@ class FolderPanel(QWidget):
         self.table.setRowCount(0)
         handle = self.runner.start(
             f"Reading {self.folder.name}",
-            partial(read_images, recognizer.read_batch, self.folder),
+            partial(
+                read_images,
+                partial(recognizer.read_batch, grammar=self.grammar.isChecked()),
+                self.folder,
+            ),
         )
         self.job = handle
         follow_job(
@@ -120,6 +132,8 @@ class FolderPanel(QWidget):
             )
         else:
             parts.append("no labels file: readings only")
+        if self.grammar.isChecked():
+            parts.append("read with the formula grammar")
         if reading.failures:
             parts.append(f"{len(reading.failures):,} could not be decoded")
         if reading.problems:
