@@ -126,21 +126,38 @@ INK_PERCENTILE = 20.0
 MIN_CONTRAST = 16.0
 
 
+def _rank(cumulative: np.ndarray, percent: float) -> int:
+    """The grey level at `percent` of a cumulative histogram (nearest rank)."""
+    total = cumulative[-1]
+    return int(np.searchsorted(cumulative, max(1.0, percent / 100.0 * total)))
+
+
 def ink_level(gray: np.ndarray) -> float:
-    """The grey level of the ink, robust to specks darker than the writing.
+    """The grey level of the ink in a uint8 image, robust to specks darker than the writing.
 
     The paper is the median (it is most of the image) and its spread the median absolute
     deviation; the pixels clearly darker than it are ink, and the ink level is their
     `INK_PERCENTILE`th percentile. The captcha drawing pastes each glyph through a mask of
     its own luminance, so dark ink comes out pale while the noise dots keep the full
     colour: the darkest pixels are then dots, and the glyphs' own level is what counts."""
-    gray = gray.astype(np.float32, copy=False)
-    paper = float(np.median(gray))
-    spread = float(np.median(np.abs(gray - paper)))
-    dark = gray[gray < paper - max(3.0, 6.0 * spread)]
-    if dark.size < 0.005 * gray.size:
-        return float(np.percentile(gray, 0.5))
-    return float(np.percentile(dark, INK_PERCENTILE))
+    return _levels(gray)[0]
+
+
+def _levels(gray: np.ndarray) -> tuple[float, float, float, float]:
+    """(ink level, darkest 0.5 %, paper, brightest 0.5 %) of a uint8 image, from its
+    histogram."""
+    counts = np.bincount(gray.ravel(), minlength=256)
+    cumulative = np.cumsum(counts)
+    paper = _rank(cumulative, 50)
+    darkest, high = _rank(cumulative, 0.5), _rank(cumulative, 99.5)
+    deviations = np.bincount(np.abs(np.arange(256) - paper), weights=counts, minlength=256)
+    spread = _rank(np.cumsum(deviations), 50)
+    cut = int(np.ceil(paper - max(3.0, 6.0 * spread)))
+    dark = cumulative[cut - 1] if cut > 0 else 0
+    if dark < 0.005 * gray.size:
+        return float(darkest), float(darkest), float(paper), float(high)
+    ink = _rank(cumulative[:cut], INK_PERCENTILE)
+    return float(ink), float(darkest), float(paper), float(high)
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
@@ -148,12 +165,15 @@ def normalize(image: np.ndarray) -> np.ndarray:
     black ink then look alike to the model). Anything darker than the ink level
     (`ink_level`, but at least `MIN_CONTRAST` below the paper) is 0, and so is the darkest
     half percent of the image."""
-    gray = _gray(image).astype(np.float32)
-    darkest, high = np.percentile(gray, 0.5), np.percentile(gray, 99.5)
-    low = max(darkest, min(ink_level(gray), float(np.median(gray)) - MIN_CONTRAST))
+    gray = _gray(image)
+    if gray.dtype != np.uint8:
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    ink, darkest, paper, high = _levels(gray)
+    low = max(darkest, min(ink, paper - MIN_CONTRAST))
     if high - low < 1:
-        return np.ones_like(gray)
-    return np.clip((gray - low) / (high - low), 0, 1)
+        return np.ones(gray.shape, np.float32)
+    table = np.clip((np.arange(256, dtype=np.float32) - low) / (high - low), 0, 1)
+    return table[gray]
 
 
 @dataclass(frozen=True)
