@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.formula import preprocess
 from core.formula.decoding import greedy
 from core.formula.evaluation import EvalReport
 from core.formula.generate import GenerateConfig, make_one
@@ -59,7 +60,15 @@ def main() -> None:
     parser.add_argument("--model", default=str(SHIPPED_MODEL))
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=424242)
+    parser.add_argument(
+        "--ink-percentile",
+        type=float,
+        default=preprocess.INK_PERCENTILE,
+        help="normalisation's ink level (0: the darkest 0.5 %% of the image, the former "
+        "stretch); default %(default)s",
+    )
     options = parser.parse_args()
+    preprocess.INK_PERCENTILE = options.ink_percentile
     recognizer = Recognizer.load(options.model)
     rows = []
     for style, form in [
@@ -84,7 +93,8 @@ def main() -> None:
             f"{report.cer:.3%} | {constrained.accuracy:.2%} | {worst or '—'} |"
         )
     print(
-        f"Model {Path(options.model).name}, {options.count:,} images a row, seed {options.seed}.\n"
+        f"Model {Path(options.model).name}, {options.count:,} images a row, seed {options.seed}, "
+        f"ink percentile {options.ink_percentile:g}.\n"
     )
     print(
         "| style | formulas | images | sequence accuracy | CER | with the grammar | most confused |"
