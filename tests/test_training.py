@@ -279,7 +279,12 @@ def test_recognize_eval_and_export_commands(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "sequence accuracy" in out and "character error rate" in out
+    assert "greedy decoding" in out
     assert cv2.imread(str(gallery)) is not None
+    arguments = ["formula", "eval", "--grammar", "--model", str(model)]
+    arguments += ["--data", str(tmp_path / "set"), "--gallery", str(gallery)]
+    assert main(arguments) == 0
+    assert "grammar-constrained beam search" in capsys.readouterr().out
 
     image = synth.render("1+2", random.Random(0), "captcha")
     assert (
