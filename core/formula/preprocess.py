@@ -132,20 +132,17 @@ def _rank(cumulative: np.ndarray, percent: float) -> int:
     return int(np.searchsorted(cumulative, max(1.0, percent / 100.0 * total)))
 
 
-def ink_level(gray: np.ndarray) -> float:
-    """The grey level of the ink in a uint8 image, robust to specks darker than the writing.
+def levels(gray: np.ndarray) -> tuple[float, float, float, float]:
+    """(ink, darkest 0.5 %, paper, brightest 0.5 %) grey levels of a uint8 image, from
+    its histogram.
 
     The paper is the median (it is most of the image) and its spread the median absolute
     deviation; the pixels clearly darker than it are ink, and the ink level is their
-    `INK_PERCENTILE`th percentile. The captcha drawing pastes each glyph through a mask of
-    its own luminance, so dark ink comes out pale while the noise dots keep the full
-    colour: the darkest pixels are then dots, and the glyphs' own level is what counts."""
-    return _levels(gray)[0]
-
-
-def _levels(gray: np.ndarray) -> tuple[float, float, float, float]:
-    """(ink level, darkest 0.5 %, paper, brightest 0.5 %) of a uint8 image, from its
-    histogram."""
+    `INK_PERCENTILE`th percentile (the darkest 0.5 % where there is hardly any ink). It is
+    robust to specks darker than the writing: the captcha drawing pastes each glyph through
+    a mask of its own luminance, so dark ink comes out pale while the noise dots keep the
+    full colour; the darkest pixels are then dots, and the glyphs' own level is what
+    counts."""
     counts = np.bincount(gray.ravel(), minlength=256)
     cumulative = np.cumsum(counts)
     paper = _rank(cumulative, 50)
@@ -154,21 +151,19 @@ def _levels(gray: np.ndarray) -> tuple[float, float, float, float]:
     spread = _rank(np.cumsum(deviations), 50)
     cut = int(np.ceil(paper - max(3.0, 6.0 * spread)))
     dark = cumulative[cut - 1] if cut > 0 else 0
-    if dark < 0.005 * gray.size:
-        return float(darkest), float(darkest), float(paper), float(high)
-    ink = _rank(cumulative[:cut], INK_PERCENTILE)
+    ink = _rank(cumulative[:cut], INK_PERCENTILE) if dark >= 0.005 * gray.size else darkest
     return float(ink), float(darkest), float(paper), float(high)
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
     """float32 in [0, 1], stretched so the ink is 0 and the paper 1 (pale coloured text and
     black ink then look alike to the model). Anything darker than the ink level
-    (`ink_level`, but at least `MIN_CONTRAST` below the paper) is 0, and so is the darkest
+    (`levels`, but at least `MIN_CONTRAST` below the paper) is 0, and so is the darkest
     half percent of the image."""
     gray = _gray(image)
     if gray.dtype != np.uint8:
         gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
-    ink, darkest, paper, high = _levels(gray)
+    ink, darkest, paper, high = levels(gray)
     low = max(darkest, min(ink, paper - MIN_CONTRAST))
     if high - low < 1:
         return np.ones(gray.shape, np.float32)
