@@ -1,6 +1,6 @@
 """Convolutional networks for cats against dogs: a small CNN trained from scratch (no
-downloaded weights, so something trains offline) and a torchvision backbone fine-tuned with
-a new one-logit head; the data they read and the loop that trains them.
+weights at all) and an ImageNet backbone (installed or torchvision's) fine-tuned with a new
+one-logit head; the data they read and the loop that trains them.
 
 The loop is a job: progress per batch with loss, accuracy, images/s; validation after every
 epoch; an atomic checkpoint (model, optimiser, scheduler, scaler, epoch, config, RNG) after
@@ -29,7 +29,7 @@ from core.pets.decoding import decode_pet
 from core.pets.sources import Source, SourceError
 
 CHECKPOINT_KIND = "pets-cnn"
-MEAN = (0.485, 0.456, 0.406)
+MEAN = (0.485, 0.456, 0.406)  # from scratch, and torchvision's backbones
 STD = (0.229, 0.224, 0.225)
 
 
@@ -77,9 +77,17 @@ def scratch_cnn() -> nn.Module:
     )
 
 
+def normalisation(config: CNNConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the network's input is normalised with: the backbone's own."""
+    if config.mode == "finetune":
+        pre = imagenet.backbone(config.backbone).preprocess()
+        return pre.mean, pre.std
+    return MEAN, STD
+
+
 def build_model(config: CNNConfig) -> nn.Module:
-    """The network of a config, with ImageNet weights from the cache for fine-tuning (the
-    cache only: the scan downloads them)."""
+    """The network of a config, with ImageNet weights for fine-tuning: installed ones, or
+    torchvision's from the cache (the scan downloads them)."""
     if config.mode == "scratch":
         return scratch_cnn()
     b = imagenet.backbone(config.backbone)
@@ -88,10 +96,13 @@ def build_model(config: CNNConfig) -> nn.Module:
     else:
         state = imagenet.weights_state(b)
         if state.path is None:
+            if b.installed:
+                raise imagenet.WeightsUnavailable(state.message)
             raise imagenet.WeightsUnavailable(
                 f"Fine-tuning {b.title} needs its ImageNet weights, which are not in the cache "
                 f"{state.directory}. Run a scan with it once (it downloads them), or import "
-                f"{b.file_name} with Import weights file…"
+                f"{b.file_name} (`labelscope pets scan --backbone {b.key} --weights FILE`, "
+                "or Import weights file… on the Scan tab)."
             )
         model = imagenet.load_state(b, state.path)
     head = imagenet.take_head(model)  # the 1,000-way layer gives way to a single logit
@@ -106,10 +117,11 @@ def head_parameters(model: nn.Module, config: CNNConfig) -> list[nn.Parameter]:
 
 def stages(backbone: nn.Module) -> list[nn.Module]:
     """A backbone's stages, input first: its top-level children that hold weights, with a
-    `features` sequence (MobileNet, EfficientNet, ConvNeXt, VGG) split into its blocks."""
+    `features` sequence (torchvision's MobileNet, EfficientNet, ConvNeXt, VGG) or a `blocks`
+    sequence (timm's EfficientNet-Lite) split into its blocks."""
     found: list[nn.Module] = []
     for name, child in backbone.named_children():
-        if name == "features" and isinstance(child, nn.Sequential):
+        if name in ("features", "blocks") and isinstance(child, nn.Sequential):
             found += [block for block in child if any(True for _ in block.parameters())]
         elif any(True for _ in child.parameters()):
             found.append(child)
@@ -169,9 +181,14 @@ class PetImages(Dataset):
         return self.transform(self.image(index)), float(self.labels[index])
 
 
-def normalise(batch: torch.Tensor, device: Device) -> torch.Tensor:
-    mean = torch.tensor(MEAN, device=device.torch).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD, device=device.torch).view(1, 3, 1, 1) * 255
+def normalise(
+    batch: torch.Tensor,
+    device: Device,
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
+) -> torch.Tensor:
+    mean = torch.tensor(mean, device=device.torch).view(1, 3, 1, 1) * 255
+    std = torch.tensor(std, device=device.torch).view(1, 3, 1, 1) * 255
     x = batch.to(device.torch, non_blocking=True).float()
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
@@ -189,9 +206,11 @@ def predict(
     token: CancelToken,
     flip: bool = False,
     batch_size: int = 64,
+    stats: tuple[Sequence[float], Sequence[float]] = (MEAN, STD),
 ) -> Iterator[Progress]:
-    """Job: P(dog) for every image of `data` (centre crops), averaged with the mirror image
-    when `flip`; returns float64 (n,)."""
+    """Job: P(dog) for every image of `data` (centre crops, normalised with `stats`, the
+    (mean, std) of `normalisation`), averaged with the mirror image when `flip`; returns
+    float64 (n,)."""
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
     out: list[np.ndarray] = []
     model.eval()
@@ -199,7 +218,7 @@ def predict(
     with torch.inference_mode():
         for images, _labels in loader:
             token.raise_if_cancelled()
-            x = normalise(images, device)
+            x = normalise(images, device, *stats)
             with device.inference_autocast():
                 logits = model(x).float().squeeze(1)
                 if flip:
@@ -225,6 +244,7 @@ def train(
     np.random.seed(config.seed)
     random.seed(config.seed)
     model = build_model(config).to(device.torch).to(memory_format=torch.channels_last)
+    stats = normalisation(config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     steps_per_epoch = max(1, (len(train_data) + config.batch_size - 1) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -267,7 +287,7 @@ def train(
         seen, correct, loss_sum, started = 0, 0, 0.0, time.perf_counter()
         for images, labels in loader:
             token.raise_if_cancelled()
-            x = normalise(images, device)
+            x = normalise(images, device, *stats)
             y = labels.to(device.torch).float()
             with device.autocast():
                 logits = model(x).float().squeeze(1)
@@ -300,7 +320,7 @@ def train(
                     "images/s": rate,
                 },
             )
-        p = yield from predict(model, val_data, device, token)
+        p = yield from predict(model, val_data, device, token, stats=stats)
         from core.pets.metrics import log_loss
 
         y_val = val_data.labels

