@@ -63,7 +63,9 @@ def test_flags_follow_the_logits_and_n(tmp_path: Path):
     flags = compute_flags(table, store.label, store.split, FlagSettings(top_n=5))
     assert names(store, flags.outlier) == {"dog.1.jpg", "7.jpg", "cat.6.jpg"}
     assert names(store, flags.both) == {"cat.3.jpg"}
-    assert names(store, flags.disagrees) == {"dog.4.jpg"}
+    # the cat-and-dog image puts a little more mass on dogs (118 classes against 5 share the
+    # rest), which at 40 % is a disagreement with its cat label too
+    assert names(store, flags.disagrees) == {"dog.4.jpg", "cat.3.jpg"}
     # N changes the outliers without a rescan: the third-ranked dog drops below N = 2
     narrow = compute_flags(table, store.label, store.split, FlagSettings(top_n=2))
     assert names(store, narrow.outlier) == {"dog.1.jpg", "7.jpg", "cat.6.jpg", "dog.2.jpg"}
@@ -73,7 +75,7 @@ def test_flags_follow_the_logits_and_n(tmp_path: Path):
     # the user's relabel ends the disagreement
     store.set_label([store.row_for_path("train/dog.4.jpg")], "cat")
     after = compute_flags(table, store.label, store.split, FlagSettings(top_n=5))
-    assert not after.disagrees.any()
+    assert names(store, after.disagrees) == {"cat.3.jpg"}
     row = store.row_for_path("train/dog.0.jpg")
     assert top_classes(table, row, 1)[0][0] == DOG and top_classes(table, row, 1)[0][1] > 0.9
     assert flags.not_pet[store.row_for_path("train/dog.1.jpg")] > 0.9
