@@ -8,7 +8,10 @@
 #   3. the shipped model reads formula images through the CLI inside the bundle: images the
 #      bundle draws itself, and the real samples of ../shared/data when they are there;
 #   4. worker processes work frozen: a few training steps with a DataLoader worker and a
-#      data set drawn by two generator processes.
+#      data set drawn by two generator processes;
+#   5. the installed ImageNet weights scan offline: real photos from ../shared/data when
+#      they are there (a dog photo's cat and dog probability must go to the dog breeds),
+#      else images drawn here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 app="${1:-dist/Labelscope}/Labelscope"
@@ -68,3 +71,30 @@ run formula train --out "$scratch/run" --steps 4 --batch-size 4 --val-size 8 --v
     --workers 1 > /dev/null
 [ -f "$scratch/run/best.pt" ] || { echo "frozen training wrote no best.pt" >&2; exit 1; }
 echo "smoke test passed: training with a worker process ran in the bundle"
+
+pets="$scratch/pets/train"
+mkdir -p "$pets"
+photos=../shared/data/dogs_vs_cats/train
+if [ -d "$photos" ]; then
+    for name in dog.1.jpg dog.2.jpg cat.1.jpg cat.2.jpg; do cp "$photos/$name" "$pets/"; done
+else
+    python - "$pets" <<'PY'
+import sys
+from PIL import Image
+for i, colour in enumerate(((200, 120, 40), (40, 90, 200))):
+    Image.new("RGB", (320, 240), colour).save(f"{sys.argv[1]}/{('dog', 'cat')[i]}.{i}.jpg")
+PY
+fi
+run pets scan "$scratch/pets" --offline --train-only --no-label-issues > /dev/null
+run pets flags "$scratch/pets" --csv "$scratch/flags.csv" > /dev/null
+if [ -d "$photos" ]; then
+    python - "$scratch/flags.csv" <<'PY'
+import csv, sys
+rows = {r["path"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(sys.argv[1]))}
+dog = rows["dog.1.jpg"]
+if float(dog["dog_mass"]) < 0.5:
+    sys.exit(f"the bundle's scan does not see a dog in dog.1.jpg: {dog}")
+print("top classes of dog.1.jpg:", dog[next(k for k in dog if k.startswith("top_"))])
+PY
+fi
+echo "smoke test passed: the bundle scanned with the installed ImageNet weights, offline"

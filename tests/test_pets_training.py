@@ -110,6 +110,37 @@ def test_features_mode_uses_the_scan_embeddings(tmp_path: Path):
     assert rows[1] > 0.5 > rows[2]  # 1.jpg is dog-coloured, 2.jpg cat-coloured
 
 
+def test_features_mode_concatenates_the_installed_models_scans(tmp_path: Path):
+    from core.pets.features import FeatureCache, features_location
+    from core.pets.training import default_feature_models
+
+    layout = {f"train/cat.{i}.jpg": 20 for i in range(8)}
+    layout |= {f"train/dog.{i}.jpg": 180 for i in range(8)}
+    layout |= {"test/1.jpg": 20}
+    store = opened(make_coded_dataset(tmp_path / "pets", layout))
+    table = {20: logits_for({281: 9.0}), 180: logits_for({207: 9.0})}
+    cache = FeatureCache(features_location(store.root))
+    # two installed models over everything, a torchvision one, and an installed one that
+    # saw the train images only
+    run(scan(store, stand_in(table, "lite0"), CancelToken(), features=cache,
+             backbone="efficientnet_lite0"))  # fmt: skip
+    run(scan(store, stand_in(table, "lite2"), CancelToken(), features=cache,
+             backbone="efficientnet_lite2"))  # fmt: skip
+    run(scan(store, stand_in(table, "lite1"), CancelToken(), features=cache, splits=("train",),
+             backbone="efficientnet_lite1"))  # fmt: skip
+    run(scan(store, stand_in(table, "small"), CancelToken(), features=cache,
+             backbone="mobilenet_v3_small"))  # fmt: skip
+    cache.close()
+    everything = np.arange(len(store))
+    # the latest scan, with the installed models' that cover the rows
+    assert default_feature_models(store, everything) == ("lite0", "lite2", "small")
+    train_only = np.flatnonzero(store.split == 0)
+    assert default_feature_models(store, train_only) == ("lite0", "lite1", "lite2", "small")
+    result = run(train_run(store, TrainRequest("features"), CancelToken()))
+    assert result.request["models"] == ["lite0", "lite2", "small"]
+    assert result.evaluation["accuracy"] == 1.0
+
+
 def test_a_cancelled_cnn_resumes_from_its_checkpoint(tmp_path: Path):
     root = make_pets(tmp_path / "pets", cats=6, dogs=6, tests=0)
     store = opened(root)

@@ -246,9 +246,13 @@ BACKBONES: dict[str, Backbone] = {
         ),
     )
 }
-# Chosen by benchmarks/pets_models.py on real photos (docs/benchmarks.md): see there why.
+# Chosen by benchmarks/pets_models.py on real photos (docs/benchmarks.md). Lite0 is the
+# fastest of the three and its flags measured best (every known outlier flagged at the
+# defaults, where Lite1 and Lite2 each missed two), so it is the default on a GPU as well:
+# there the larger ones add only speed that is not needed. For features mode the three
+# scans together beat any one of them, which training's default takes when they exist.
 CPU_DEFAULT = "efficientnet_lite0"
-GPU_DEFAULT = "efficientnet_lite2"
+GPU_DEFAULT = "efficientnet_lite0"
 
 
 def backbone(key: str) -> Backbone:

@@ -168,7 +168,10 @@ def train_run(
             suffix += 1
             folder = runs_folder(store) / f"{run_id}-{suffix}"
         folder.mkdir(parents=True)
-        request = _resolved(store, request)
+        wanted = np.concatenate([train_rows, val_rows])
+        if request.predict_test:
+            wanted = np.concatenate([wanted, test_rows(store)])
+        request = _resolved(store, request, wanted)
         (folder / "config.json").write_text(json.dumps(asdict(request), indent=2))
         np.savez(
             folder / "split.npz",
@@ -284,13 +287,38 @@ def compare_cleaning(
     return CleaningComparison(first, second)
 
 
-def _resolved(store: LabelStore, request: TrainRequest) -> TrainRequest:
+def default_feature_models(store: LabelStore, rows: np.ndarray) -> tuple[str, ...]:
+    """The scans features mode concatenates by default: the latest scan, and with it every
+    other scan by an installed model that has embeddings for all of `rows` (the embeddings
+    of EfficientNet-Lite0, 1 and 2 together score clearly better than any one of them:
+    docs/benchmarks.md). Empty when the dataset was never scanned."""
+    from core.pets.imagenet import BACKBONES
+
+    scans = store.scans()
+    if not scans:
+        return ()
+    chosen = [scans[0].model]
+    cache = FeatureCache(features_location(store.root))
+    try:
+        wanted = set(store.ids[rows].tolist())
+        for record in scans[1:]:
+            b = BACKBONES.get(record.backbone)
+            if b is not None and b.installed and wanted <= cache.ids(record.model):
+                chosen.append(record.model)
+    finally:
+        cache.close()
+    return tuple(sorted(chosen))
+
+
+def _resolved(
+    store: LabelStore, request: TrainRequest, rows: np.ndarray | None = None
+) -> TrainRequest:
     """The request with the mode's defaults filled in, as it is recorded."""
     if request.mode == "features" and not request.models:
-        scans = store.scans()
-        if not scans:
+        models = default_feature_models(store, store.effective_rows() if rows is None else rows)
+        if not models:
             raise JobError("Features mode needs embeddings: scan the dataset first (Scan tab).")
-        request = replace(request, models=(scans[0].model,))
+        request = replace(request, models=models)
     if request.mode in ("scratch", "finetune"):
         lr = request.lr or (1e-3 if request.mode == "scratch" else 3e-4)
         size = request.image_size or (128 if request.mode == "scratch" else 224)

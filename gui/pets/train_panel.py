@@ -46,6 +46,7 @@ from core.pets.training import (
     RunResult,
     TrainRequest,
     compare_cleaning,
+    default_feature_models,
     list_runs,
     train_run,
     unfinished_runs,
@@ -83,7 +84,10 @@ class TrainPanel(QWidget):
         self.backbone = QComboBox()
         self.backbone.setObjectName("trainBackbone")
         for key, b in imagenet.BACKBONES.items():
-            self.backbone.addItem(b.title, key)
+            self.backbone.addItem(
+                f"{b.title} ({'installed' if b.installed else 'downloaded'})", key
+            )
+        self.backbone.setCurrentIndex(self.backbone.findData(TrainRequest.backbone))
         self.random_weights = QCheckBox("Random weights (no ImageNet)")
         self.random_weights.setObjectName("trainRandomWeights")
         self.gradual = QCheckBox("Unfreeze one stage per epoch after the head's first epoch")
@@ -264,14 +268,17 @@ class TrainPanel(QWidget):
         self.refresh_runs()
 
     def refresh_scans(self) -> None:
-        """The scans to choose embeddings from (the latest checked)."""
+        """The scans to choose embeddings from (at first those features mode would take by
+        default: the latest, and the installed models' that cover the images)."""
         checked = set(self.chosen_scans())
         self.scans.clear()
-        for index, record in enumerate(self.store.scans() if self.store is not None else []):
+        if self.store is not None and not checked:
+            checked = set(default_feature_models(self.store, self.store.effective_rows()))
+        for record in self.store.scans() if self.store is not None else []:
             item = QListWidgetItem(f"{record.model} ({record.images:,} images)")
             item.setData(Qt.ItemDataRole.UserRole, record.model)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            on = record.model in checked or (not checked and index == 0)
+            on = record.model in checked
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
             self.scans.addItem(item)
 
