@@ -34,6 +34,8 @@ from benchmarks.harness import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dogs_vs_cats"
+BOTH = (0.10, 0.15, 0.20, 0.25, 0.30, 0.35)
+DISAGREE = (0.3, 0.4, 0.5, 0.6)
 
 
 def build_dataset(data: Path, folder: Path) -> tuple[Path, set[str]]:
@@ -75,17 +77,20 @@ def flag_tables(store, models: dict[str, str], outliers: np.ndarray) -> list[str
         "#### *Both* (cat and dog mass each ≥ t) and *disagrees* (other class ≥ t and more than "
         "its own): outliers / normal images flagged",
         "",
-        "| model | both 0.05 | both 0.10 | both 0.15 | both 0.25 | disagrees 0.3 | "
-        "disagrees 0.5 | disagrees 0.7 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | "
+        + " | ".join(f"both {t:.2f}" for t in BOTH)
+        + " | "
+        + " | ".join(f"disagrees {t:.1f}" for t in DISAGREE)
+        + " |",
+        "| --- | " + " | ".join("---" for _ in BOTH + DISAGREE) + " |",
     ]
     for title, key in models.items():
         table = store.scan_table(key)
         cells = []
-        for t in (0.05, 0.10, 0.15, 0.25):
+        for t in BOTH:
             f = compute_flags(table, store.label, store.split, FlagSettings(both_mass=t))
             cells.append(f"{int(f.both[outliers].sum())} / {int(f.both[normal].sum())}")
-        for t in (0.3, 0.5, 0.7):
+        for t in DISAGREE:
             f = compute_flags(table, store.label, store.split, FlagSettings(disagree_mass=t))
             cells.append(f"{int(f.disagrees[outliers].sum())} / {int(f.disagrees[normal].sum())}")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
@@ -98,8 +103,10 @@ def defaults_table(store, features, models: dict[str, str], outliers: np.ndarray
     from core.pets.outliers import FlagSettings, compute_flags
 
     normal = ~outliers
+    d = FlagSettings()
     lines = [
-        "#### At the defaults (top-N 5, both 0.15, disagrees 0.5, 5-fold label issues)",
+        f"#### At the defaults (top-N {d.top_n}, both {d.both_mass}, disagrees "
+        f"{d.disagree_mass}, 5-fold label issues)",
         "",
         "| model | outliers caught by any flag | normal flagged outlier or both | "
         "normal flagged by any flag | missed |",

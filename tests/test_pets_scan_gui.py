@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
@@ -117,3 +118,50 @@ def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
 
     window.pets.tabs.setCurrentWidget(window.pets.scan_page)
     panel.grab().save(str(tmp_path / "scan.png"))
+
+
+def test_the_scan_tab_offers_the_installed_weights(make_window, qtbot, tmp_path: Path):
+    from core.pets import imagenet
+
+    window = make_window()
+    panel = _open(window, qtbot, make_pets(tmp_path / "pets", cats=2, dogs=2, tests=0))
+    window.pets.tabs.setCurrentWidget(window.pets.scan_page)
+    b = imagenet.backbone(imagenet.CPU_DEFAULT)
+    if imagenet.installed_file(b) is None:
+        pytest.skip(f"{b.distribution} is not installed")
+    assert panel.backbone.currentData() == imagenet.CPU_DEFAULT
+    text = panel.weights_label.text()
+    assert "installed with Labelscope" in text and "Apache-2.0" in text
+    assert "downloaded" not in text
+
+
+def test_a_real_scan_flags_the_known_outliers_offline(make_window, qtbot, tmp_path: Path):
+    from tests.conftest import shared_data
+
+    data = shared_data("dogs_vs_cats")
+    root = tmp_path / "real" / "train"
+    root.mkdir(parents=True)
+    normal = [f"{kind}.{i}.jpg" for kind in ("cat", "dog") for i in range(8)]
+    for name in normal:
+        (root / name).symlink_to((data / "train" / name).resolve())
+    outliers = sorted(p.name for p in (data / "outliers").glob("*.jpg"))
+    for name in outliers:
+        (root / name).symlink_to((data / "outliers" / name).resolve())
+    window = make_window()
+    panel = _open(window, qtbot, root.parent)
+    window.pets.tabs.setCurrentWidget(window.pets.scan_page)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.job is None, timeout=120000)
+    assert "Scanned 20 images" in panel.status.text(), panel.status.text()
+    flags = panel.view.flags
+    store = panel.store
+    flagged = flags.outlier | flags.both | flags.disagrees | (store.scores("label_issue") == 1)
+    for name in outliers:  # every full-size known outlier is flagged at the defaults
+        assert flagged[store.row_for_path(f"train/{name}")], name
+    qtbot.mouseClick(panel.show_buttons["outlier"], Qt.MouseButton.LeftButton)
+    browser = window.pets.browser
+    shown = {store.paths[r].rsplit("/", 1)[-1] for r in browser.proxy.source_rows()}
+    assert set(outliers) <= shown
+    assert len(shown - set(outliers)) <= 1  # few real photos among them
+    browser.select_rows([store.row_for_path("train/dog.4367.jpg")])
+    assert "ImageNet top" in browser.inspector.predictions.text()
