@@ -213,6 +213,18 @@ def test_torchrun_trains_with_two_cpu_processes(tmp_path):
     assert record["step"] == 4
 
 
+def test_a_mixed_in_folder_trains_with_a_spawned_data_worker(tmp_path):
+    """The folder's images reach a spawned worker (nothing in the dataset is a lambda)."""
+    from core.formula.generate import GenerateConfig, generate
+
+    data = tmp_path / "set"
+    drive(generate(data, GenerateConfig(count=12, seed=3), CancelToken()), CancelToken())
+    config = _config(steps=4, val_every=2, val_size=8, batch_size=4, workers=1,
+                     data=(str(data),), data_share=0.5)  # fmt: skip
+    result = _train(tmp_path / "run", config)
+    assert result["step"] == 4 and (tmp_path / "run" / "last.pt").exists()
+
+
 def test_recognize_eval_and_export_commands(tmp_path, capsys):
     """The formula commands on a tiny model: recognize, eval (with a gallery), ONNX."""
     import random

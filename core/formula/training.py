@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -336,7 +337,8 @@ def train(
         for directory in config.data:
             report = drive(read_folder(directory, token), token)
             items.extend(split(report.items, (0.9, 0.1), seed=config.seed)[0])
-        folder = FolderDataset(items, lambda image: model_input(image, config.model.height))
+        # a module-level function: a spawned data worker must be able to unpickle it
+        folder = FolderDataset(items, partial(model_input, height=config.model.height))
     transform = TrainTransform(config.model.height, config.augment, config.seed + rank)
     synthetic = SyntheticStream(
         seed=config.seed + 7919 * rank,
