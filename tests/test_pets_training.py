@@ -291,7 +291,21 @@ def test_gradual_unfreezing_opens_one_stage_per_epoch():
     assert counts == sorted(counts) and len(set(counts[:7])) == 7  # one more stage each epoch
     assert cnn.trainable_parameters(model, config, 7) is None  # then everything
     assert [len(cnn.stages(cnn.build_model(replace_backbone(config, b))[0])) > 3
-            for b in ("mobilenet_v3_small", "efficientnet_b0")] == [True, True]  # fmt: skip
+            for b in ("mobilenet_v3_small", "efficientnet_b0", "efficientnet_lite0")
+            ] == [True, True, True]  # fmt: skip
+
+
+@pytest.mark.parametrize("images", [4, 8, 12, 16, 20, 24])
+def test_a_few_batches_train_without_a_schedule_error(tmp_path: Path, images: int):
+    """One epoch of 1 to 6 batches: the one-cycle schedule must still have a warm-up."""
+    root = make_pets(tmp_path / "pets", cats=images // 2, dogs=images // 2, tests=0)
+    store = opened(root)
+    rows = store.effective_rows()
+    labels = (store.label[rows] == 2).astype(np.int64)
+    data = cnn.PetImages(Source(root), [store.paths[r] for r in rows], labels, 32, True)
+    config = cnn.CNNConfig("scratch", image_size=32, epochs=1, batch_size=4)
+    run(cnn.train(config, data, data, choose("cpu"), CancelToken(), tmp_path / "c.pt"))
+    assert (tmp_path / "c.pt").exists()
 
 
 def replace_backbone(config, backbone: str):

@@ -260,7 +260,9 @@ def train(
         optimiser,
         max_lr=[group["lr"] for group in groups],
         total_steps=config.epochs * steps_per_epoch,
-        pct_start=0.2,
+        # the warm-up must span at least one step and a bit, or one-cycle divides by zero
+        # on a few batches (it lasts pct_start × steps − 1 steps)
+        pct_start=min(0.75, max(0.2, 1.5 / (config.epochs * steps_per_epoch))),
     )
     scaler = torch.amp.GradScaler(device.kind, enabled=device.needs_grad_scaler)
     start_epoch = 0
