@@ -52,6 +52,22 @@ def test_kaggle_layout(tmp_path: Path):
     assert "3 labelled images (2 cats, 1 dogs), 2 test images" in listing.summary()
 
 
+def test_links_in_a_loop_or_nowhere_are_reported_not_followed(tmp_path: Path):
+    _touch(tmp_path, "train/cat.1.jpg", "train/dog.2.jpg", "test/1.jpg")
+    (tmp_path / "train" / "self").symlink_to("self")  # a link to itself
+    (tmp_path / "train" / "loop").symlink_to(".")  # back up to its own folder
+    (tmp_path / "train" / "dog.3.jpg").symlink_to("gone.jpg")  # dangling
+    (tmp_path / "test" / "2.jpg").symlink_to(tmp_path / "train" / "dog.2.jpg")  # a good link
+    listing = _list(tmp_path)
+    assert [s.path for s in listing.samples] == [
+        "train/cat.1.jpg", "train/dog.2.jpg", "test/1.jpg", "test/2.jpg"
+    ]  # fmt: skip
+    skipped = dict(listing.skipped)
+    assert "cannot be followed" in skipped["train/self"]
+    assert skipped["train/loop"] == "a link to a folder already listed"
+    assert skipped["train/dog.3.jpg"] == "a link to something that does not exist"
+
+
 def test_class_folders(tmp_path: Path):
     _touch(tmp_path, "cats/a.jpg", "Dogs/b.png", "dogs_extra/c.jpg")
     listing = _list(tmp_path)

@@ -55,7 +55,8 @@ class DatasetListing:
             f"({counts['cat']:,} cats, {counts['dog']:,} dogs), {counts['test']:,} test images"
         )
         if self.skipped:
-            text += f"; {len(self.skipped):,} files skipped"
+            count = len(self.skipped)
+            text += f"; {count:,} file{'' if count == 1 else 's'} skipped"
         return text
 
 
@@ -85,7 +86,12 @@ def _walk(
     """(chain path, folders and zips it sits in, why it cannot be opened or None) for every
     file, descending into the zips named like the data (train.zip, test.zip, the
     competition zip) unless the same folder also holds them unpacked."""
-    names = list(source.container(chain).names())
+    container = source.container(chain)
+    names = list(container.names())
+    prefix_of = chain.split(SEPARATOR) if chain else []
+    for name, problem in getattr(container, "problems", ()):
+        path = f"{chain}{SEPARATOR}{name}" if chain else name
+        yield path, [*prefix_of, *name.split("/")[:-1]], problem
     folders = {n.rsplit("/", 2)[-2].lower() for n in names if "/" in n}
     folders |= {n.split("/")[0].lower() for n in names if "/" in n}
     prefix = chain.split(SEPARATOR) if chain else []

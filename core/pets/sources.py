@@ -100,10 +100,22 @@ class FolderContainer(Container):
     def __init__(self, root: Path, max_depth: int = 3) -> None:
         self.root = root
         self.max_depth = max_depth
+        #: (name, why) for entries that names() passed over: links that lead nowhere, in a
+        #: loop or to a folder already listed
+        self.problems: list[tuple[str, str]] = []
 
     def names(self) -> Iterator[str]:
         """Files of the root and of its sub-folders down to `max_depth` levels (hidden ones,
-        such as .labelscope, skipped)."""
+        such as .labelscope, skipped). Links are followed, but a folder is listed once
+        however many links lead to it, so a link back up the tree (`train/loop -> .`) adds
+        nothing; broken and looping links are recorded in `problems`."""
+        self.problems = []
+        seen: set[tuple[int, int]] = set()
+        try:
+            info = os.stat(self.root)
+            seen.add((info.st_dev, info.st_ino))
+        except OSError:
+            pass
         stack = [("", 1)]
         while stack:
             prefix, depth = stack.pop()
@@ -116,11 +128,25 @@ class FolderContainer(Container):
                 if entry.name.startswith("."):
                     continue
                 rel = f"{prefix}/{entry.name}" if prefix else entry.name
-                if entry.is_dir():
+                try:
+                    is_dir, is_file = entry.is_dir(), entry.is_file()
+                    info = entry.stat() if is_dir else None
+                except OSError as error:  # a link to itself, or one it cannot follow
+                    self.problems.append((rel, f"a link that cannot be followed: {error.strerror}"))
+                    continue
+                if is_dir and info is not None:
+                    key = (info.st_dev, info.st_ino)
+                    if key in seen:
+                        if entry.is_symlink():
+                            self.problems.append((rel, "a link to a folder already listed"))
+                        continue
+                    seen.add(key)
                     if depth < self.max_depth:
                         stack.append((rel, depth + 1))
-                elif entry.is_file():
+                elif is_file:
                     yield rel
+                elif entry.is_symlink():
+                    self.problems.append((rel, "a link to something that does not exist"))
 
     def folders(self) -> list[str]:
         """The names of the root's sub-folders."""
