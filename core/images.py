@@ -3,6 +3,8 @@ what is wrong with which file, never a crash. Files are only ever read."""
 
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import cv2
@@ -19,11 +21,14 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00*", "TIFF"),
 )
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+#: Larger images are refused before decoding: a small file can hold a huge image (a
+#: 48 KB PNG of 20,000 × 20,000 pixels) that would take gigabytes to decode.
+MAX_PIXELS = 60_000_000
 
 
 class ImageProblem(Exception):
     """An image that cannot be used, and why. `kind` is one of: missing, unreadable, empty,
-    not-an-image, truncated, undecodable."""
+    not-an-image, truncated, undecodable, too-large, wrong-shape."""
 
     def __init__(self, path: Path | str, kind: str, detail: str) -> None:
         self.path = Path(path)
@@ -70,6 +75,14 @@ def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) ->
         raise ImageProblem(path, "truncated", "the JPEG file is truncated (no end marker)")
     if fmt == "PNG" and b"IEND" not in data[-16:]:
         raise ImageProblem(path, "truncated", "the PNG file is truncated (no end chunk)")
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ImageProblem(
+            path,
+            "too-large",
+            f"the image is {size[0]:,} × {size[1]:,} pixels, more than the "
+            f"{MAX_PIXELS // 1_000_000} million that are decoded safely",
+        )
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
     if image is None or image.size == 0:
@@ -77,6 +90,20 @@ def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) ->
     if not gray:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return image
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image's header, without decoding it; None when Pillow
+    cannot tell."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Exception:  # a header Pillow cannot read: OpenCV decides
+        return None
 
 
 def read_image(path: Path | str, *, gray: bool = False) -> np.ndarray:

@@ -83,3 +83,27 @@ def test_the_grammar_reading_is_always_a_formula(recognizer, tmp_path, capsys):
     assert main(["formula", "recognize", "--grammar", "--json", str(path)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["grammar"] and data["text"] == formula.text and data["valid"]
+
+
+def test_odd_sizes_are_refused_and_the_next_file_is_read(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from core.cli import main
+
+    odd = {
+        "thin.png": np.full((4, 100), 255, np.uint8),  # too small
+        "tall.png": np.full((5000, 1), 255, np.uint8),  # not one line
+        "wide.png": np.full((10, 2000), 255, np.uint8),  # 200 times wider than high
+        "huge.png": np.full((8000, 8000), 255, np.uint8),  # 64 million pixels, tiny file
+    }
+    for name, image in odd.items():
+        cv2.imwrite(str(tmp_path / name), image)
+    item, _style, image = make_one(GenerateConfig(count=1, style="fonts", form="level1"), 0)
+    cv2.imwrite(str(tmp_path / "good.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    paths = [str(tmp_path / n) for n in [*odd, "good.png"]]
+    assert main(["formula", "recognize", *paths]) == 1
+    out, err = capsys.readouterr()
+    assert out.strip().split("\t") == [paths[-1], item.text]
+    assert "thin.png: the image is 100 × 4 pixels: too small" in err
+    assert "tall.png" in err and "wide.png" in err and "more than the 60 million" in err

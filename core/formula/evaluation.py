@@ -180,6 +180,8 @@ def read_images(
     images and their accuracy, otherwise the folder's images in natural order. Returns a
     FolderReading; images that cannot be decoded are listed with the reason."""
     from core.formula.dataset import LABEL_FILES, read_folder
+    from core.formula.preprocess import MODEL_HEIGHT
+    from core.formula.recognizer import shape_problem
     from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
 
     root = Path(root)
@@ -207,10 +209,16 @@ def read_images(
         indices, images = [], []
         for i in range(start, min(start + _BATCH, len(paths))):
             try:
-                images.append(read_image(paths[i]))
-                indices.append(i)
+                image = read_image(paths[i])
             except ImageProblem as problem:
                 reading.failures[i] = str(problem)
+                continue
+            problem = shape_problem(image.shape[1], image.shape[0], MODEL_HEIGHT)
+            if problem:
+                reading.failures[i] = f"{paths[i].name}: {problem}"
+                continue
+            images.append(image)
+            indices.append(i)
         texts = read_batch(images) if images else []
         for i, text in zip(indices, texts, strict=True):
             reading.texts[i] = text

@@ -20,7 +20,7 @@ from core.formula.crnn import CRNN, CRNNConfig, column_span
 from core.formula.decoding import Constraint, Hypothesis, SymbolSpan, beam_search, greedy
 from core.formula.grammar import Formula, GrammarError, parse
 from core.formula.training import MODEL_KIND
-from core.images import read_image
+from core.images import ImageProblem, read_image
 
 SHIPPED_MODEL = ASSETS_DIR / "models" / "formula_crnn.pt"
 #: The beam width of `grammatical` readings.
@@ -174,6 +174,9 @@ class Recognizer:
         image. With `beam_width`, also the beam search n-best and the n-best under
         `grammar` (the formula grammar, or a FormulaGrammar with a truth weight)."""
         start = time.perf_counter()
+        problem = shape_problem(image.shape[1], image.shape[0], self.config.height)
+        if problem:
+            raise ImageProblem("<image>", "wrong-shape", problem)
         stages = self.stages(image, canvas, steps)
         x = 1.0 - stages[-1][1]
         prepared = time.perf_counter()
@@ -208,6 +211,9 @@ class Recognizer:
         start = time.perf_counter()
         image = read_image(path)
         decoded = time.perf_counter()
+        problem = shape_problem(image.shape[1], image.shape[0], self.config.height)
+        if problem:
+            raise ImageProblem(path, "wrong-shape", problem)
         result = self.recognize(image)
         if grammar:
             best = grammatical(result.log_probs, spans=True)
@@ -231,6 +237,29 @@ class Recognizer:
         x0, x1 = column_span(step, self.config)
         scale = image_width / model_width
         return max(0.0, x0 * scale), min(float(image_width), x1 * scale)
+
+
+#: A formula image read at the model's height must be at least this many pixels wide, and
+#: at most this many times wider than high (a long equation is about 15 times).
+MIN_MODEL_WIDTH = 16
+MAX_ASPECT = 60
+
+
+def shape_problem(width: int, height: int, model_height: int) -> str | None:
+    """Why an image of this size cannot be read as one line of formula, or None."""
+    if min(width, height) < 8:
+        return f"the image is {width} × {height} pixels: too small to hold a formula"
+    if width * model_height / height < MIN_MODEL_WIDTH:
+        return (
+            f"the image is {width} × {height} pixels: far taller than wide, not one line of "
+            "formula (crop it to the line)"
+        )
+    if width / height > MAX_ASPECT:
+        return (
+            f"the image is {width} × {height} pixels: more than {MAX_ASPECT} times wider "
+            "than high, not one line of formula (crop it to the line)"
+        )
+    return None
 
 
 def grammatical(

@@ -38,7 +38,8 @@ from PySide6.QtWidgets import (
 
 from core.formula import ctc
 from core.formula.crnn import column_span
-from core.formula.recognizer import SHIPPED_MODEL, Recognition, Recognizer
+from core.formula.preprocess import MODEL_HEIGHT
+from core.formula.recognizer import SHIPPED_MODEL, Recognition, Recognizer, shape_problem
 from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
 from core.jobs import single_step
 from gui.formula.canvas import PEN_RANGE, DrawingCanvas
@@ -405,6 +406,11 @@ class FormulaWorkbench(QWidget):
             image = read_image(path)
         except ImageProblem as problem:
             self.problem.emit("Cannot open the image", str(problem), "")
+            return False
+        height = self.recognizer.config.height if self.recognizer else MODEL_HEIGHT
+        problem = shape_problem(image.shape[1], image.shape[0], height)
+        if problem:
+            self.problem.emit("Cannot read the image", f"{path.name}: {problem}", "")
             return False
         self.image_path = path
         self._show_image(image, f"{path.name}")
