@@ -42,6 +42,7 @@ def save(path: Path | str, payload: dict[str, Any], kind: str) -> Path:
         "labelscope": __version__,
         **payload,
     }
+    remove_stale_temporaries(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         # mkstemp makes the file private (0600); give it the mode a plain open() would
@@ -55,6 +56,24 @@ def save(path: Path | str, payload: dict[str, Any], kind: str) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temporaries(path: Path, older_than: float = 60.0) -> int:
+    """Remove the temporary files that a process killed mid-save left beside `path`
+    (`.<name>.XXXXXXXX`), unless they are recent enough to be another save in progress.
+    Returns how many were removed."""
+    import time
+
+    removed = 0
+    now = time.time()
+    for stale in path.parent.glob(f".{path.name}.*"):
+        try:
+            if now - stale.stat().st_mtime > older_than:
+                stale.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def _umask() -> int:
@@ -78,10 +97,12 @@ def safe_load(path: Path | str) -> Any:
     except IsADirectoryError:
         raise CheckpointError(f"{path} is a folder, not a checkpoint file.") from None
     except pickle.UnpicklingError as error:
-        if "GLOBAL" in str(error):  # the safe unpickler met a class or function to call
+        if "GLOBAL" in str(error) or "Unsupported" in str(error):
+            # the safe unpickler met a class or function to call
             raise CheckpointError(
                 f"{path} was refused: it holds Python objects that could run code when "
-                "loaded, not just weights. Load only files from a source you trust."
+                "loaded (code, or objects a safe load does not allow), not just weights. "
+                "Load only files from a source you trust."
             ) from error
         raise CheckpointError(
             f"{path} is damaged or incomplete, or is not a PyTorch file."

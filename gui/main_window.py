@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -37,8 +38,9 @@ from gui.workers import JobHandle, JobRunner
 log = logging.getLogger(__name__)
 
 WORKBENCHES = ("pets", "formulas")
-#: How long closing the window waits for running jobs to stop.
-SHUTDOWN_TIMEOUT = 1.5
+#: How long closing the window waits for running jobs to end the step they are in (a
+#: training step, a scan batch, a checkpoint being written) before it closes regardless.
+SHUTDOWN_GRACE = 120.0
 
 
 class MainWindow(QMainWindow):
@@ -47,6 +49,8 @@ class MainWindow(QMainWindow):
         `save_settings` False (screenshots) the window leaves the saved state alone."""
         super().__init__()
         self.save_settings = save_settings
+        self._closing_since: float | None = None
+        self._force_close = False
         self.setWindowTitle(f"{APP_NAME} {__version__}")
         self.setWindowIcon(QIcon(str(icon_path("labelscope"))))
         self.settings = Settings()
@@ -442,9 +446,45 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.save_settings:
-            self._save()
-        if not self.runner.shutdown(SHUTDOWN_TIMEOUT):
-            log.warning("closing with a job still stopping")
+        """Closing cancels every job and waits, with the window greyed out but the event
+        loop running, until each has ended the step it is in and kept what it had (a
+        training run its checkpoint); then the window closes. A process never exits with a
+        thread still inside torch, which aborts it. A job that ignores its token past
+        SHUTDOWN_GRACE seconds (or a second close) no longer holds the window."""
+        running = self.runner.active()
+        if self.save_settings and self._closing_since is None:
+            self._save()  # what the user sees now, before anything is greyed out
+        if running and not self._force_close:
+            event.ignore()
+            if self._closing_since is None:
+                self._closing_since = time.monotonic()
+                self.runner.cancel_all()
+                self.runner.ended.connect(self._close_when_idle)
+                QTimer.singleShot(int(SHUTDOWN_GRACE * 1000), self._close_regardless)
+                self.centralWidget().setEnabled(False)
+                self.menuBar().setEnabled(False)
+                titles = ", ".join(h.title for h in running)
+                self.statusBar().showMessage(
+                    f"Closing: stopping {titles} at the end of the current step…"
+                )
+            else:  # asked twice: stop waiting
+                self._close_regardless()
+            return
+        if not self.runner.shutdown(0):
+            log.warning("closing with a job that did not stop")
         self.pets.close_dataset()
         event.accept()
+
+    def _close_when_idle(self) -> None:
+        if not self.runner.active():
+            self.close()
+
+    def _close_regardless(self) -> None:
+        if self.isVisible():
+            self._force_close = True
+            self.close()
+
+    @property
+    def closing(self) -> bool:
+        """Close was asked for and the window waits for jobs to stop."""
+        return self._closing_since is not None

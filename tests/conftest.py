@@ -69,6 +69,14 @@ def make_window(qtbot, settings_dir):
         return window
 
     yield make
+
+    def closed(window) -> bool:
+        try:
+            return not window.isVisible()
+        except RuntimeError:  # deleted on close
+            return True
+
     for window in windows:
-        if window.isVisible():
-            window.close()
+        if not closed(window):
+            window.close()  # cancels the jobs; the window closes once they have stopped
+            qtbot.waitUntil(lambda w=window: closed(w), timeout=120000)

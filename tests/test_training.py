@@ -89,6 +89,65 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path):
     assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
 
 
+def test_a_run_cancelled_between_validations_keeps_its_steps(tmp_path):
+    """Cancel at step 7, long before the first validation: last.pt holds step 7, the run
+    list offers it for Resume, and resuming reaches the uninterrupted run's state."""
+    from core.formula.runs import run_info
+
+    config = _config(val_every=15)
+    _train(tmp_path / "straight", config)
+    token, milestones = CancelToken(), []
+
+    def watch(progress):
+        if progress.milestone:
+            milestones.append(progress.done)
+        if progress.done == 7:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        _train(tmp_path / "resumed", config, token, on_progress=watch)
+    assert checkpoints.load(tmp_path / "resumed" / "last.pt")["step"] == 7
+    info = run_info(tmp_path / "resumed")
+    assert info.step == 7 and info.can_resume and milestones == []
+    _train(tmp_path / "resumed", config, resume=True, on_progress=watch)
+    assert milestones == [15, 20]  # a curve point per validation, not per step
+    a = checkpoints.load(tmp_path / "straight" / "last.pt")
+    b = checkpoints.load(tmp_path / "resumed" / "last.pt")
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+
+
+def test_a_run_that_fails_before_saving_leaves_no_folder(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise JobError("no data")
+
+    monkeypatch.setattr("core.formula.training.validation_set", broken)
+    with pytest.raises(JobError, match="no data"):
+        _train(tmp_path / "run", _config())
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
+    with pytest.raises(JobError):
+        _train(tmp_path / "mine", _config())
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+def test_stale_temporary_checkpoints_are_cleaned_up(tmp_path):
+    import os
+    import time
+
+    target = tmp_path / "last.pt"
+    stale = [tmp_path / f".last.pt.{n}" for n in ("abcd1234", "efgh5678")]
+    fresh = tmp_path / ".last.pt.now12345"  # another save in progress
+    for path in [*stale, fresh]:
+        path.write_bytes(b"half a checkpoint")
+    old = time.time() - 3600
+    for path in stale:
+        os.utime(path, (old, old))
+    checkpoints.save(target, {"x": torch.zeros(1)}, "test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name, "last.pt"]
+
+
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real = torch.nn.CTCLoss.forward
     calls = {"n": 0}
@@ -118,7 +177,7 @@ def test_hostile_truncated_and_wrong_files_are_refused(tmp_path, monkeypatch):
         {"format": checkpoints.FORMAT, "kind": MODEL_KIND, "x": _Exploit()},
         tmp_path / "hostile2.pt",
     )
-    with pytest.raises(checkpoints.CheckpointError, match="damaged"):  # a bare pickle
+    with pytest.raises(checkpoints.CheckpointError, match="refused: it holds Python objects"):
         Recognizer.load(hostile)
     with pytest.raises(checkpoints.CheckpointError, match="refused: it holds Python objects"):
         Recognizer.load(tmp_path / "hostile2.pt")

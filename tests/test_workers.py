@@ -117,6 +117,7 @@ def test_closing_the_window_cancels_running_jobs(make_window, qtbot):
     threads = [h._thread for h in handles]
     window.close()
     assert all(h.token.cancelled for h in handles)
+    qtbot.waitUntil(lambda: window.runner.active() == [], timeout=10000)
     assert not any(t.is_alive() for t in threads)
     assert window.runner.active() == []
 
@@ -126,8 +127,11 @@ import threading, sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from gui.app import create_application
+from gui import main_window
 from gui.main_window import MainWindow
 from core.jobs import Progress
+
+main_window.SHUTDOWN_GRACE = 1.0  # the stuck job would hold the window this long
 
 app = create_application()
 window = MainWindow(save_settings=False)

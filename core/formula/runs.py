@@ -6,6 +6,7 @@ last.pt (to resume) and best.pt (the best model by validation sequence accuracy)
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import time
@@ -35,7 +36,7 @@ def new_run_dir(root: Path | None = None) -> Path:
 class RunInfo:
     path: Path
     steps: int  # planned
-    step: int  # reached at the last validation
+    step: int  # reached at the last checkpoint or validation
     best_acc: float | None
     model_size: str  # "small", "large" or "custom"
 
@@ -97,6 +98,9 @@ def run_info(path: Path) -> RunInfo | None:
     log = read_log(path)
     accuracies = log.get("val_acc", [])
     step = int(max(log.get("step:val_acc", [0]), default=0))
+    # last.pt may hold later steps than the last validation (it is saved on cancel)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        step = max(step, int(json.loads((path / "last.json").read_text())["step"]))
     return RunInfo(
         path, steps, step, max(accuracies) if accuracies else None, _size(config.get("model", {}))
     )

@@ -9,6 +9,7 @@ validation sequence accuracy, which the recogniser loads).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -35,10 +36,12 @@ from core.formula.crnn import CRNN, CRNNConfig
 from core.formula.dataset import FolderDataset, Item, SyntheticStream, read_folder, split
 from core.formula.decoding import edit_distance, greedy_batch
 from core.formula.generate import GenerateConfig, make_one
-from core.jobs import CancelToken, JobError, Progress, drive
+from core.jobs import Cancelled, CancelToken, JobError, Progress, drive
 
 MODEL_KIND = "formula-crnn"
 RUN_KIND = "formula-training"
+#: last.pt is also written this often between validations.
+SAVE_EVERY_SECONDS = 60.0
 _VALIDATION_SEED_OFFSET = 1_000_003
 
 
@@ -270,11 +273,31 @@ def train(
 ) -> Iterator[Progress]:
     """Job: train a recogniser into the run folder `out`; returns the final metrics.
 
-    Progress metrics: loss, lr, images/s, and val_acc / val_cer after each validation.
-    A loss that turns NaN or infinite stops the run with a JobError; `last.pt` then still
-    holds the last good state.
+    Progress metrics: loss, lr, images/s, and val_acc / val_cer after each validation
+    (those progress reports are milestones). `last.pt` is written at every validation,
+    every SAVE_EVERY_SECONDS between them, and when the run is cancelled, so `resume`
+    continues from the last step made. A loss that turns NaN or infinite stops the run with
+    a JobError; `last.pt` then still holds the last good state. A new run that stops before
+    it has saved anything leaves no folder behind.
     """
     out = Path(out)
+    new_folder = not out.exists()
+    ours = [out / n for n in ("config.json", "log.csv") if not (out / n).exists()]
+    try:
+        return (yield from _train(out, config, device, token, resume))
+    except BaseException:
+        if not resume and not (out / "last.pt").exists():
+            for path in ours:  # the files this run wrote, never the user's
+                path.unlink(missing_ok=True)
+            if new_folder:
+                with contextlib.suppress(OSError):
+                    out.rmdir()  # only when nothing else is in it
+        raise
+
+
+def _train(
+    out: Path, config: TrainConfig, device: Device, token: CancelToken, resume: bool
+) -> Iterator[Progress]:
     rank, world = _distributed()
     main = rank == 0
     if device.kind == "cuda" and world > 1:
@@ -375,6 +398,7 @@ def train(
     log_path = out / "log.csv"
 
     def save_last() -> None:
+        nonlocal saved_at, saved_step
         checkpoints.save(
             out / "last.pt",
             {
@@ -391,7 +415,10 @@ def train(
             },
             RUN_KIND,
         )
+        _write_state(out, step, config.steps)
+        saved_at, saved_step = time.monotonic(), step
 
+    saved_at, saved_step = time.monotonic(), step
     metrics: dict[str, float] = {}
     loss_avg = None
     started, images_since, clock = time.monotonic(), 0, time.monotonic()
@@ -399,60 +426,77 @@ def train(
         yield Progress(step, config.steps, "Training", metrics)
     batches = iter(loader)
     trainee.train()
-    while step < config.steps:
-        token.raise_if_cancelled()
-        batch = next(batches)
-        images = batch["images"].to(
-            device.torch, memory_format=torch.channels_last, non_blocking=True
-        )
-        with device.autocast(cpu_bf16=True):
-            log_probs = trainee(images)
-        lengths = model.output_lengths(batch["widths"])
-        loss = ctc(log_probs.float(), batch["targets"], lengths, batch["target_lengths"])
-        if not torch.isfinite(loss):
-            raise JobError(
-                f"The loss became {loss.item()} at step {step + 1}; training stopped. "
-                f"The last good state is in {out / 'last.pt'}: lower the learning rate "
-                f"(now {config.lr}) and resume."
+    try:
+        while step < config.steps:
+            token.raise_if_cancelled()
+            batch = next(batches)
+            images = batch["images"].to(
+                device.torch, memory_format=torch.channels_last, non_blocking=True
             )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        step += 1
-        seen += len(batch["texts"])
-        images_since += len(batch["texts"]) * world
-        value = loss.item()
-        # a plain mean over the first 10 steps, then an exponential moving average
-        weight = max(0.1, 1 / (step - (state["step"] if state else 0)))
-        loss_avg = value if loss_avg is None else (1 - weight) * loss_avg + weight * value
-        if not main:
-            continue
-        now = time.monotonic()
-        metrics = {
-            **metrics,
-            "loss": round(loss_avg, 4),
-            "lr": float(f"{scheduler.get_last_lr()[0]:.3g}"),
-        }
-        if now - clock >= 2:
-            metrics["images/s"] = round(images_since / (now - clock), 1)
-            images_since, clock = 0, now
-        if step % config.val_every == 0 or step == config.steps:
-            metrics.update(
-                {k: round(v, 5) for k, v in evaluate_batches(model, validation, device).items()}
-            )
-            if metrics["val_acc"] > best_acc:
-                best_acc = metrics["val_acc"]
-                save_model(out / "best.pt", model, config, step, metrics)
+            with device.autocast(cpu_bf16=True):
+                log_probs = trainee(images)
+            lengths = model.output_lengths(batch["widths"])
+            loss = ctc(log_probs.float(), batch["targets"], lengths, batch["target_lengths"])
+            if not torch.isfinite(loss):
+                raise JobError(
+                    f"The loss became {loss.item()} at step {step + 1}; training stopped. "
+                    f"The last good state is in {out / 'last.pt'}: lower the learning rate "
+                    f"(now {config.lr}) and resume."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            seen += len(batch["texts"])
+            images_since += len(batch["texts"]) * world
+            value = loss.item()
+            # a plain mean over the first 10 steps, then an exponential moving average
+            weight = max(0.1, 1 / (step - (state["step"] if state else 0)))
+            loss_avg = value if loss_avg is None else (1 - weight) * loss_avg + weight * value
+            if not main:
+                continue
+            now = time.monotonic()
+            metrics = {
+                **metrics,
+                "loss": round(loss_avg, 4),
+                "lr": float(f"{scheduler.get_last_lr()[0]:.3g}"),
+            }
+            if now - clock >= 2:
+                metrics["images/s"] = round(images_since / (now - clock), 1)
+                images_since, clock = 0, now
+            validated = step % config.val_every == 0 or step == config.steps
+            if validated:
+                metrics.update(
+                    {k: round(v, 5) for k, v in evaluate_batches(model, validation, device).items()}
+                )
+                if metrics["val_acc"] > best_acc:
+                    best_acc = metrics["val_acc"]
+                    save_model(out / "best.pt", model, config, step, metrics)
+                save_last()
+                _append_log(log_path, step, time.monotonic() - started, metrics)
+            elif now - saved_at >= SAVE_EVERY_SECONDS:
+                save_last()  # between validations too: a crash loses minutes at most
+            # a milestone only where a validation happened: its point on the curve
+            yield Progress(step, config.steps, f"step {step:,}", metrics, validated)
+    except (Cancelled, GeneratorExit):
+        # a cancelled run keeps every step it made: Resume continues from there
+        if main and step > saved_step:
             save_last()
-            _append_log(log_path, step, time.monotonic() - started, metrics)
-        yield Progress(step, config.steps, f"step {step:,}", metrics, "val_acc" in metrics)
+        raise
     if world > 1:
         dist.barrier()
     return {"step": step, "best_acc": best_acc, **metrics}
+
+
+def _write_state(out: Path, step: int, steps: int) -> None:
+    """`last.json` beside last.pt: the step it holds, for run lists that must not load it."""
+    temporary = out / ".last.json.tmp"
+    temporary.write_text(json.dumps({"step": step, "steps": steps}) + "\n")
+    os.replace(temporary, out / "last.json")
 
 
 def save_model(

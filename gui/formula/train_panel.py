@@ -338,7 +338,7 @@ class FormulaTrainPanel(QWidget):
         if self.job is not None:
             self.job.cancel()
             self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling… (the last checkpoint is kept; Resume continues)")
+            self.status.setText("Cancelling… (the steps made are saved; Resume continues)")
 
     def _show_progress(self, progress: Progress) -> None:
         if self.job is None or self.job.token.cancelled:
@@ -385,11 +385,14 @@ class FormulaTrainPanel(QWidget):
             self.refresh_models(select=self.run_dir)
 
     def _cancelled(self) -> None:
-        self.status.setText(
-            f"Cancelled. {self.run_dir} keeps its last checkpoint: choose it and Resume."
-        )
-        if self.run_dir is not None:
-            self.refresh_models(select=self.run_dir)
+        run = self.run_dir
+        if run is not None and (run / "last.pt").exists():
+            self.status.setText(
+                f"Cancelled. {run.name} keeps every step it made: choose it and Resume."
+            )
+        else:
+            self.status.setText("Cancelled before the first step: nothing to keep.")
+        self.refresh_models(select=run if run is not None and run.exists() else None)
 
     def _ended(self) -> None:
         self.job = None
