@@ -97,7 +97,7 @@ def safe_load(path: Path | str) -> Any:
     except IsADirectoryError:
         raise CheckpointError(f"{path} is a folder, not a checkpoint file.") from None
     except pickle.UnpicklingError as error:
-        if "GLOBAL" in str(error) or "Unsupported" in str(error):
+        if "GLOBAL" in str(error) or _calls_code(path):
             # the safe unpickler met a class or function to call
             raise CheckpointError(
                 f"{path} was refused: it holds Python objects that could run code when "
@@ -112,6 +112,21 @@ def safe_load(path: Path | str) -> Any:
             f"{path} is damaged or incomplete, or is not a PyTorch file "
             f"({type(error).__name__}: {error})."
         ) from error
+
+
+_CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+
+
+def _calls_code(path: Path) -> bool:
+    """Whether `path` is a plain pickle that names functions or classes to call (read
+    opcode by opcode, never executed). Files torch writes are zip archives, not this."""
+    import pickletools
+
+    try:
+        with path.open("rb") as stream:
+            return any(op.name in _CODE_OPCODES for op, _arg, _pos in pickletools.genops(stream))
+    except Exception:  # not a pickle at all: damaged or something else
+        return False
 
 
 def load(path: Path | str, kind: str | None = None) -> dict[str, Any]:
