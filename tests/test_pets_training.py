@@ -312,3 +312,29 @@ def replace_backbone(config, backbone: str):
     from dataclasses import replace
 
     return replace(config, backbone=backbone)
+
+
+@pytest.mark.parametrize("mode", ["classic", "scratch"])
+def test_training_leaves_out_files_it_cannot_decode(tmp_path: Path, mode: str, capsys):
+    from core.cli import main
+
+    root = make_pets(tmp_path / "pets", cats=6, dogs=6, tests=2, bad=True)
+    args = ["pets", "train", str(root), "--mode", mode, "--epochs", "1", "--image-size", "32"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "Left out 4 unreadable image(s): train/cat.900.jpg" in captured.out
+    assert "Traceback" not in captured.err
+    store = opened(root)
+    result = list_runs(store)[0]
+    assert result.counts["train"] + result.counts["val"] == 12 + 4  # the decodable bad files
+
+    # a damaged or pickled predictions file is refused with a plain message
+    predictions = tmp_path / "pets" / ".labelscope" / "labelscope-runs" / result.id
+    np.savez(predictions / "predictions.npz", val_ids=np.array([{"a": 1}], dtype=object))
+    target = tmp_path / "sub.csv"
+    assert main(["pets", "predict", str(root), "--run", "latest", "--submission", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert "holds Python objects" in err and "Traceback" not in err
+    (predictions / "predictions.npz").write_bytes(b"PK\x03\x04 cut short")
+    assert main(["pets", "predict", str(root), "--run", "latest", "--submission", str(target)]) == 1
+    assert "is damaged" in capsys.readouterr().err and not target.exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -82,6 +83,7 @@ class RunResult:
     seconds: float
     created: float
     reliability: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # what people should know about the run
 
     @property
     def title(self) -> str:
@@ -103,7 +105,7 @@ class RunResult:
             f"{self.title}: validation log loss {e['log_loss_clipped']:.4f} clipped "
             f"({e['log_loss']:.4f} plain), accuracy {e['accuracy']:.2%}{auc} on "
             f"{e['count']:,} images; {self.placement}"
-        )
+        ) + "".join(f"\n{note}" for note in self.notes)
 
 
 def runs_folder(store: LabelStore) -> Path:
@@ -135,6 +137,27 @@ def targets(store: LabelStore, rows: np.ndarray) -> np.ndarray:
     return (store.label[rows] == 2).astype(np.int64)
 
 
+def decode_unknown(store: LabelStore, token: CancelToken) -> Iterator[Progress]:
+    """Job: decode the images never decoded yet (thumbnails, a scan or `pets info --check`
+    record what they find), recording their sizes and problems in the store; returns the
+    rows found unreadable."""
+    from core.pets.thumbnails import check_images
+
+    rows = np.flatnonzero((store.width == 0) & ~store.unreadable)
+    if not len(rows):
+        return rows[:0]
+    source = Source(store.root)
+
+    def record(batch: list) -> None:
+        store.record_facts([(store.row_for_path(t.path), t.stamp, t.facts) for t in batch])
+
+    try:
+        found = yield from check_images(source, [store.paths[r] for r in rows], token, record)
+    finally:
+        source.close()
+    return np.array(sorted(store.row_for_path(t.path) for t in found), dtype=np.int64)
+
+
 def test_rows(store: LabelStore) -> np.ndarray:
     return np.flatnonzero((store.split == 1) & ~store.unreadable)
 
@@ -148,6 +171,17 @@ def train_run(
     split and checkpoint): `resume=<its id>` continues it on the same images. Any other
     failed or cancelled run leaves nothing behind."""
     started, created = time.perf_counter(), time.time()
+    if (request.mode if resume is None else "") != "features":
+        # the CNNs and the classic features decode every image: find the ones that cannot
+        # be decoded before the split, so they are left out instead of stopping training
+        yield from decode_unknown(store, token)
+    notes = []
+    if request.mode != "features" and store.unreadable.any():
+        unreadable = np.flatnonzero(store.unreadable)
+        names = ", ".join(store.paths[r] for r in unreadable[:5])
+        more = f" and {len(unreadable) - 5:,} more" if len(unreadable) > 5 else ""
+        notes.append(f"Left out {len(unreadable):,} unreadable image(s): {names}{more}.")
+        yield Progress(0, None, notes[-1])
     if resume is not None:
         folder = runs_folder(store) / resume
         request, train_rows, val_rows, dropped = _reopen(store, folder)
@@ -212,6 +246,7 @@ def train_run(
         seconds=time.perf_counter() - started,
         created=created,
         reliability=reliability(y_val, val_p),
+        notes=notes,
     )
     np.savez(
         folder / "predictions.npz",
@@ -507,5 +542,24 @@ def find_run(store: LabelStore, run_id: str) -> RunResult:
 
 
 def run_predictions(store: LabelStore, run: RunResult) -> dict[str, np.ndarray]:
-    with np.load(runs_folder(store) / run.id / "predictions.npz", allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """A run's saved predictions (validation and test). Raises JobError when the file is
+    missing, damaged, or holds Python objects (it is never unpickled)."""
+    path = runs_folder(store) / run.id / "predictions.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            found = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise JobError(f"Run {run.id} has no predictions file ({path}).") from None
+    except ValueError as error:
+        if "pickle" in str(error):
+            raise JobError(
+                f"{path} was refused: it holds Python objects, which are never loaded. "
+                "Train the run again."
+            ) from None
+        raise JobError(f"{path} is damaged ({error}); train the run again.") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise JobError(f"{path} is damaged ({error}); train the run again.") from None
+    missing = {"val_ids", "val_p", "test_ids", "test_p"} - set(found)
+    if missing:
+        raise JobError(f"{path} lacks {', '.join(sorted(missing))}; train the run again.")
+    return found
