@@ -338,3 +338,23 @@ def test_training_leaves_out_files_it_cannot_decode(tmp_path: Path, mode: str, c
     (predictions / "predictions.npz").write_bytes(b"PK\x03\x04 cut short")
     assert main(["pets", "predict", str(root), "--run", "latest", "--submission", str(target)]) == 1
     assert "is damaged" in capsys.readouterr().err and not target.exists()
+
+
+def test_cleaning_that_leaves_nothing_says_why(tmp_path: Path):
+    from core.pets.outliers import implausible_flags
+    from core.pets.training import compare_cleaning
+
+    layout = {f"train/cat.{i}.jpg": 20 for i in range(12)}
+    layout |= {f"train/dog.{i}.jpg": 180 for i in range(12)}
+    store = opened(make_coded_dataset(tmp_path / "pets", layout))
+    sign = logits_for({919: 9.0})  # a street sign for every image: all outliers
+    run(scan(store, stand_in({20: sign, 180: sign}), CancelToken()))
+    assert "flags mark 24 of 24 images (100%)" in implausible_flags(store, "stand-in")
+    with pytest.raises(JobError, match="would leave 0 cats and 0 dogs to train on"):
+        run(compare_cleaning(store, TrainRequest("classic"), CancelToken()))
+    with pytest.raises(JobError, match="too few to compare"):
+        run(train_run(store, TrainRequest("classic", without_flagged=True), CancelToken()))
+
+    good = {20: logits_for({281: 9.0}), 180: logits_for({207: 9.0})}
+    run(scan(store, stand_in(good, "good"), CancelToken()))
+    assert implausible_flags(store, "good") == ""

@@ -358,7 +358,27 @@ def scan_dataset(store: LabelStore, request: ScanRequest, token: CancelToken) ->
                 note = f"Label issues were not ranked: {error}"
     finally:
         features.close()
+    warning = implausible_flags(store, model.key)
+    if warning:
+        note = f"{note} {warning}".strip()
     return ScanOutcome(summary, ranking, weights_text, note)
+
+
+def implausible_flags(store: LabelStore, model: str, share: float = 0.5) -> str:
+    """A warning when the default flags mark more than `share` of the scanned images: on
+    real data the installed models flag about 1 % (docs/benchmarks.md), so a model that
+    flags most images is not doing its job. Empty when all is well."""
+    table = store.scan_table(model)
+    flags = compute_flags(table, store.label, store.split, FlagSettings())
+    scanned = int(flags.scanned.sum())
+    flagged = int((flags.outlier | flags.both | flags.disagrees).sum())
+    if scanned < 20 or flagged <= share * scanned:
+        return ""
+    return (
+        f"Warning: the flags mark {flagged:,} of {scanned:,} images ({flagged / scanned:.0%}). "
+        "A model that knows cats and dogs flags a few percent at most: are these weights the "
+        "published ones?"
+    )
 
 
 def latest_model(store: LabelStore) -> str | None:

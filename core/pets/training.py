@@ -194,6 +194,7 @@ def train_run(
             flagged = flagged_rows(store)
             kept = train_rows[~np.isin(train_rows, flagged)]
             dropped = len(train_rows) - len(kept)
+            _check_enough_left(store, kept, dropped)
             train_rows = kept
         run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + f"-{request.mode}"
         folder = runs_folder(store) / run_id
@@ -290,6 +291,20 @@ def flagged_rows(store: LabelStore) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
+def _check_enough_left(store: LabelStore, kept: np.ndarray, dropped: int) -> None:
+    """Cleaning must leave cats and dogs to train on; say why not when it does not."""
+    cats = int(np.sum(store.label[kept] == 1))
+    dogs = int(np.sum(store.label[kept] == 2))
+    if min(cats, dogs) >= 2:
+        return
+    raise JobError(
+        f"Leaving out the {dropped:,} flagged training images would leave {cats:,} cats and "
+        f"{dogs:,} dogs to train on, too few to compare. When a scan flags nearly every "
+        "image, its model is not doing its job (weights that are not the published ones?): "
+        "scan again with an installed model, or clear the flags."
+    )
+
+
 @dataclass(frozen=True)
 class CleaningComparison:
     """The same request trained with and without the flagged images, on the same split."""
@@ -313,10 +328,14 @@ def compare_cleaning(
 ) -> Iterator[Progress]:
     """Job: train `request` twice — as it is, then with the flagged train images left out —
     and return a CleaningComparison."""
-    if not len(flagged_rows(store)):
+    flagged = flagged_rows(store)
+    if not len(flagged):
         raise JobError(
             "Nothing is flagged yet: scan the dataset, or flag images with F, then compare."
         )
+    train_rows, _val_rows = split(store, request.val_fraction, request.seed)
+    kept = train_rows[~np.isin(train_rows, flagged)]
+    _check_enough_left(store, kept, len(train_rows) - len(kept))
     first = yield from train_run(store, replace(request, without_flagged=False), token)
     second = yield from train_run(store, replace(request, without_flagged=True), token)
     return CleaningComparison(first, second)
