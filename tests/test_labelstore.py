@@ -278,3 +278,80 @@ def test_a_failed_write_is_rolled_back_and_the_store_goes_on(tmp_path: Path):
     assert np.isnan(store.scores("loss")).all()
     assert store.set_label([0], "dog") is not None  # no transaction left open
     assert store.effective_label(0) == "dog"
+
+
+_SESSION = textwrap.dedent(
+    """
+    import sys
+    from core.jobs import CancelToken, drive
+    from core.pets.dataset import list_dataset
+    from core.pets.labelstore import LabelStore
+
+    store = LabelStore.open(drive(list_dataset(sys.argv[1], CancelToken()), CancelToken()))
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command, *rest = line.split()
+        if command == "label":
+            step = store.set_label([store.row_for_path(rest[0])], rest[1])
+            print("step" if step else "nothing", flush=True)
+        elif command == "undo":
+            step = store.undo()
+            print(step.description if step else "nothing", flush=True)
+        elif command == "show":
+            print(store.effective_label(store.row_for_path(rest[0])), flush=True)
+        elif command == "quit":
+            break
+    store.close()
+    """
+)
+
+
+def test_two_processes_see_each_others_edits_and_undo_only_their_own(tmp_path: Path):
+    root = make_dataset(tmp_path / "pets")
+    a = open_store(root)
+    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR)}
+    other = subprocess.Popen(
+        [sys.executable, "-c", _SESSION, str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+    def b(command: str) -> str:
+        other.stdin.write(command + "\n")
+        other.stdin.flush()
+        return other.stdout.readline().strip()
+
+    try:
+        assert other.stdout.readline().strip() == "ready"
+        a.set_label([a.row_for_path("train/cat.0.jpg")], "dog")  # A: cat.0 → dog
+        assert b("show train/cat.0.jpg") == "cat"  # B's mirror is stale until it acts...
+        assert b("label train/cat.0.jpg cat") == "step"  # ...but it acts on what A did
+        assert b("label train/dog.1.jpg cat") == "step"
+        # A sees B's edits before its own next edit, and exports what is true now
+        a.set_label([a.row_for_path("train/cat.2.jpg")], "dog")
+        assert a.effective_label(a.row_for_path("train/cat.0.jpg")) == "cat"
+        assert a.effective_label(a.row_for_path("train/dog.1.jpg")) == "cat"
+        out = tmp_path / "labels.csv"
+        export_labels(a, out)
+        labels = {r["path"]: r["label"] for r in csv.DictReader(out.open())}
+        assert labels["train/cat.0.jpg"] == "cat" and labels["train/dog.1.jpg"] == "cat"
+        assert labels["train/cat.2.jpg"] == "dog"
+        # A's undo takes back A's steps only; its first one was overridden by B: left alone
+        assert a.undo().description.startswith("Label as dog")  # cat.2
+        assert a.effective_label(a.row_for_path("train/cat.2.jpg")) == "cat"
+        a.undo()
+        assert a.effective_label(a.row_for_path("train/cat.0.jpg")) == "cat"  # B's value
+        assert a.undo() is None
+        assert a.effective_label(a.row_for_path("train/dog.1.jpg")) == "cat"  # B's edit stays
+        # B undoes its own latest step, not A's
+        assert b("undo").startswith("Label as cat")
+        assert b("show train/dog.1.jpg") == "dog"
+    finally:
+        b("quit")
+        other.wait(timeout=30)
+    # once B has closed, its remaining step is history this session may undo
+    a.refresh()
+    assert a.undo().description.startswith("Label as cat")
+    assert a.effective_label(a.row_for_path("train/cat.0.jpg")) == "dog"

@@ -179,3 +179,36 @@ def test_shortcuts_are_listed(make_window, qtbot):
     assert np.any([k.startswith("Ctrl+Shift+Z") for k in names.values()])
     window.dialog.close()
     QApplication.processEvents()
+
+
+def test_two_windows_on_one_dataset_share_edits_and_keep_their_own_undo(
+    make_window, qtbot, dataset: Path
+):
+    first, second = make_window(), make_window()
+    for window in (first, second):
+        with qtbot.waitSignal(window.pets.dataset_opened, timeout=20000):
+            window.open_dataset(str(dataset))
+    a, b = first.pets.browser, second.pets.browser
+
+    def focus(window) -> None:
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow)
+        window.pets.browser.view.setFocus()
+        qtbot.waitUntil(window.pets.browser.view.hasFocus)
+
+    row = a.store.row_for_path("train/cat.3.jpg")
+    focus(first)
+    a.select_rows([row])
+    _key(qtbot, a, Qt.Key.Key_D)  # window A: cat.3 → dog
+    # window B shows it without being touched
+    qtbot.waitUntil(lambda: b.store.effective_label(row) == "dog", timeout=5000)
+    focus(second)
+    b.select_rows([row])
+    _key(qtbot, b, Qt.Key.Key_C)  # window B: back to cat, a real change
+    assert b.store.effective_label(row) == "cat"
+    qtbot.waitUntil(lambda: a.store.effective_label(row) == "cat", timeout=5000)
+    # A's Ctrl+Z is A's step, which B has since overridden: B's cat stays
+    focus(first)
+    _key(qtbot, a, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert a.store.effective_label(row) == "cat" and not a.store.can_undo
+    assert b.store.can_undo and b.store.undo_text().startswith("Label as cat")

@@ -19,6 +19,7 @@ from core.pets.sources import SEPARATOR, Source, SourceError
 def export_labels(store: LabelStore, target: Path) -> int:
     """Write the effective labels of the train split as CSV (path, label, edited);
     returns the row count. Written to a temporary file first, then renamed."""
+    store.refresh()  # another window's or process's edits count
     rows = store.effective_rows()
     edited = store.edited
     with AtomicText(Path(target)) as handle:
@@ -37,6 +38,7 @@ def export_labels(store: LabelStore, target: Path) -> int:
 
 
 def export_excluded(store: LabelStore, target: Path) -> int:
+    store.refresh()
     rows = np.flatnonzero(store.excluded)
     with AtomicText(Path(target)) as handle:
         for r in rows:
@@ -48,6 +50,7 @@ def export_imagefolder(store: LabelStore, target: Path, token: CancelToken) -> I
     """Job: an ImageFolder tree `train/cat`, `train/dog`, `test/` of hard links to the
     images (copies where a link cannot be made, or the file sits in a zip); returns
     (linked, copied)."""
+    store.refresh()
     target = Path(target)
     if target.exists() and any(target.iterdir()):
         raise JobError(f"{target} is not empty; choose a new or empty folder.")

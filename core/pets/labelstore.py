@@ -10,9 +10,14 @@ of Qt: listeners are plain callables.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import sqlite3
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
@@ -25,7 +30,7 @@ from core.jobs import CancelToken, JobError, Progress
 from core.pets.dataset import CLASSES, DatasetListing, list_dataset
 from core.pets.sources import SEPARATOR
 
-SCHEMA_VERSION = 2  # 2: scan_results.wild_cat_mass, scans
+SCHEMA_VERSION = 3  # 2: scan_results.wild_cat_mass, scans; 3: steps.session, sessions
 STORE_FOLDER = ".labelscope"
 STORE_NAME = "labelscope.sqlite"
 LABEL_CODES = {None: 0, "cat": 1, "dog": 2}
@@ -53,7 +58,14 @@ CREATE TABLE IF NOT EXISTS steps(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     description TEXT NOT NULL,
     time REAL NOT NULL,
-    undone INTEGER NOT NULL DEFAULT 0
+    undone INTEGER NOT NULL DEFAULT 0,
+    session TEXT
+);
+CREATE TABLE IF NOT EXISTS sessions(
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS changes(
     step_id INTEGER NOT NULL REFERENCES steps(id) ON DELETE CASCADE,
@@ -223,6 +235,16 @@ class LabelStore:
             )
         elif int(version) < SCHEMA_VERSION:
             self._migrate(int(version))
+        # Several windows or processes may edit one store: each is a session, undo and redo
+        # only travel through its own steps (and those of sessions that have ended), and
+        # every edit first reads what the others committed.
+        self.session = uuid.uuid4().hex
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                (self.session, socket.gethostname(), os.getpid(), time.time()),
+            )
+        self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
         self._load()
 
     def _migrate(self, version: int) -> None:
@@ -233,6 +255,8 @@ class LabelStore:
                 self._db.execute(
                     "ALTER TABLE scan_results ADD COLUMN wild_cat_mass REAL NOT NULL DEFAULT 0"
                 )
+            if "session" not in {r[1] for r in self._db.execute("PRAGMA table_info(steps)")}:
+                self._db.execute("ALTER TABLE steps ADD COLUMN session TEXT")
             self._set_meta("schema", str(SCHEMA_VERSION))
 
     # --- opening ---------------------------------------------------------------------
@@ -306,7 +330,49 @@ class LabelStore:
 
     def close(self) -> None:
         with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("DELETE FROM sessions WHERE id = ?", (self.session,))
             self._db.close()
+
+    # --- other sessions ----------------------------------------------------------------
+
+    def _live_sessions(self) -> set[str]:
+        """The sessions still open on this machine (a process that died left its row)."""
+        host = socket.gethostname()
+        live = set()
+        for session, session_host, pid in self._db.execute(
+            "SELECT id, host, pid FROM sessions"
+        ).fetchall():
+            if session_host != host or _process_alive(pid):
+                live.add(session)
+        return live
+
+    def _others(self) -> list[str]:
+        """Live sessions other than this one, whose steps this one must not undo."""
+        return sorted(self._live_sessions() - {self.session})
+
+    def refresh(self) -> np.ndarray:
+        """Read the edits other sessions committed since this one last looked; returns the
+        rows whose label, exclusion, flag or note changed (listeners hear of them)."""
+        with self._lock:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._data_version:
+                return np.zeros(0, dtype=np.int64)
+            self._data_version = version
+            before = (
+                self.label.copy(),
+                self.excluded.copy(),
+                self.flagged.copy(),
+                self.noted.copy(),
+            )
+            self._reload_edits()
+            after = (self.label, self.excluded, self.flagged, self.noted)
+            changed = np.flatnonzero(
+                np.logical_or.reduce([a != b for a, b in zip(before, after, strict=True)])
+            )
+        if len(changed):
+            self._notify(changed.tolist())
+        return changed
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -433,6 +499,7 @@ class LabelStore:
         """Give `rows` the label 'cat' or 'dog' (the file's own label clears the override)."""
         if label not in CLASSES:
             raise ValueError(f"label must be one of {CLASSES}, not {label!r}")
+        self.refresh()  # what other windows or processes did counts
         code = LABEL_CODES[label]
         targets = [r for r in rows if self.label[r] != code]
         text = description or _describe(f"Label as {label}", targets, self.paths)
@@ -441,6 +508,7 @@ class LabelStore:
     def set_excluded(
         self, rows: Sequence[int], excluded: bool, description: str = ""
     ) -> Step | None:
+        self.refresh()  # what other windows or processes did counts
         targets = [r for r in rows if self.excluded[r] != excluded]
         text = description or _describe("Exclude" if excluded else "Include", targets, self.paths)
         return self._apply(text, [(r, "excluded", "1" if excluded else "0") for r in targets])
@@ -450,11 +518,13 @@ class LabelStore:
         return self.set_excluded(rows, not all(self.excluded[r] for r in rows))
 
     def set_flagged(self, rows: Sequence[int], flagged: bool) -> Step | None:
+        self.refresh()  # what other windows or processes did counts
         targets = [r for r in rows if self.flagged[r] != flagged]
         text = _describe("Flag" if flagged else "Unflag", targets, self.paths)
         return self._apply(text, [(r, "flagged", "1" if flagged else "0") for r in targets])
 
     def set_note(self, row: int, note: str) -> Step | None:
+        self.refresh()  # what other windows or processes did counts
         if note == self.note(row):
             return None
         return self._apply(f"Note on {_short(self.paths[row])}", [(row, "note", note)])
@@ -474,13 +544,17 @@ class LabelStore:
             now = time.time()
             old = [(r, f, self._current(r, f), v) for r, f, v in changes]
             with self._transaction(r for r, *_ in changes):
-                # a new edit ends the redo history
+                # a new edit ends this session's redo history (not another window's)
+                mine, others = self._ownership()
                 self._db.execute(
-                    "DELETE FROM changes WHERE step_id IN (SELECT id FROM steps WHERE undone = 1)"
+                    f"DELETE FROM changes WHERE step_id IN (SELECT id FROM steps WHERE "
+                    f"undone = 1 AND {mine})",
+                    others,
                 )
-                self._db.execute("DELETE FROM steps WHERE undone = 1")
+                self._db.execute(f"DELETE FROM steps WHERE undone = 1 AND {mine}", others)
                 step_id = self._db.execute(
-                    "INSERT INTO steps(description, time) VALUES (?, ?)", (description, now)
+                    "INSERT INTO steps(description, time, session) VALUES (?, ?, ?)",
+                    (description, now, self.session),
                 ).lastrowid
                 self._db.executemany(
                     "INSERT INTO changes VALUES (?, ?, ?, ?, ?)",
@@ -529,6 +603,22 @@ class LabelStore:
             else:
                 getattr(self, field)[row] = bool(int(value or 0))
 
+    def _reload_edits(self) -> None:
+        """Every row's label, exclusion, flag and note read back from the file."""
+        self.label[:] = self.file_label
+        self.excluded[:] = False
+        self.flagged[:] = False
+        self.noted[:] = False
+        for sample_id, label, excluded, flagged, note in self._db.execute(
+            "SELECT sample_id, label, excluded, flagged, note FROM edits"
+        ):
+            row = self.row_of.get(sample_id)
+            if row is None:
+                continue
+            if label:
+                self.label[row] = LABEL_CODES[label]
+            self.excluded[row], self.flagged[row], self.noted[row] = excluded, flagged, bool(note)
+
     def _reload_rows(self, rows: list[int]) -> None:
         for row in rows:
             found = self._db.execute(
@@ -539,12 +629,24 @@ class LabelStore:
             self.label[row] = LABEL_CODES[label] if label else self.file_label[row]
             self.excluded[row], self.flagged[row], self.noted[row] = excluded, flagged, bool(note)
 
+    def _ownership(self) -> tuple[str, list[str]]:
+        """A SQL condition on steps for 'this session's, or of a session no longer open',
+        and its parameters."""
+        others = self._others()
+        marks = ", ".join("?" * len(others))
+        return (f"(session IS NULL OR session NOT IN ({marks}))" if others else "1"), others
+
     def _step(self, undone: bool) -> tuple[int, str] | None:
+        """The step undo (or redo) would travel through: this session's own, never one
+        another open window or process made."""
+        mine, others = self._ownership()
         if undone:  # the step to redo: the oldest undone one
-            query = "SELECT id, description FROM steps WHERE undone = 1 ORDER BY id LIMIT 1"
+            query = f"SELECT id, description FROM steps WHERE undone = 1 AND {mine} ORDER BY id"
         else:
-            query = "SELECT id, description FROM steps WHERE undone = 0 ORDER BY id DESC LIMIT 1"
-        return self._db.execute(query).fetchone()
+            query = (
+                f"SELECT id, description FROM steps WHERE undone = 0 AND {mine} ORDER BY id DESC"
+            )
+        return self._db.execute(query + " LIMIT 1", others).fetchone()
 
     @property
     def can_undo(self) -> bool:
@@ -577,6 +679,7 @@ class LabelStore:
         return self._travel(undo=False)
 
     def _travel(self, undo: bool) -> Step | None:
+        self.refresh()
         with self._lock:
             found = self._step(undone=not undo)
             if found is None:
@@ -587,10 +690,11 @@ class LabelStore:
             ).fetchall()
             if undo:
                 changes.reverse()
+            # a value another session has changed since is theirs now: left alone
             values = [
                 (self.row_of[s], f, old if undo else new)
                 for s, f, old, new in changes
-                if s in self.row_of
+                if s in self.row_of and self._current(self.row_of[s], f) == (new if undo else old)
             ]
             with self._transaction(r for r, *_ in values):
                 self._write_values(values, time.time())
@@ -760,6 +864,20 @@ class LabelStore:
     def effective_rows(self) -> np.ndarray:
         """Train rows used for training: labelled, not excluded, readable."""
         return np.flatnonzero((self.split == 0) & ~self.excluded & (self.label > 0))
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":
+        return True  # os.kill would end it there; a session is taken as open
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists, owned by someone else
+    return True
 
 
 def _short(path: str) -> str:

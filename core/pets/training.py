@@ -171,6 +171,7 @@ def train_run(
     split and checkpoint): `resume=<its id>` continues it on the same images. Any other
     failed or cancelled run leaves nothing behind."""
     started, created = time.perf_counter(), time.time()
+    store.refresh()  # edits made in another window or process count
     if (request.mode if resume is None else "") != "features":
         # the CNNs and the classic features decode every image: find the ones that cannot
         # be decoded before the split, so they are left out instead of stopping training

@@ -6,7 +6,7 @@ import sqlite3
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -34,6 +34,8 @@ from gui.widgets.common import CommandBox, heading, paragraph, scrolling
 from gui.workers import JobHandle, JobRunner
 
 _MAX_SKIPPED_SHOWN = 500
+#: How often an open dataset looks for edits other windows or processes committed.
+REFRESH_MS = 1000
 
 
 class EmptyState(QWidget):
@@ -213,6 +215,10 @@ class PetsWorkbench(QWidget):
         )
         self.measure_action.triggered.connect(self.measure_images)
         self.measure_action.setEnabled(False)
+        # edits another window or process commits to the same dataset show up here
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.setInterval(REFRESH_MS)
+        self.refresh_timer.timeout.connect(self._refresh)
 
     def set_recent(self, folders: list[str]) -> None:
         self.empty.set_recent(folders)
@@ -247,6 +253,7 @@ class PetsWorkbench(QWidget):
         self.train.attach(store)
         self.explore.show_store(store)
         self.measure_action.setEnabled(True)
+        self.refresh_timer.start()
         self.pages.setCurrentWidget(self.tabs)
         self.tabs.setCurrentWidget(self.browser)
         self.browser.view.setFocus()
@@ -262,7 +269,12 @@ class PetsWorkbench(QWidget):
         self.tabs.setCurrentWidget(self.browser)
         self.browser.show_sorted(LOSS_SCORE, descending=True)
 
+    def _refresh(self) -> None:
+        if self.store is not None:
+            self.store.refresh()
+
     def close_dataset(self) -> None:
+        self.refresh_timer.stop()
         if self.scan.job is not None:
             self.scan.cancel()
         self.scan.attach(None)
