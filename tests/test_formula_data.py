@@ -46,6 +46,16 @@ def test_folder_with_a_bad_line_a_missing_file_and_a_non_image(tmp_path: Path):
     assert report.summary() == "2 labelled images · 1 bad line, 2 missing, 1 unreadable"
 
 
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_read(tmp_path: Path):
+    for i, text in enumerate(["(4*8)+8", "7+3*0", "1+2"]):
+        _png(tmp_path / f"{i}.png", text)
+    (tmp_path / "labels.txt").write_bytes(b"\xef\xbb\xbf(4*8)+8 40\r\n7+3\xff0 7\r\n1+2 3\r\n")
+    report = _read(tmp_path)
+    assert [i.text for i in report.items] == ["(4*8)+8", "1+2"]
+    [problem] = report.problems
+    assert (problem.line, problem.kind) == (2, "bad line") and "not UTF-8" in problem.message
+
+
 def test_both_label_forms_and_file_names(tmp_path: Path):
     for name in ("0.png", "a.png", "2.png"):
         _png(tmp_path / name)

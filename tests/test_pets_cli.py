@@ -68,16 +68,15 @@ def test_scan_with_an_imported_weights_file_then_flags_csv(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert "mobilenet_v3_small-047dcff4.pth" in err and "Import weights file" in err
 
+    assert main(["pets", "scan", str(root), "--weights", str(tmp_path / "none-12345678.pth")]) == 1
+    assert "none-12345678.pth does not exist" in capsys.readouterr().err
+    other = random_weights(tmp_path / "other", arch="resnet18")
+    assert main(["pets", "scan", str(root), "--weights", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit EfficientNet-Lite0" in err and "mobilenet_v3_small" in err
+
     weights = random_weights(tmp_path / "w")
-    args = [
-        "pets",
-        "scan",
-        str(root),
-        "--weights",
-        str(weights),
-        "--backbone",
-        "mobilenet_v3_small",
-    ]
+    args = ["pets", "scan", str(root), "--weights", str(weights)]  # the name says the model
     assert main([*args, "--top-n", "3", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
     assert "Scanned 11 images" in out and "Not a file torchvision publishes" in out

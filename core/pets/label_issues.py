@@ -64,8 +64,8 @@ def out_of_fold_probabilities(
     smallest = min(int(np.sum(labels == c)) for c in classes) if len(classes) else 0
     if len(classes) < 2 or smallest < 2:
         raise JobError(
-            "Ranking label issues needs at least two images of each class; "
-            f"found {', '.join(f'{int(np.sum(labels == c))} of class {c}' for c in classes)}."
+            "Ranking label issues needs at least two cats and two dogs; found "
+            f"{int(np.sum(labels == 0)):,} cat(s) and {int(np.sum(labels == 1)):,} dog(s)."
         )
     folds = max(2, min(folds, smallest))
     probs = np.zeros((len(labels), int(labels.max()) + 1))
