@@ -69,6 +69,22 @@ def report(device_preference: str | None = None) -> list[tuple[str, str]]:
             rows.append(("  cached weights", f"{item.path.name}: {name}, {_size(item.size)}"))
     else:
         rows.append(("  cached weights", f"none in {weights_cache_dir()}"))
+    from core import qt_platform
+
+    platform_name = qt_platform.expected_platform()
+    if platform_name == "xcb":
+        missing = qt_platform.missing_libraries()
+        packages = " ".join(dict.fromkeys(qt_platform.package_for(n) for n in missing))
+        rows.append(
+            (
+                "Window (Qt xcb)",
+                f"MISSING {', '.join(missing)}: sudo apt install {packages}"
+                if missing
+                else "the system libraries Qt needs are present",
+            )
+        )
+    else:
+        rows.append(("Window (Qt)", f"platform {platform_name}"))
     directory = data_dir()
     state = "writable" if is_writable(directory) else "NOT writable"
     exists = "" if directory.exists() else ", not created yet"

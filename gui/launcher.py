@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Sequence
 
 
@@ -20,6 +21,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args, parser)
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    # Qt aborts the process when its platform's system libraries are missing, naming the
+    # wrong package: say what to install instead, in one line.
+    from core.qt_platform import window_problem
+
+    problem = window_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     # torch before PySide6: on Windows (torch >= 2.9) the other order fails to load its DLLs.
     import torch  # noqa: F401
 
