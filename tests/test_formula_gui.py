@@ -336,6 +336,13 @@ def test_the_dataset_view_describes_a_folder(formulas, qtbot, tmp_path):
     assert {p.kind for p in survey.problems} == {"bad line", "missing"}
     assert bench.dataset.problems_box.isVisibleTo(bench.dataset)
     assert "30 labelled images" in bench.dataset.summary.text()
+    # a folder that cannot be read: the error stands alone, not under the last plots
+    (tmp_path / "empty").mkdir()
+    bench.open_dataset(tmp_path / "empty")
+    _settled(qtbot, window)
+    assert "Cannot open the dataset" in bench.dataset.summary.text()
+    assert bench.dataset.samples.count() == 0 and bench.dataset.survey is None
+    assert not bench.dataset.problems_box.isVisibleTo(bench.dataset)
 
 
 def test_training_starts_cancels_resumes_and_is_used(formulas, qtbot, tmp_path):
@@ -351,20 +358,19 @@ def test_training_starts_cancels_resumes_and_is_used(formulas, qtbot, tmp_path):
     qtbot.waitUntil(lambda: any("loss" in p.metrics for p in seen), timeout=60000)
     panel.cancel_button.click()
     _settled(qtbot, window)
-    assert "Cancelled" in panel.status.text()
+    assert "keeps every step it made" in panel.status.text(), panel.status.text()
     run = panel.selected_run()
     assert run is not None and run.path == panel.run_dir
-    if run.can_resume:  # cancelled after the first checkpoint: resume it to the end
-        assert panel.resume_button.isEnabled()
-        panel.resume_button.click()
-    else:  # cancelled before any checkpoint: a new run
-        panel.start()
+    assert run.can_resume and run.step >= 1  # the steps made before Cancel are kept
+    assert panel.resume_button.isEnabled()
+    panel.resume_button.click()
     _settled(qtbot, window)
     assert "Finished" in panel.status.text(), panel.status.text()
     run = panel.selected_run()
     assert run.best_model.exists() and run.step == 8 and not run.can_resume
     xs, _ = panel._curves["val_acc"]
     assert xs and xs[-1] == 8
+    assert xs == sorted(set(xs)) and set(xs) <= {2, 4, 6, 8}  # one point per validation
     panel.use_button.click()
     _settled(qtbot, window)
     assert bench.recognizer.path == run.best_model

@@ -102,6 +102,7 @@ class DatasetPanel(QWidget):
         if self.job is not None:
             self.job.cancel()
         folder = Path(folder)
+        self.clear()  # an error about this folder must not sit under the last one's plots
         self.summary.setText(f"Reading {folder} …")
         handle = self.runner.start(f"Looking at {folder.name}", lambda token: survey(folder, token))
         self.job = handle
@@ -109,6 +110,14 @@ class DatasetPanel(QWidget):
             handle, lambda: self.job, self.summary, "Cannot open the dataset", self.show_survey
         )
         return handle
+
+    def clear(self) -> None:
+        self.survey = None
+        self.lengths_plot.clear()
+        self.symbols_plot.clear()
+        self.samples.clear()
+        self.problems.clear()
+        self.problems_box.setVisible(False)
 
     def show_survey(self, result: Survey) -> None:
         self.survey = result
