@@ -167,6 +167,19 @@ def test_the_competition_zip(tmp_path: Path, method: int):
     copies = list((cache / "zips").glob("*")) if cache.exists() else []
     # a stored inner zip is read in place; a compressed one is copied once to the cache
     assert len(copies) == (0 if method == zipfile.ZIP_STORED else 2)
+    # the folder the download went to, holding the competition zip: the same images, and
+    # `pets info` reads it as the app does
+    download = tmp_path / "download"
+    download.mkdir()
+    outer.rename(download / outer.name)
+    listing = drive(list_dataset(download, CancelToken(), cache), CancelToken())
+    assert listing.counts() == {"cat": 1, "dog": 1, "test": 2}
+    if method == zipfile.ZIP_STORED:  # read in place: no cache needed
+        assert drive(list_dataset(download, CancelToken()), CancelToken()).counts()["test"] == 2
+    from core.cli import main
+
+    assert main(["pets", "info", str(download), "--check"]) in (0, 1)  # the JPEGs are stubs
+    assert main(["pets", "info", str(download / outer.name), "--json"]) == 0
 
 
 def test_unsafe_zip_entries_are_refused(tmp_path: Path):

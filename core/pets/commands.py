@@ -207,13 +207,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from core import paths
     from core.pets.dataset import list_dataset
     from core.pets.sources import Source
     from core.pets.thumbnails import check_images
 
     quiet = args.json
     stream = sys.stderr
-    listing = run_in_terminal(lambda token: list_dataset(args.folder, token), stream=stream)
+    cache = paths.data_dir() / "cache"  # where a zip compressed inside a zip is copied once
+    listing = run_in_terminal(
+        lambda token: list_dataset(args.folder, token, cache_dir=cache), stream=stream
+    )
     counts = listing.counts()
     facts: dict[str, object] = {
         "root": str(listing.root),
@@ -225,10 +229,12 @@ def _info(args: argparse.Namespace) -> int:
     }
     problems = []
     if args.check:
-        source = Source(listing.root)
+        source = Source(listing.root, cache)
         try:
-            paths = [s.path for s in listing.samples]
-            found = run_in_terminal(lambda token: check_images(source, paths, token), stream=stream)
+            images = [s.path for s in listing.samples]
+            found = run_in_terminal(
+                lambda token: check_images(source, images, token), stream=stream
+            )
         finally:
             source.close()
         problems = [

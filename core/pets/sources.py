@@ -180,6 +180,8 @@ class ZipContainer(Container):
         except (zipfile.BadZipFile, OSError) as error:
             raise SourceError("undecodable", f"not a readable zip file ({error})") from None
         self.stamp = stamp
+        # the zip's own file on disk, where members stored uncompressed can be read in place
+        self.physical = Path(source) if isinstance(source, (str, Path)) else None
         self._lock = threading.Lock()
 
     def names(self) -> Iterator[str]:
@@ -258,8 +260,8 @@ class Source:
             path = parent.physical(name)
             return ZipContainer(path, _file_stamp(path))
         assert isinstance(parent, ZipContainer)
-        if not parent_chain and isinstance(self._top, ZipContainer):
-            window = parent.member_window(name, self.root)
+        if parent.physical is not None:  # the competition zip, opened or inside the folder
+            window = parent.member_window(name, parent.physical)
             if window is not None:
                 return ZipContainer(window, f"{parent.stamp}:{name}")
         return ZipContainer(self._extracted(parent, name), parent.stamp)
