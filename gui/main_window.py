@@ -128,10 +128,16 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         self.open_dataset_action = self._action(
-            "Open &dataset…",
+            "Open &dataset folder…",
             self.open_dataset_dialog,
             QKeySequence.StandardKey.Open,
-            "Open a Dogs vs. Cats folder",
+            "Open a Dogs vs. Cats folder: the download's, or unzipped train/ and test/",
+        )
+        self.open_zip_action = self._action(
+            "Open dataset &zip…",
+            self.open_zip_dialog,
+            "Ctrl+Alt+O",
+            "Open the downloaded Dogs vs. Cats zip itself, without unzipping it",
         )
         self.open_image_action = self._action(
             "Open &image…",
@@ -183,6 +189,7 @@ class MainWindow(QMainWindow):
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
         file_menu.addAction(self.open_dataset_action)
+        file_menu.addAction(self.open_zip_action)
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addAction(self.open_image_action)
         file_menu.addAction(self.open_folder_action)
@@ -236,6 +243,7 @@ class MainWindow(QMainWindow):
         )
         self.formulas.train.generate_requested.connect(self.generate_data_dialog)
         self.pets.open_requested.connect(self.open_dataset_dialog)
+        self.pets.open_zip_requested.connect(self.open_zip_dialog)
         self.pets.recent_requested.connect(self.open_dataset)
         self.pets.dataset_opened.connect(self._remember_folder)
         self.pets.problem.connect(self.show_error)
@@ -292,6 +300,17 @@ class MainWindow(QMainWindow):
         )
         if folder:
             self.open_dataset(folder)
+
+    def open_zip_dialog(self) -> None:
+        recent = self.settings.recent_folders()
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open the downloaded Dogs vs. Cats zip",
+            recent[0] if recent else str(Path.home()),
+            "Zip files (*.zip);;All files (*)",
+        )
+        if path:
+            self.open_dataset(path)
 
     def open_dataset(self, folder: str) -> None:
         self.show_workbench("pets")

@@ -71,7 +71,13 @@ def test_menus_and_status_bar(make_window, qtbot):
     window = make_window()
     assert _menu_titles(window) == ["File", "Edit", "View", "Tools", "Help"]
     file_items = [a.text().replace("&", "") for a in _menu(window, "File").actions()]
-    assert {"Open dataset…", "Open image…", "Quit", "Open recent"} <= set(file_items)
+    assert {
+        "Open dataset folder…",
+        "Open dataset zip…",
+        "Open image…",
+        "Quit",
+        "Open recent",
+    } <= set(file_items)
     help_items = [a.text().replace("&", "") for a in _menu(window, "Help").actions()]
     assert help_items == ["Keyboard shortcuts", "About Labelscope"]
     assert window.device_label.text() == f"Device: {devices.choose().describe()}"
@@ -205,7 +211,8 @@ def test_help_dialogs(make_window, qtbot, action_name):
             dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text()
             for r in range(dialog.table.rowCount())
         }
-        assert rows["Open dataset"] == "Ctrl+O"
+        assert rows["Open dataset folder"] == "Ctrl+O"
+        assert rows["Open dataset zip"] == "Ctrl+Alt+O"
         assert rows["Formulas"] == "Ctrl+2"
     else:
         assert __version__ in dialog.text() and "Device:" in dialog.text()
@@ -254,3 +261,50 @@ def test_generation_can_be_cancelled_from_the_status_bar(make_window, qtbot, tmp
     with qtbot.waitSignal(handle.cancelled, timeout=10000):
         qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
     assert not (tmp_path / "big" / "labels.txt").exists()
+
+
+@pytest.mark.parametrize("entry", ["zip button", "folder button", "zip menu"])
+def test_the_downloaded_competition_zip_opens_from_every_entry(
+    make_window, qtbot, tmp_path, monkeypatch, entry
+):
+    """The Kaggle download as it comes: one zip holding train.zip and test.zip (stored),
+    opened as the zip itself or as the folder it was downloaded to."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    def jpeg(colour) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 48), colour).save(buffer, "JPEG")
+        return buffer.getvalue()
+
+    def zipped(members: dict[str, bytes], method=zipfile.ZIP_DEFLATED) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", method) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+        return buffer.getvalue()
+
+    train = zipped({"train/cat.1.jpg": jpeg("grey"), "train/dog.2.jpg": jpeg("brown")})
+    test = zipped({"test/1.jpg": jpeg("white")})
+    download = tmp_path / "download"
+    download.mkdir()
+    competition = download / "dogs-vs-cats-redux-kernels-edition.zip"
+    competition.write_bytes(
+        zipped({"train.zip": train, "test.zip": test, "sample_submission.csv": b"id,label\n"},
+               zipfile.ZIP_STORED)
+    )  # fmt: skip
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(competition), ""))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(download))
+    window = make_window()
+    with qtbot.waitSignal(window.pets.dataset_opened, timeout=20000):
+        if entry == "zip button":
+            qtbot.mouseClick(window.pets.empty.zip_button, Qt.MouseButton.LeftButton)
+        elif entry == "folder button":
+            qtbot.mouseClick(window.pets.empty.open_button, Qt.MouseButton.LeftButton)
+        else:
+            window.open_zip_action.trigger()
+    assert window.pets.listing.counts() == {"cat": 1, "dog": 1, "test": 1}
+    store = window.pets.store
+    assert store.paths[0].startswith(competition.name if entry == "folder button" else "train.zip")

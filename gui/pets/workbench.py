@@ -42,14 +42,18 @@ class EmptyState(QWidget):
     """What to do before there is a dataset: where to get it and how to open it."""
 
     open_requested = Signal()
+    open_zip_requested = Signal()
     recent_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("petsEmpty")
-        self.open_button = QPushButton("Open dataset…")
+        self.zip_button = QPushButton("Open the zip…")
+        self.zip_button.setObjectName("petsOpenZip")
+        self.zip_button.setDefault(True)
+        self.zip_button.clicked.connect(self.open_zip_requested)
+        self.open_button = QPushButton("Open a folder…")
         self.open_button.setObjectName("petsOpen")
-        self.open_button.setDefault(True)
         self.open_button.clicked.connect(self.open_requested)
         self.recent_box = QGroupBox("Recent datasets")
         self.recent_layout = QVBoxLayout(self.recent_box)
@@ -74,17 +78,14 @@ class EmptyState(QWidget):
         column.addWidget(self.command)
         column.addWidget(
             paragraph(
-                "<b>2.</b> Unzip it, then <tt>train.zip</tt> and <tt>test.zip</tt>, into one "
-                "folder. A folder with <tt>cats/</tt> and <tt>dogs/</tt> subfolders works too."
-            )
-        )
-        column.addWidget(
-            paragraph(
-                "<b>3.</b> Open the folder that holds <tt>train/</tt> and <tt>test/</tt>. "
-                "Labelscope only reads your images: it never moves, renames or changes them."
+                "<b>2.</b> No need to unzip anything: open the downloaded zip itself, or the "
+                "folder it is in. Unzipped <tt>train/</tt> and <tt>test/</tt> folders, or "
+                "<tt>cats/</tt> and <tt>dogs/</tt> subfolders, work too. Labelscope only "
+                "reads your images: it never moves, renames or changes them."
             )
         )
         row = QHBoxLayout()
+        row.addWidget(self.zip_button)
         row.addWidget(self.open_button)
         row.addStretch(1)
         column.addLayout(row)
@@ -166,6 +167,7 @@ class PetsWorkbench(QWidget):
 
     open_requested = Signal()
     recent_requested = Signal(str)
+    open_zip_requested = Signal()
     dataset_opened = Signal(str)  # the folder, once listed and its store open
     problem = Signal(str, str, str)  # title, message, details
     counts_changed = Signal(str)
@@ -197,6 +199,7 @@ class PetsWorkbench(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.pages)
         self.empty.open_requested.connect(self.open_requested)
+        self.empty.open_zip_requested.connect(self.open_zip_requested)
         self.empty.recent_requested.connect(self.recent_requested)
         self.browser.counts_changed.connect(self.counts_changed)
         self.browser.message.connect(self.message)
