@@ -212,3 +212,25 @@ def test_two_windows_on_one_dataset_share_edits_and_keep_their_own_undo(
     _key(qtbot, a, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert a.store.effective_label(row) == "cat" and not a.store.can_undo
     assert b.store.can_undo and b.store.undo_text().startswith("Label as cat")
+
+
+def test_test_images_are_not_labelled_or_excluded(make_window, qtbot, dataset: Path):
+    window = make_window()
+    browser = _open(window, qtbot, dataset)
+    store = browser.store
+    test = store.row_for_path("test/1.jpg")
+    messages = []
+    browser.message.connect(messages.append)
+    browser.select_rows([test])
+    _key(qtbot, browser, Qt.Key.Key_D)
+    _key(qtbot, browser, Qt.Key.Key_X)
+    assert store.effective_label(test) is None and not store.excluded[test]
+    assert not store.edited[test] and not store.can_undo
+    assert "no label to change" in messages[-1]
+    # a mixed selection changes the train image only, and says so
+    cat = store.row_for_path("train/cat.0.jpg")
+    browser.select_rows([cat, test])
+    _key(qtbot, browser, Qt.Key.Key_D)
+    assert store.effective_label(cat) == "dog" and store.effective_label(test) is None
+    assert messages[-1].startswith("Label as dog") and "test image" in messages[-1]
+    qtbot.waitUntil(lambda: "1 edited" in window.counts_label.text())

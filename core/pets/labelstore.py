@@ -501,7 +501,8 @@ class LabelStore:
             raise ValueError(f"label must be one of {CLASSES}, not {label!r}")
         self.refresh()  # what other windows or processes did counts
         code = LABEL_CODES[label]
-        targets = [r for r in rows if self.label[r] != code]
+        # test images have no label: what they are is what the submission predicts
+        targets = [r for r in rows if self.label[r] != code and self.split[r] == 0]
         text = description or _describe(f"Label as {label}", targets, self.paths)
         return self._apply(text, [(r, "label", label) for r in targets])
 
@@ -509,7 +510,8 @@ class LabelStore:
         self, rows: Sequence[int], excluded: bool, description: str = ""
     ) -> Step | None:
         self.refresh()  # what other windows or processes did counts
-        targets = [r for r in rows if self.excluded[r] != excluded]
+        # only training uses exclusions: a test image is always predicted
+        targets = [r for r in rows if self.excluded[r] != excluded and self.split[r] == 0]
         text = description or _describe("Exclude" if excluded else "Include", targets, self.paths)
         return self._apply(text, [(r, "excluded", "1" if excluded else "0") for r in targets])
 

@@ -424,21 +424,39 @@ class PetsBrowser(QWidget):
         self.inspector.show_row(self.current_row() if current.isValid() else None)
 
     # ---------------------------------------------------------------- edits
+    def _test_note(self, rows: list[int]) -> str:
+        """What is said about the test images among `rows`, which edits leave alone."""
+        tests = sum(1 for r in rows if self.store.split[r] == 1)
+        if not tests:
+            return ""
+        what = "The test image has" if tests == 1 else f"The {tests:,} test images have"
+        return (
+            f"{what} no label to change or exclusion to make: the submission predicts "
+            "every test image."
+        )
+
     def label_selected(self, label: str) -> None:
         rows = self.selected_rows()
         if self.store is None or not rows:
             return
         step = self.store.set_label(rows, label)
-        self.message.emit(step.description if step else f"Already labelled {label}")
+        note = self._test_note(rows)
+        done = step.description if step else ("" if note else f"Already labelled {label}")
+        self.message.emit(" ".join(filter(None, [done + ("." if done and note else ""), note])))
         if len(rows) == 1 and self.auto_advance.isChecked():
             self._advance()
 
     def toggle_excluded(self) -> None:
         rows = self.selected_rows()
         if self.store is not None and rows:
-            step = self.store.toggle_excluded(rows)
-            if step:
-                self.message.emit(step.description)
+            train = [r for r in rows if self.store.split[r] == 0]
+            step = self.store.toggle_excluded(train) if train else None
+            note = self._test_note(rows)
+            if step or note:
+                done = step.description if step else ""
+                self.message.emit(
+                    " ".join(filter(None, [done + ("." if done and note else ""), note]))
+                )
             if len(rows) == 1 and self.auto_advance.isChecked():
                 self._advance()
 
@@ -453,10 +471,16 @@ class PetsBrowser(QWidget):
         """Exclude every image shown (one undoable step)."""
         if self.store is None or self.proxy is None or not self.proxy.rowCount():
             return
-        rows = [int(r) for r in self.proxy.source_rows()]
+        shown = [int(r) for r in self.proxy.source_rows()]
+        rows = [r for r in shown if self.store.split[r] == 0 and not self.store.excluded[r]]
         title = SHOW_CHOICES[self.show_combo.currentIndex()][0]
         step = self.store.set_excluded(rows, True, f"Exclude {len(rows):,} shown ({title.lower()})")
-        self.message.emit(step.description if step else "All shown images are excluded already")
+        tests = len(shown) - sum(1 for r in shown if self.store.split[r] == 0)
+        left = f" ({tests:,} test images shown are always predicted: left alone)" if tests else ""
+        if step:
+            self.message.emit(step.description + left)
+        else:
+            self.message.emit("No training image shown is left to exclude" + left)
 
     def _set_note(self, row: int, note: str) -> None:
         if self.store is not None:
