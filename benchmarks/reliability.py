@@ -54,7 +54,7 @@ _EDITOR = textwrap.dedent(
             store.set_excluded([row], not store.excluded[row])
         else:
             store.set_label([row], "dog" if store.label[row] == 1 else "cat")
-        print(row, int(store.label[row]), int(store.excluded[row]), flush=True)
+        print(i, row, int(store.label[row]), int(store.excluded[row]), flush=True)
     """
 )
 
@@ -104,10 +104,11 @@ def sigkill_trials(folder: Path, kills: int) -> list[str]:
             [sys.executable, "-c", _EDITOR, str(root)], stdout=subprocess.PIPE, text=True, env=ENV
         )
         state: dict[int, tuple[int, int]] = {}
+        last = -1
         deadline = time.monotonic() + random.Random(trial).uniform(1.0, 3.0)
         assert process.stdout is not None
         for line in process.stdout:
-            row, label, excluded = map(int, line.split())
+            last, row, label, excluded = map(int, line.split())
             state[row] = (label, excluded)
             acknowledged += 1
             if time.monotonic() > deadline:
@@ -115,10 +116,19 @@ def sigkill_trials(folder: Path, kills: int) -> list[str]:
         process.send_signal(signal.SIGKILL)
         process.wait()
         for line in process.stdout:  # committed before the kill, still in the pipe
-            row, label, excluded = map(int, line.split())
-            state[row] = (label, excluded)
+            fields = line.split()
+            if len(fields) == 4:  # the last line may have been cut by the kill
+                last, row, label, excluded = map(int, fields)
+                state[row] = (label, excluded)
         store = open_store(root)
-        lost += sum((int(store.label[r]), int(store.excluded[r])) != state[r] for r in state)
+        # the edit after the last one printed may have been committed before the kill
+        # without being acknowledged: its row may be one edit ahead, which is no loss
+        in_flight = ((last + 1) * 7919) % len(store)
+        lost += sum(
+            (int(store.label[r]), int(store.excluded[r])) != state[r]
+            for r in state
+            if r != in_flight
+        )
         store.close()
     return [
         "| trials | acknowledged edits | lost edits |",

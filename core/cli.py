@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pets = commands.add_parser(
         "pets",
-        help="Dogs vs. Cats: inspect and export a dataset",
-        description="Work with the Kaggle Dogs vs. Cats data without the GUI.",
+        help="Dogs vs. Cats: inspect, scan, train, predict and export a dataset",
+        description="Work with the Kaggle Dogs vs. Cats data without the GUI: inspect a "
+        "dataset, scan it with an ImageNet model, train, predict and export.",
     )
     pets.set_defaults(group=pets)
     pets_commands = pets.add_subparsers(dest="pets_command", metavar="PETS_COMMAND")
@@ -145,7 +146,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--form", default="mixed", help="formulas drawn (default mixed)")
     train.add_argument("--style", default="mixed", help="styles drawn (default mixed)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seeds data and model (default 0)")
     train.add_argument("--workers", type=int, default=1, help="data processes (default 1)")
     train.add_argument("--val-size", type=int, default=1000)
     train.add_argument("--val-every", type=int, default=500)
@@ -199,7 +200,9 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     )
     recognize.add_argument("images", nargs="+", metavar="IMAGE")
     recognize.add_argument("--model", metavar="M", help=model_help)
-    recognize.add_argument("--json", action="store_true")
+    recognize.add_argument(
+        "--json", action="store_true", help="one JSON object per image: readings, timings"
+    )
     recognize.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
     recognize.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
     export = commands.add_parser(

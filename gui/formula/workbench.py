@@ -439,8 +439,14 @@ class FormulaWorkbench(QWidget):
                 width, height = rgb.width(), rgb.height()
                 data = np.frombuffer(rgb.constBits(), np.uint8, rgb.bytesPerLine() * height)
                 array = data.reshape(height, rgb.bytesPerLine())[:, : width * 3]
+                model_height = self.recognizer.config.height if self.recognizer else MODEL_HEIGHT
+                problem = shape_problem(width, height, model_height)
+                if problem:
+                    self.problem.emit("Cannot read the pasted image", problem, "")
+                    return False
                 self.image_path = None
                 self._show_image(array.reshape(height, width, 3).copy(), "pasted image")
+                self.image_loaded.emit("pasted image")
                 return True
         if mime is not None and (path := _dropped_image(mime)) is not None:
             return self.load_image(path)

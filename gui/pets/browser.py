@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from core.pets.labelstore import LabelStore, Step
 from core.pets.sources import Source
 from core.pets.thumbnails import DiskCache
+from core.pets.training import LOSS_SCORE
 from gui.pets.grid import (
     SampleFilterModel,
     SampleModel,
@@ -46,6 +47,7 @@ SHOW_CHOICES = (
     ("Flagged", {"flagged": True}),
     ("Unreadable", {"unreadable": True}),
     *((title, {"flag": key}) for key, title, _meaning in FLAG_FILTERS),
+    ("Validation (latest run)", {"scored": LOSS_SCORE}),
 )
 SORT_CHOICES = (("Name", "name"), ("File size", "size"), ("Width", "width"), ("Height", "height"))
 #: Sorts the scan adds: (title, key, descending by default).
@@ -293,8 +295,11 @@ class PetsBrowser(QWidget):
         self._fill_sorts()
         if score not in self._sort_keys or self.proxy is None:
             return
+        shown = next(
+            (i for i, (_t, f) in enumerate(SHOW_CHOICES) if f.get("scored") == score), 1
+        )  # the images scored, else Train
         self.show_combo.blockSignals(True)
-        self.show_combo.setCurrentIndex(1)  # Train
+        self.show_combo.setCurrentIndex(shown)
         self.show_combo.blockSignals(False)
         self.sort_combo.blockSignals(True)
         self.sort_combo.setCurrentIndex(self._sort_keys.index(score))
@@ -350,8 +355,11 @@ class PetsBrowser(QWidget):
         current = self.current_row()
         filters = dict(SHOW_CHOICES[self.show_combo.currentIndex()][1])
         flag = filters.pop("flag", None)
+        scored = filters.pop("scored", None)
         self.proxy.filters = filters
-        if flag is None:
+        if scored is not None:  # the images a score was given to, e.g. a run's validation
+            self.proxy.mask = ~np.isnan(self.store.scores(scored))
+        elif flag is None:
             self.proxy.mask = None
         elif self.scan_view is not None:
             self.proxy.mask = self.scan_view.mask(flag)
@@ -530,5 +538,6 @@ class PetsBrowser(QWidget):
             if text in (stem, name) or stem.endswith("." + text) or stem == text:
                 self.select_rows([int(rows[proxy_row])])
                 self.view.setFocus()
+                self.message.emit(f"Found {name}")  # replaces an earlier 'No image named'
                 return
         self.message.emit(f"No image named {self.find.text()} is shown")

@@ -24,6 +24,7 @@ from core.jobs import format_bytes
 from core.pets.imagenet import categories
 from core.pets.labelstore import LABELS, LabelStore
 from core.pets.outliers import class_kind, top_classes
+from core.pets.training import LOSS_SCORE
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR, ThumbnailProvider, short_name
 from gui.pets.scan_panel import FLAG_FILTERS, ScanView
 
@@ -95,8 +96,10 @@ class Inspector(QWidget):
     def _show_predictions(self) -> None:
         """The ImageNet top N of the shown image, its flags and its label quality."""
         view, store, row = self.scan_view, self.store, self.row
+        run = self._run_line()
         if view is None or store is None or row is None or not view.flags.scanned[row]:
-            self.predictions.setText(_NO_PREDICTIONS if view is None else "Not scanned.")
+            text = _NO_PREDICTIONS if view is None else "Not scanned."
+            self.predictions.setText(f"{run}<br>{text}" if run else text)
             return
         settings = view.settings
         names = categories()
@@ -118,7 +121,23 @@ class Inspector(QWidget):
         quality = view.quality[row]
         if not np.isnan(quality):
             lines.append(f"Label quality (confident learning): {quality:.3f}")
+        if run:
+            lines.insert(0, run)
         self.predictions.setText("<br>".join(lines))
+
+    def _run_line(self) -> str:
+        """The latest training run's verdict on the shown image, when it validated it."""
+        store, row = self.store, self.row
+        if store is None or row is None:
+            return ""
+        loss = store.scores(LOSS_SCORE)[row]
+        if np.isnan(loss):
+            return ""
+        label = LABELS[store.label[row]] or "its label"
+        return (
+            f"<b>Latest run</b>: P({label}) = {np.exp(-loss):.3f}, validation log loss "
+            f"{loss:.3f}"
+        )
 
     def attach(self, store: LabelStore, provider: ThumbnailProvider) -> None:
         self.store, self.provider = store, provider
