@@ -112,6 +112,25 @@ def crop_to_ink(image: np.ndarray, margin: float = 0.15, min_aspect: float = 2.0
     )
 
 
+#: `trim_margins` crops when the ink's bounding box covers less of the image than this. The
+#: images the recogniser was trained on are mostly filled far more (a median of 0.6), a
+#: user's loose crop far less (a median of 0.15); 0.3 was chosen on one seed of
+#: benchmarks/formula_margins.py and measured on another (docs/benchmarks.md).
+LOOSE_SHARE = 0.3
+
+
+def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
+    """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped, its ink's
+    bounding box covering less than `share` of it; a tightly drawn image is left as it is,
+    since cropping one the model already reads well costs accuracy."""
+    mask = ink_mask(image)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if len(rows) == 0:
+        return image
+    covered = (rows[-1] + 1 - rows[0]) * (cols[-1] + 1 - cols[0]) / mask.size
+    return crop_to_ink(image) if covered < (LOOSE_SHARE if share is None else share) else image
+
+
 def resize_to_height(image: np.ndarray, height: int = MODEL_HEIGHT) -> np.ndarray:
     """Scales to `height` keeping the aspect ratio."""
     h, w = image.shape[:2]
@@ -188,6 +207,7 @@ STEPS: tuple[Step, ...] = (
     Step("open", "Opening", opening, False),
     Step("close", "Closing", closing, False),
     Step("deskew", "Deskew", deskew, False),
+    Step("trim", "Crop loose margins", trim_margins, True),
     Step("crop", "Crop to ink and pad", crop_to_ink, False),
     Step("resize", "Resize to model height", resize_to_height, True),
     Step("normalize", "Normalise", normalize, True),

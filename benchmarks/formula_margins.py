@@ -1,0 +1,121 @@
+"""Loosely cropped formula images: sequence accuracy with and without cropping, on images
+as drawn and with paper margins added around them, and on the real Baidu samples likewise.
+
+    python -m benchmarks.formula_margins [--model M] [--count 1000] [--seed 515151]
+
+The margins are what a user's own crop leaves: paper of the image's own colour added on each
+side, left and right 0.5–2 times the image's height, top and bottom 0.2–1 times (drawn per
+image from the seed). The same images are read six ways in one run: as drawn or with
+margins, each without the *Crop loose margins* step (the former default, the baseline), with
+the default preprocessing (which trims loose margins), and with *Crop to ink* always on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.harness import machine
+from core.formula import preprocess
+from core.formula.evaluation import EvalReport
+from core.formula.generate import GenerateConfig, make_one
+from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+from core.images import read_image
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "formula_samples"
+WAYS = {
+    "no trim": preprocess.DEFAULT - {"trim"},
+    "default (trim loose margins)": preprocess.DEFAULT,
+    "always crop": preprocess.DEFAULT | {"crop"},
+}
+
+
+def with_margins(image: np.ndarray, rng: random.Random, scale: float = 1.0) -> np.ndarray:
+    """`image` on a larger sheet of its own paper colour (the median of its border)."""
+    height = image.shape[0]
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    paper = np.median(border, axis=0).astype(image.dtype)
+    left, right = (round(height * rng.uniform(0.5, 2.0) * scale) for _ in range(2))
+    top, bottom = (round(height * rng.uniform(0.2, 1.0) * scale) for _ in range(2))
+    sheet = np.empty((height + top + bottom, image.shape[1] + left + right, 3), image.dtype)
+    sheet[:] = paper
+    sheet[top : top + height, left : left + image.shape[1]] = image
+    return sheet
+
+
+def read(recognizer: Recognizer, images: list[np.ndarray], steps) -> list[str]:
+    texts = []
+    for start in range(0, len(images), 128):
+        inputs = [recognizer.prepare(image, steps=steps) for image in images[start : start + 128]]
+        texts += [_greedy(lp) for lp in recognizer.forward(inputs)]
+    return texts
+
+
+def _greedy(log_probs: np.ndarray) -> str:
+    from core.formula.decoding import greedy
+
+    return greedy(log_probs).text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(SHIPPED_MODEL))
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=515151)
+    parser.add_argument("--share", type=float, default=preprocess.LOOSE_SHARE,
+                        help="trim when the ink covers less than this share (default "
+                        "%(default)s)")  # fmt: skip
+    args = parser.parse_args()
+    preprocess.LOOSE_SHARE = args.share
+    recognizer = Recognizer.load(args.model)
+    print(machine())
+    print(
+        f"\nModel {Path(args.model).name}, {args.count:,} images a row, seed {args.seed}, "
+        f"trim below {args.share:g} of the image.\n"
+    )
+    print("| style | formulas | images | " + " | ".join(
+        f"{kind}, {way}" for kind in ("as drawn", "margins") for way in WAYS
+    ) + " |")  # fmt: skip
+    print("| --- | --- | ---: |" + " ---: |" * (2 * len(WAYS)))
+    for style, form in [("captcha", "level1"), ("fonts", "mixed"), ("strokes", "mixed"),
+                        ("mixed", "mixed")]:  # fmt: skip
+        config = GenerateConfig(args.count, style=style, form=form, seed=args.seed)
+        items = [make_one(config, i) for i in range(args.count)]
+        truths = [item.text for item, _style, _image in items]
+        drawn = [image for _item, _style, image in items]
+        rng = random.Random(args.seed)
+        loose = [with_margins(image, rng) for image in drawn]
+        cells = []
+        for images in (drawn, loose):
+            for steps in WAYS.values():
+                report = EvalReport()
+                for i, (truth, text) in enumerate(
+                    zip(truths, read(recognizer, images, steps), strict=True)
+                ):
+                    report.add(i, truth, text)
+                cells.append(f"{report.accuracy:.2%}")
+        print(f"| {style} | {form} | {args.count:,} | " + " | ".join(cells) + " |", flush=True)
+    if REAL.is_dir():
+        rows = [
+            line.split("\t")[:2] for line in (REAL / "SOURCES.tsv").read_text().splitlines()[1:]
+        ]
+        rng = random.Random(args.seed)
+        print("\n| real image | truth | " + " | ".join(
+            f"{kind}, {way}" for kind in ("as drawn", "margins") for way in WAYS
+        ) + " |")  # fmt: skip
+        print("| --- | --- |" + " --- |" * (2 * len(WAYS)))
+        for name, truth in rows:
+            image = read_image(REAL / name)
+            cells = []
+            for picture in (image, with_margins(image, rng)):
+                for steps in WAYS.values():
+                    text = read(recognizer, [picture], steps)[0]
+                    cells.append(f"`{text}` {'✓' if text == truth else '✗'}")
+            print(f"| {name} | `{truth}` | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
