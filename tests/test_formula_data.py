@@ -251,3 +251,14 @@ def test_augment_never_mirrors():
         out = augment.augment(image, np.random.default_rng(seed)).mean(axis=(0, 2))
         third = len(out) // 3
         assert out[:third].mean() < out[-third:].mean()
+
+
+def test_loose_margins_are_trimmed_and_tight_images_left_alone():
+    image = synth.render("6*(3+7)=60", random.Random(2), "fonts")
+    assert preprocess.trim_margins(image) is image  # drawn tight: untouched
+    height, width = image.shape[:2]
+    loose = np.full((height * 3, width * 3, 3), 255, np.uint8)
+    loose[height : 2 * height, width : 2 * width] = image
+    trimmed = preprocess.trim_margins(loose)
+    assert trimmed.shape[0] < loose.shape[0] / 2 and trimmed.shape[1] < loose.shape[1] / 2
+    assert "trim" in preprocess.DEFAULT and "trim" in preprocess.CANVAS

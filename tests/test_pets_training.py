@@ -358,3 +358,18 @@ def test_cleaning_that_leaves_nothing_says_why(tmp_path: Path):
     good = {20: logits_for({281: 9.0}), 180: logits_for({207: 9.0})}
     run(scan(store, stand_in(good, "good"), CancelToken()))
     assert implausible_flags(store, "good") == ""
+
+
+def test_fine_tuning_imported_weights_says_so(tmp_path: Path):
+    from core.pets.imagenet import backbone, import_weights
+    from tests.outlier_data import random_weights
+
+    small = backbone("mobilenet_v3_small")
+    run(import_weights(random_weights(tmp_path / "w"), small, CancelToken()))
+    store = opened(make_pets(tmp_path / "pets", cats=4, dogs=4, tests=0))
+    request = TrainRequest(
+        "finetune", backbone=small.key, epochs=1, image_size=32, batch_size=4, predict_test=False
+    )
+    result = run(train_run(store, request, CancelToken()))
+    assert result.title == "finetune (mobilenet_v3_small, imported weights)"
+    assert "not the published ones" in result.describe()

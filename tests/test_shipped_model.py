@@ -107,3 +107,16 @@ def test_odd_sizes_are_refused_and_the_next_file_is_read(tmp_path, capsys):
     assert out.strip().split("\t") == [paths[-1], item.text]
     assert "thin.png: the image is 100 × 4 pixels: too small" in err
     assert "tall.png" in err and "wide.png" in err and "more than the 60 million" in err
+
+
+def test_real_samples_with_loose_margins_read_right(recognizer):
+    import numpy as np
+
+    folder = shared_data("formula_samples")
+    rows = [line.split("\t") for line in (folder / "SOURCES.tsv").read_text().splitlines()[1:]]
+    for name, truth, *_ in rows:
+        image = read_image(folder / name)
+        height, width = image.shape[:2]
+        sheet = np.full((height * 3, width * 2, 3), image[0, 0], np.uint8)
+        sheet[height : 2 * height, width // 2 : width // 2 + width] = image
+        assert recognizer.recognize(sheet).text == truth, name

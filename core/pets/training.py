@@ -96,7 +96,8 @@ class RunResult:
         if self.mode == "features" and self.request.get("folds", 1) > 1:
             extra += f", {self.request['folds']}-fold"
         cleaned = ", flagged left out" if self.request.get("without_flagged") else ""
-        return f"{self.mode} ({extra}{cleaned})"
+        imported = any("imported weights" in note for note in self.notes)
+        return f"{self.mode} ({extra}{', imported weights' if imported else ''}{cleaned})"
 
     def describe(self) -> str:
         e = self.evaluation
@@ -177,6 +178,15 @@ def train_run(
         # be decoded before the split, so they are left out instead of stopping training
         yield from decode_unknown(store, token)
     notes = []
+    if request.mode == "finetune" and request.weights == "imagenet":
+        from core.pets import imagenet
+
+        state = imagenet.weights_state(imagenet.backbone(request.backbone))
+        if state.path is not None and not state.published:
+            notes.append(
+                f"Fine-tuned from {state.path.name}, imported weights that are not the "
+                "published ones: results will differ from the published model's."
+            )
     if request.mode != "features" and store.unreadable.any():
         unreadable = np.flatnonzero(store.unreadable)
         names = ", ".join(store.paths[r] for r in unreadable[:5])

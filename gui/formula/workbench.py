@@ -399,6 +399,17 @@ class FormulaWorkbench(QWidget):
     def _source_changed(self) -> None:
         self.preprocess.set_canvas_mode(self.is_drawing())  # reads again through `changed`
 
+    @staticmethod
+    def _trimmed(result: Recognition) -> bool:
+        """Whether the 'Crop loose margins' step cut the image it was given."""
+        shapes = [image.shape[:2] for _title, image in result.stages]
+        titles = [title for title, _image in result.stages]
+        if "Crop loose margins" not in titles:
+            return False
+        index = titles.index("Crop loose margins")
+        before = shapes[index - 1] if index > 0 else tuple(result.image_size[::-1])
+        return shapes[index] != before
+
     def load_image(self, path: str | Path) -> bool:
         """Show and read the image at `path`; a file that is not a usable image is reported."""
         path = Path(path)
@@ -623,7 +634,10 @@ class FormulaWorkbench(QWidget):
             else "Hover over the heatmaps to inspect a time step."
         )
         result = self.last_recognition
-        keeps_geometry = self.preprocess.steps() - {"resize", "normalize"} <= _GEOMETRY_KEEPING
+        steps = self.preprocess.steps() - {"resize", "normalize"}
+        if "trim" in steps and result is not None and not self._trimmed(result):
+            steps -= {"trim"}  # the margins were not loose: the image was left as it is
+        keeps_geometry = steps <= _GEOMETRY_KEEPING
         if step < 0 or result is None or self.is_drawing() or not keeps_geometry:
             self.image_view.set_band(None)
             return

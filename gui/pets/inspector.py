@@ -135,8 +135,7 @@ class Inspector(QWidget):
             return ""
         label = LABELS[store.label[row]] or "its label"
         return (
-            f"<b>Latest run</b>: P({label}) = {np.exp(-loss):.3f}, validation log loss "
-            f"{loss:.3f}"
+            f"<b>Latest run</b>: P({label}) = {np.exp(-loss):.3f}, validation log loss {loss:.3f}"
         )
 
     def attach(self, store: LabelStore, provider: ThumbnailProvider) -> None:
