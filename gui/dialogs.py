@@ -54,7 +54,14 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
-        self.resize(420, 360)
+        # compact rows, and tall enough for all of them without scrolling where the screen
+        # allows
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.table.resizeColumnsToContents()
+        rows_height = self.table.verticalHeader().length() + self.table.horizontalHeader().height()
+        screen = self.screen().availableGeometry().height() if self.screen() else 800
+        width = max(480, self.table.horizontalHeader().length() + 60)
+        self.resize(width, min(int(screen * 0.85), rows_height + 90))
 
 
 def about_text(device_description: str) -> str:

@@ -214,6 +214,7 @@ def test_help_dialogs(make_window, qtbot, action_name):
         assert rows["Open dataset folder"] == "Ctrl+O"
         assert rows["Open dataset zip"] == "Ctrl+Alt+O"
         assert rows["Formulas"] == "Ctrl+2"
+        assert not dialog.table.verticalScrollBar().isVisible()  # every row in view
     else:
         assert __version__ in dialog.text() and "Device:" in dialog.text()
     dialog.close()
