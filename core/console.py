@@ -52,10 +52,11 @@ class ProgressPrinter:
         self.eta = Eta()
         self._width = 0
         self.last: Progress | None = None
+        self._written: Progress | None = None
 
     def __call__(self, progress: Progress) -> None:
         self.last = progress
-        if self.limiter.ready():
+        if self.limiter.ready() or (progress.milestone and not self.tty):
             self._write(progress)
 
     def _write(self, progress: Progress) -> None:
@@ -67,10 +68,12 @@ class ProgressPrinter:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+        self._written = progress
 
     def finish(self) -> None:
-        """Show the final state and end the line."""
-        if self.last is not None:
+        """Show the final state (once: not again when it was the last line written) and end
+        the line."""
+        if self.last is not None and self.last is not self._written:
             self.limiter = RateLimiter(0)
             self._write(self.last)
         if self.tty and self._width:

@@ -99,6 +99,16 @@ def test_printer_throttles_when_not_a_terminal():
         printer(Progress(i + 1, 50))
     printer.finish()
     assert len(stream.getvalue().splitlines()) == 2  # the first, then the final state
+    # a milestone (an epoch's scores, a note) is never thrown away, and the final state is
+    # not written twice
+    stream = io.StringIO()
+    printer = ProgressPrinter(stream, interval=3600)
+    printer(Progress(1, 3))
+    printer(Progress(2, 3, "Left out 4 unreadable images", milestone=True))
+    printer(Progress(3, 3, "done", milestone=True))
+    printer.finish()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and "Left out 4" in lines[1] and lines[2].endswith("done")
 
 
 def test_eta_waits_for_a_rate_then_extrapolates(monkeypatch):

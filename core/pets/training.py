@@ -192,7 +192,7 @@ def train_run(
         names = ", ".join(store.paths[r] for r in unreadable[:5])
         more = f" and {len(unreadable) - 5:,} more" if len(unreadable) > 5 else ""
         notes.append(f"Left out {len(unreadable):,} unreadable image(s): {names}{more}.")
-        yield Progress(0, None, notes[-1])
+        yield Progress(0, None, notes[-1], milestone=True)
     if resume is not None:
         folder = runs_folder(store) / resume
         request, train_rows, val_rows, dropped = _reopen(store, folder)
