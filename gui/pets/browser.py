@@ -4,7 +4,16 @@ keyboard-first relabelling (C cat, D dog, X exclude, F flag, undo and redo)."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -127,6 +136,7 @@ class PetsBrowser(QWidget):
         self.view.setSpacing(2)
         self.delegate = ThumbnailDelegate(self.view)
         self.view.setItemDelegate(self.delegate)
+        self.view.viewport().installEventFilter(self)
         self.inspector = Inspector()
         self.splitter = QSplitter()
         self.splitter.addWidget(self.view)
@@ -383,7 +393,21 @@ class PetsBrowser(QWidget):
         self.delegate.side = side
         if self.model is not None:
             self.model.set_thumb_size(side)
-        self.view.setGridSize(QSize(side + 12, side + 28))
+        self._fit_grid()
+
+    def _fit_grid(self) -> None:
+        """Cells as wide as the columns that fit, sharing the spare width: no empty band
+        on the right of the grid at any window width."""
+        side = self.delegate.side
+        base = side + 12
+        width = self.view.viewport().width() - 2 * self.view.spacing() - 1
+        columns = max(1, width // base)
+        self.view.setGridSize(QSize(max(base, width // columns), side + 28))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.view.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_grid()
+        return super().eventFilter(watched, event)
 
     def _prefetch(self) -> None:
         """After scrolling stops: drop requests for what scrolled away; the visible cells
