@@ -259,15 +259,24 @@ def test_acknowledged_edits_survive_sigkill(tmp_path: Path):
     process.wait(timeout=30)
     # lines printed after the kill was decided may still be buffered: read them too, since
     # each was printed only after its edit was committed
+    last = int(_i)
     for line in process.stdout:
-        _i, row, label, excluded = map(int, line.split())
+        fields = line.split()
+        if len(fields) < 4:  # cut by the kill
+            continue
+        _i, row, label, excluded = map(int, fields)
         state[row] = (label, excluded)
+        last = _i
 
     store = open_store(root)
     assert store.integrity_check() == "ok"
     assert len(state) == 600
+    # the edit after the last one printed may have been committed, unacknowledged, just
+    # before the kill: its row may be one edit ahead, which loses nothing
+    in_flight = (last + 1) % 600
     for row, (label, excluded) in state.items():
-        assert (int(store.label[row]), int(store.excluded[row])) == (label, excluded), row
+        if row != in_flight:
+            assert (int(store.label[row]), int(store.excluded[row])) == (label, excluded), row
     assert np.sum(store.edited) > 0
 
 
