@@ -397,10 +397,14 @@ class MainWindow(QMainWindow):
             )
         self.device_label.setText(f"Device: {device.describe()}")
         self.device_label.setToolTip(
-            f"The device that training and recognition run on. Change it in Tools ▸ Device.{note}"
+            "The device the scan, training and recognition run on (a panel may choose its "
+            f"own). Change it in Tools ▸ Device.{note}"
         )
         if note:
             self.statusBar().showMessage(f"Using {device.describe()}{note}", 15000)
+        # one device for the whole app: the scan, both trainings and the recogniser
+        self.pets.set_device(device)
+        self.formulas.set_device(device)
         return device
 
     def set_device_preference(self, value: str) -> None:

@@ -309,3 +309,23 @@ def test_the_downloaded_competition_zip_opens_from_every_entry(
     assert window.pets.listing.counts() == {"cat": 1, "dog": 1, "test": 1}
     store = window.pets.store
     assert store.paths[0].startswith(competition.name if entry == "folder button" else "train.zip")
+
+
+def test_tools_device_drives_every_panel(make_window, qtbot):
+    window = make_window()
+    window.set_device_preference("cpu")
+    app_device = devices.choose("cpu")
+    scan, train = window.pets.scan, window.pets.train
+    formula_train = window.formulas.train
+    for combo in (scan.device, train.device, formula_train.device):
+        assert combo.currentIndex() == 0  # inherited, and says so
+        assert combo.currentText() == f"As the app: {app_device.describe()}"
+        assert combo.choice() == "cpu"
+    assert train.request().device == "cpu"
+    assert str(window.formulas.device.torch) == "cpu"
+    qtbot.waitUntil(lambda: window.formulas.recognizer is not None, timeout=30000)
+    assert str(window.formulas.recognizer.device.torch) == "cpu"
+    # a panel may choose its own device; the others keep following the app
+    train.device.setCurrentIndex(1)
+    assert train.device.choice() == str(devices.available()[0].torch)
+    assert "this panel only" in train.device.currentText()

@@ -32,7 +32,7 @@ from core.formula.runs import RunInfo, list_runs, new_run_dir, read_log, runs_ro
 from core.formula.training import TrainConfig, train
 from core.images import read_image
 from core.jobs import Eta, Progress, format_duration
-from gui.widgets.common import heading, paragraph, show_fraction, to_qimage
+from gui.widgets.common import DeviceChoice, heading, paragraph, show_fraction, to_qimage
 from gui.workers import JobHandle, JobRunner
 
 _LOSS, _ACC = "#e8590c", "#1971c2"
@@ -132,10 +132,7 @@ class FormulaTrainPanel(QWidget):
         self.workers.setToolTip(
             "Processes drawing training images beside the training (0: draw them in between)"
         )
-        self.device = QComboBox()
-        self.device.setObjectName("formulaDevice")
-        for device in devices.available():
-            self.device.addItem(device.describe(), str(device.torch))
+        self.device = DeviceChoice("formulaDevice")
         self.data = QLineEdit()
         self.data.setObjectName("formulaMixFolder")
         self.data.setPlaceholderText("optional: a Baidu-format folder mixed into each batch")
@@ -290,7 +287,7 @@ class FormulaTrainPanel(QWidget):
     def start(self) -> JobHandle | None:
         try:
             config = self.config()
-            device = devices.choose(self.device.currentData())
+            device = devices.choose(self.device.choice())
         except (ValueError, devices.DeviceError) as error:
             self.status.setText(str(error))
             return None
@@ -304,7 +301,7 @@ class FormulaTrainPanel(QWidget):
             self.status.setText("Choose an unfinished run in the Model list to resume it.")
             return None
         try:
-            device = devices.choose(self.device.currentData())
+            device = devices.choose(self.device.choice())
         except devices.DeviceError as error:
             self.status.setText(str(error))
             return None

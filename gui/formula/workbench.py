@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import devices
 from core.formula import ctc
 from core.formula.crnn import column_span
 from core.formula.preprocess import MODEL_HEIGHT
@@ -230,6 +231,7 @@ class FormulaWorkbench(QWidget):
         self.runner = runner
         self.image_path: Path | None = None
         self.recognizer: Recognizer | None = None
+        self.device = devices.choose("cpu")  # the app's device, set by the main window
         self.model_problem = ""
         self.image: np.ndarray | None = None
         self.last_recognition: Recognition | None = None
@@ -489,12 +491,22 @@ class FormulaWorkbench(QWidget):
     def load_model(self, path: Path | str = SHIPPED_MODEL) -> JobHandle:
         """Load a recogniser in the background; the current image is read once it is in."""
         handle = self.runner.start(
-            "Loading the formula model", single_step("loading", Recognizer.load, Path(path))
+            "Loading the formula model",
+            single_step("loading", Recognizer.load, Path(path), self.device),
         )
         self._model_request = handle
         handle.succeeded.connect(partial(self._model_loaded, handle))
         handle.failed.connect(partial(self._model_failed, handle))
         return handle
+
+    def set_device(self, device: devices.Device) -> None:
+        """The app's device (Tools ▸ Device): the recogniser moves there, and training
+        uses it unless the Train tab chooses its own."""
+        self.train.device.set_app_device(device)
+        changed = str(device.torch) != str(self.device.torch)
+        self.device = device
+        if changed and self.recognizer is not None and self.recognizer.path is not None:
+            self.load_model(self.recognizer.path)
 
     def _model_loaded(self, handle: JobHandle, recognizer: Recognizer) -> None:
         if handle is not self._model_request:

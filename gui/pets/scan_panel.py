@@ -42,7 +42,7 @@ from core.pets.outliers import (
     scan_dataset,
     write_flags_csv,
 )
-from gui.widgets.common import heading, paragraph, show_fraction
+from gui.widgets.common import DeviceChoice, heading, paragraph, show_fraction
 from gui.workers import JobHandle, JobRunner
 
 #: (key, title, what it means) of the flag filters, in the order the grid offers them.
@@ -78,11 +78,7 @@ class ScanPanel(QWidget):
         self.backbone.setObjectName("scanBackbone")
         for key, b in imagenet.BACKBONES.items():
             self.backbone.addItem(f"{b.title} — {b.note}", key)
-        self.device = QComboBox()
-        self.device.setObjectName("scanDevice")
-        found = devices.available()
-        for device in found:
-            self.device.addItem(device.describe(), str(device.torch))
+        self.device = DeviceChoice("scanDevice")
         best = devices.choose(None)
         self.backbone.setCurrentIndex(self.backbone.findData(imagenet.default_backbone(best)))
         self.batch = QSpinBox()
@@ -314,7 +310,7 @@ class ScanPanel(QWidget):
             return None
         request = ScanRequest(
             backbone=self.backbone.currentData(),
-            device=self.device.currentData(),
+            device=self.device.choice(),
             batch_size=self.batch.value(),
             splits=("train", "test") if self.include_test.isChecked() else ("train",),
         )

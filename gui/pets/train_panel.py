@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import devices
 from core.jobs import JobError, Progress
 from core.pets import classic, imagenet
 from core.pets.cnn import augmented_samples
@@ -53,7 +52,7 @@ from core.pets.training import (
 )
 from gui.pets.explore import _plot
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR
-from gui.widgets.common import show_fraction, to_qimage
+from gui.widgets.common import DeviceChoice, show_fraction, to_qimage
 from gui.workers import JobHandle, JobRunner
 
 COLUMNS = ("Run", "Mode", "Log loss (clipped)", "Log loss", "Accuracy", "ROC AUC", "Place", "Time")
@@ -78,9 +77,7 @@ class TrainPanel(QWidget):
         self.mode.setObjectName("trainMode")
         for key, text in MODES.items():
             self.mode.addItem(f"{key} — {text}", key)
-        self.device = QComboBox()
-        for device in devices.available():
-            self.device.addItem(device.describe(), str(device.torch))
+        self.device = DeviceChoice("trainDevice")
         self.backbone = QComboBox()
         self.backbone.setObjectName("trainBackbone")
         for key, b in imagenet.BACKBONES.items():
@@ -339,7 +336,7 @@ class TrainPanel(QWidget):
         mode = self.mode.currentData()
         return TrainRequest(
             mode=mode,
-            device=self.device.currentData(),
+            device=self.device.choice(),
             epochs=self.epochs.value(),
             lr=self.lr.value(),
             image_size=self.image_size.value(),

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import devices
 from core.pets.dataset import KAGGLE_DOWNLOAD, DatasetListing
 from core.pets.explore import explore
 from core.pets.labelstore import LabelStore, open_store
@@ -225,6 +226,12 @@ class PetsWorkbench(QWidget):
 
     def set_recent(self, folders: list[str]) -> None:
         self.empty.set_recent(folders)
+
+    def set_device(self, device: devices.Device) -> None:
+        """The app's device (Tools ▸ Device): the scan and training use it unless their
+        panel chooses its own."""
+        self.scan.device.set_app_device(device)
+        self.train.device.set_app_device(device)
 
     def menu_actions(self) -> list[QAction]:
         return [*self.browser.edit_actions, self.measure_action]

@@ -9,6 +9,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QImage
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -145,3 +146,29 @@ def follow_job(
         lambda message, _details: mine() and label.setText(f"{failure}: {message}")
     )
     handle.cancelled.connect(lambda: mine() and label.setText("Cancelled."))
+
+
+class DeviceChoice(QComboBox):
+    """A panel's device: by default the app's own (Tools ▸ Device), shown as such and
+    following it; or, for this panel only, one of the devices found."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        from core import devices
+
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.addItem("", None)
+        for device in devices.available():
+            self.addItem(f"{device.describe()} (this panel only)", str(device.torch))
+        self._app = ""
+        self.set_app_device(devices.choose(None))
+
+    def set_app_device(self, device: Any) -> None:
+        """The device the app uses now (a core.devices.Device)."""
+        self._app = str(device.torch)
+        self.setItemText(0, f"As the app: {device.describe()}")
+
+    def choice(self) -> str:
+        """The device to run on: this panel's own choice, else the app's."""
+        data = self.currentData()
+        return data if data is not None else self._app
