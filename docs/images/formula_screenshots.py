@@ -95,7 +95,7 @@ def main() -> None:
     window.grab().save(str(HERE / "formulas-dataset.png"))
 
     panel = bench.train
-    bench.tabs.setCurrentIndex(3)
+    bench.show_page("train")
     panel.steps.setValue(60)
     panel.batch.setValue(16)
     panel.workers.setValue(0)

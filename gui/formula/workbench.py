@@ -264,6 +264,7 @@ class FormulaWorkbench(QWidget):
         self.canvas = self.draw.canvas
         self.source_tabs = QTabWidget()
         self.source_tabs.setObjectName("formulaSource")
+        self.image_tab = image_tab
         self.source_tabs.addTab(image_tab, "Image")
         self.source_tabs.addTab(self.draw, "Draw")
         # a fixed height: the page must not move under the pen when readings appear below
@@ -335,10 +336,20 @@ class FormulaWorkbench(QWidget):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("formulaTabs")
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.splitter, "Read")
-        self.tabs.addTab(self.folder, "Folder")
-        self.tabs.addTab(scrolling(self.dataset), "Dataset")
-        self.tabs.addTab(scrolling(self.train), "Train")
+        # tabs are switched by widget, never by position; settings keep their names
+        self.read_page = self.splitter
+        self.dataset_page = scrolling(self.dataset)
+        self.train_page = scrolling(self.train)
+        self.pages = {
+            "read": self.read_page,
+            "folder": self.folder,
+            "dataset": self.dataset_page,
+            "train": self.train_page,
+        }
+        for title, page in zip(
+            ("Read", "Folder", "Dataset", "Train"), self.pages.values(), strict=True
+        ):
+            self.tabs.addTab(page, title)
         layout = QVBoxLayout(self)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.tabs, 1)
@@ -361,7 +372,7 @@ class FormulaWorkbench(QWidget):
             "truth_weight": panel.truth_weight.value(),
             "log_scale": self.log_scale.isChecked(),
             "pen_width": self.draw.width.value(),
-            "tab": self.tabs.currentIndex(),
+            "tab": self.current_page(),
             "steps_open": self.preprocess.toggle.isChecked(),
         }
 
@@ -375,7 +386,7 @@ class FormulaWorkbench(QWidget):
             "truth_weight": lambda v: panel.truth_weight.setValue(float(v)),
             "log_scale": lambda v: self.log_scale.setChecked(bool(v)),
             "pen_width": lambda v: self.draw.width.setValue(float(v)),
-            "tab": lambda v: self.tabs.setCurrentIndex(int(v)),
+            "tab": self.show_page,
             "steps_open": lambda v: self.preprocess.toggle.setChecked(bool(v)),
         }
         for key, value in options.items():
@@ -389,12 +400,25 @@ class FormulaWorkbench(QWidget):
         """The workbench's own shortcuts, for the shortcuts dialog."""
         return [self.paste_action, *self.draw.actions_for_help()]
 
+    def current_page(self) -> str:
+        """The name of the tab shown: read, folder, dataset or train."""
+        return next(name for name, page in self.pages.items() if page is self.tabs.currentWidget())
+
+    def show_page(self, name: object) -> None:
+        """Show the tab of that name (a position from older settings is read too)."""
+        names = list(self.pages)
+        if isinstance(name, int) or (isinstance(name, str) and name.isdigit()):
+            name = names[int(name)] if 0 <= int(name) < len(names) else "read"
+        page = self.pages.get(str(name))
+        if page is not None:
+            self.tabs.setCurrentWidget(page)
+
     # ---------------------------------------------------------------- sources
     def is_drawing(self) -> bool:
         return self.source_tabs.currentWidget() is self.draw
 
     def show_drawing(self) -> None:
-        self.tabs.setCurrentIndex(0)
+        self.tabs.setCurrentWidget(self.read_page)
         self.source_tabs.setCurrentWidget(self.draw)
         self.canvas.setFocus()
 
@@ -435,9 +459,9 @@ class FormulaWorkbench(QWidget):
         self.image_view.set_image(QPixmap.fromImage(to_qimage(image)))
         height, width = image.shape[:2]
         self.caption.setText(f"{name} — {width}×{height} px")
-        self.tabs.setCurrentIndex(0)
+        self.tabs.setCurrentWidget(self.read_page)
         if self.is_drawing():
-            self.source_tabs.setCurrentIndex(0)  # reads through the source change
+            self.source_tabs.setCurrentWidget(self.image_tab)  # reads through the change
         else:
             self.read_current()
 
@@ -484,7 +508,7 @@ class FormulaWorkbench(QWidget):
         return self.folder.open_folder(folder, self.recognizer)
 
     def open_dataset(self, folder: str | Path) -> JobHandle:
-        self.tabs.setCurrentIndex(2)
+        self.tabs.setCurrentWidget(self.dataset_page)
         return self.dataset.open_folder(folder)
 
     # ---------------------------------------------------------------- model
