@@ -17,7 +17,6 @@ small model on the CPU.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import statistics
@@ -31,7 +30,7 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from benchmarks.harness import machine
-from core.formula import ctc, expressions, synth
+from core.formula import expressions, synth
 
 FORMULAS_SEED = 424242
 
@@ -88,10 +87,7 @@ def stroke_latency(app: QApplication, window, count: int) -> tuple[list[float], 
             gui.append(time.perf_counter() - released)
             image = canvas.image()
             start = time.perf_counter()
-            result = recognizer.recognize(image, canvas=True, keep_stages=True, **options)
-            if result.beams:
-                with contextlib.suppress(ValueError):
-                    ctc.alignment(result.log_probs, result.beams[0].text)
+            recognizer.recognize(image, canvas=True, keep_stages=True, align=True, **options)
             direct.append(time.perf_counter() - start)
     return gui, direct
 

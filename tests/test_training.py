@@ -13,6 +13,7 @@ import torch
 
 from core import checkpoints
 from core.devices import choose
+from core.formula import ctc
 from core.formula.crnn import CRNN, CRNNConfig, column_span
 from core.formula.recognizer import Recognizer
 from core.formula.training import MODEL_KIND, TrainConfig, save_model, train
@@ -228,6 +229,14 @@ def test_recognition_holds_what_the_gui_needs(tmp_path):
     data = json.loads(json.dumps(result.to_json()))
     assert data["time_steps"] == 48 and len(data["log_probs"]) == 48
     assert recognizer.x_range(10, 96, 180) == (11.0 * 180 / 96, 31.0 * 180 / 96)
+    # what a viewer draws comes with the reading: the top reading's alignment and exact
+    # probability, and its share of the n-best
+    full = recognizer.recognize(image, beam_width=5, align=True)
+    top = full.beams[0].text
+    assert full.alignment is not None and full.alignment.text == top
+    assert full.sequence_log_prob == pytest.approx(ctc.log_prob(full.log_probs, top))
+    assert 0 < full.nbest_share <= 1
+    assert result.alignment is None and result.sequence_log_prob is None  # not asked for
 
 
 def test_torchrun_trains_with_two_cpu_processes(tmp_path):

@@ -15,7 +15,7 @@ import torch
 from assets import ASSETS_DIR
 from core import checkpoints
 from core.devices import Device, choose
-from core.formula import preprocess
+from core.formula import ctc, preprocess
 from core.formula.crnn import CRNN, CRNNConfig, column_span
 from core.formula.decoding import Constraint, Hypothesis, SymbolSpan, beam_search, greedy
 from core.formula.grammar import Formula, GrammarError, parse
@@ -41,10 +41,21 @@ class Recognition:
     beams: list[Hypothesis] = field(default_factory=list)  # beam search n-best
     constrained: list[Hypothesis] = field(default_factory=list)  # grammar-constrained
     stages: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (title, image)
+    # the forward-backward alignment of the top reading (the grammar's first when asked),
+    # None when it cannot be aligned (more symbols than time steps)
+    alignment: ctc.Alignment | None = None
+    # exact log p(top beam reading | image), and that reading's share of the n-best's mass
+    sequence_log_prob: float | None = None
+    nbest_share: float | None = None
 
     @property
     def confidences(self) -> tuple[float, ...]:
         return tuple(s.confidence for s in self.symbols)
+
+    def align(self, text: str) -> ctc.Alignment:
+        """The alignment of any `text` with these posteriors (a reading from the n-best, or
+        one the user typed). Raises ValueError when it cannot fit the time steps."""
+        return ctc.alignment(self.log_probs, text)
 
     @property
     def formula(self) -> Formula | None:
@@ -168,11 +179,15 @@ class Recognizer:
         steps: Iterable[str] | None = None,
         keep_stages: bool = False,
         grammar: Constraint | bool = True,
+        align: bool = False,
+        prefer_grammar: bool = False,
     ) -> Recognition:
         """Read one image (RGB or gray uint8). `canvas` for mouse drawings: crops first;
         `steps` chooses the preprocessing (see `stages`), `keep_stages` keeps each step's
         image. With `beam_width`, also the beam search n-best and the n-best under
-        `grammar` (the formula grammar, or a FormulaGrammar with a truth weight)."""
+        `grammar` (the formula grammar, or a FormulaGrammar with a truth weight), the top
+        reading's exact probability and share of the n-best; with `align`, the alignment of
+        the top reading (the grammar's first with `prefer_grammar`), so a viewer only draws."""
         start = time.perf_counter()
         problem = shape_problem(image.shape[1], image.shape[0], self.config.height)
         if problem:
@@ -203,6 +218,20 @@ class Recognizer:
             result.beams = beam_search(log_probs, beam_width, nbest)
             result.constrained = beam_search(log_probs, beam_width, nbest, grammar=grammar)
             result.timings["beam"] = (time.perf_counter() - done) * 1e3
+            top = result.beams[0] if result.beams else None
+            if top is not None:
+                total = np.logaddexp.reduce([h.log_prob for h in result.beams])
+                result.nbest_share = float(np.exp(top.log_prob - total))
+                try:
+                    result.sequence_log_prob = ctc.log_prob(log_probs, top.text)
+                except ValueError:
+                    result.sequence_log_prob = None
+        if align:
+            chosen = (result.constrained if prefer_grammar else result.beams) or result.beams
+            try:
+                result.alignment = result.align(chosen[0].text if chosen else result.text)
+            except ValueError:
+                result.alignment = None
         return result
 
     def recognize_file(self, path: Path | str, grammar: bool = False) -> Recognition:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import html
-import math
 
-import numpy as np
 from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QRegularExpressionValidator
 from PySide6.QtWidgets import (
@@ -269,17 +267,9 @@ def _validity(text: str) -> str:
 def sequence_confidence(result: Recognition) -> str:
     """How sure the model is of its top reading: the exact p(text | x), and that reading's
     share of the probability the n-best hold."""
-    if not result.beams:
+    if not result.beams or result.sequence_log_prob is None or result.nbest_share is None:
         return ""
-    from core.formula import ctc
-
-    top = result.beams[0]
-    try:
-        exact = ctc.log_prob(result.log_probs, top.text)
-    except ValueError:
-        return ""
-    total = np.logaddexp.reduce([h.log_prob for h in result.beams])
-    share = math.exp(top.log_prob - total)
+    top, exact, share = result.beams[0], result.sequence_log_prob, result.nbest_share
     return (
         f"Sequence confidence: p({html.escape(top.text) or '∅'} | image) = "
         f"<b>{probability_text(exact)}</b> (exact); {share:.1%} of the probability of the "

@@ -576,18 +576,16 @@ class FormulaWorkbench(QWidget):
         options = self.readings.decoder_options()
         grammar_first = self.readings.grammar.isChecked()
 
-        def read() -> tuple[Recognition, ctc.Alignment | None]:
-            result = recognizer.recognize(
-                image, canvas=canvas, steps=steps, keep_stages=True, **options
-            )
-            chosen = (result.constrained if grammar_first else result.beams) or result.beams
-            text = chosen[0].text if chosen else result.text
-            try:
-                aligned = ctc.alignment(result.log_probs, text)
-            except ValueError:
-                aligned = None
-            return result, aligned
-
+        read = partial(
+            recognizer.recognize,
+            image,
+            canvas=canvas,
+            steps=steps,
+            keep_stages=True,
+            align=True,
+            prefer_grammar=grammar_first,
+            **options,
+        )
         handle = self.runner.start("Reading the formula", single_step("reading", read))
         self._reading = handle
         self._pending = False
@@ -618,7 +616,7 @@ class FormulaWorkbench(QWidget):
 
     def _show(
         self,
-        reading: tuple[Recognition, ctc.Alignment | None],
+        result: Recognition,
         source: np.ndarray | None,
         canvas: bool,
         name: str,
@@ -627,7 +625,7 @@ class FormulaWorkbench(QWidget):
             return  # the user moved on: a newer reading follows
         if self._pending:
             return  # the drawing changed meanwhile; the queued reading will show
-        result, aligned = reading
+        aligned = result.alignment
         self.last_recognition = result
         self.readings.show_recognition(result, name)
         self.preprocess.show_stages(result.stages)
@@ -644,7 +642,7 @@ class FormulaWorkbench(QWidget):
         if result is None:
             return None
         try:
-            aligned = ctc.alignment(result.log_probs, text)
+            aligned = result.align(text)
         except ValueError as error:
             self._set_alignment(None, text, str(error))
             return None
