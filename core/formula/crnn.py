@@ -17,6 +17,9 @@ from torch import nn
 
 from core.formula.alphabet import NUM_CLASSES
 
+#: The checkpoint kind of a recogniser's weights (best.pt, the shipped model).
+MODEL_KIND = "formula-crnn"
+
 
 @dataclass(frozen=True)
 class CRNNConfig:

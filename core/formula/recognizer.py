@@ -16,10 +16,9 @@ from assets import ASSETS_DIR
 from core import checkpoints
 from core.devices import Device, choose
 from core.formula import ctc, preprocess
-from core.formula.crnn import CRNN, CRNNConfig, column_span
+from core.formula.crnn import CRNN, MODEL_KIND, CRNNConfig, column_span
 from core.formula.decoding import Constraint, Hypothesis, SymbolSpan, beam_search, greedy
 from core.formula.grammar import Formula, GrammarError, parse
-from core.formula.training import MODEL_KIND
 from core.images import ImageProblem, read_image
 
 SHIPPED_MODEL = ASSETS_DIR / "models" / "formula_crnn.pt"

@@ -32,13 +32,12 @@ from core.devices import Device
 from core.formula import augment as augmentation
 from core.formula import preprocess
 from core.formula.alphabet import encode
-from core.formula.crnn import CRNN, CRNNConfig
+from core.formula.crnn import CRNN, MODEL_KIND, CRNNConfig
 from core.formula.dataset import FolderDataset, Item, SyntheticStream, read_folder, split
 from core.formula.decoding import edit_distance, greedy_batch
 from core.formula.generate import GenerateConfig, make_one
 from core.jobs import Cancelled, CancelToken, JobError, Progress, drive
 
-MODEL_KIND = "formula-crnn"
 RUN_KIND = "formula-training"
 #: last.pt is also written this often between validations.
 SAVE_EVERY_SECONDS = 60.0
