@@ -30,6 +30,8 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     panel.mode.setCurrentIndex(panel.mode.findData("classic"))
     assert panel._form.isRowVisible(panel.classic_model)
     assert not panel._form.isRowVisible(panel.epochs)
+    assert not panel.loss_plot.isVisibleTo(panel)  # no steps, no curves to draw
+    assert panel.reliability_plot.isVisibleTo(panel)
     panel.classic_model.setCurrentIndex(panel.classic_model.findData("forest"))
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
@@ -38,6 +40,7 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     # from scratch, with live curves; first a look at what augmentation does
     panel.mode.setCurrentIndex(panel.mode.findData("scratch"))
     assert panel._form.isRowVisible(panel.epochs)
+    assert panel.loss_plot.isVisibleTo(panel) and panel.accuracy_plot.isVisibleTo(panel)
     panel.image_size.setValue(48)
     qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
     preview = panel.preview.pixmap()

@@ -301,6 +301,9 @@ class TrainPanel(QWidget):
             (self.folds, mode == "features"),
         ):
             self._form.setRowVisible(widget, visible)
+        # loss and accuracy curves exist only for the modes that train in steps
+        self.loss_plot.setVisible(cnn_mode)
+        self.accuracy_plot.setVisible(cnn_mode)
         if cnn_mode:
             self.lr.setValue(0.001 if mode == "scratch" else 0.0003)
             self.image_size.setValue(128 if mode == "scratch" else 224)
