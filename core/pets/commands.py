@@ -162,7 +162,8 @@ def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--models", nargs="+", metavar="SCAN",
                        help="features: the scans whose embeddings to concatenate (default: the "
-                       "latest scan)")  # fmt: skip
+                       "latest scan and every other installed model's scan of the "
+                       "images)")  # fmt: skip
     train.add_argument(
         "--gradual",
         action="store_true",
