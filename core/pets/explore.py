@@ -55,12 +55,14 @@ def dataset_stats(store: LabelStore) -> DatasetStats:
     )
 
 
-def explore(store: LabelStore, token: CancelToken, only_missing: bool = True) -> Iterator[Progress]:
-    """Job: decode the images whose size is not known yet (recording sizes and problems in
-    the store), then return the DatasetStats."""
+def decode(store: LabelStore, token: CancelToken, only_missing: bool = True) -> Iterator[Progress]:
+    """Job: decode the store's images (by default only those never decoded: thumbnails, a
+    scan or an earlier pass record what they find), recording their sizes and problems."""
     rows = np.flatnonzero((store.width == 0) & ~store.unreadable) if only_missing else None
     if rows is None:
         rows = np.arange(len(store))
+    if not len(rows):
+        return
     source = Source(store.root)
     paths = [store.paths[r] for r in rows]
 
@@ -71,4 +73,10 @@ def explore(store: LabelStore, token: CancelToken, only_missing: bool = True) ->
         yield from check_images(source, paths, token, on_batch=record)
     finally:
         source.close()
+
+
+def explore(store: LabelStore, token: CancelToken, only_missing: bool = True) -> Iterator[Progress]:
+    """Job: decode the images whose size is not known yet (recording sizes and problems in
+    the store), then return the DatasetStats."""
+    yield from decode(store, token, only_missing)
     return dataset_stats(store)

@@ -84,6 +84,7 @@ class RunResult:
     created: float
     reliability: list = field(default_factory=list)
     notes: list = field(default_factory=list)  # what people should know about the run
+    imported_weights: str = ""  # fine-tuned from this imported, unpublished weights file
 
     @property
     def title(self) -> str:
@@ -96,8 +97,8 @@ class RunResult:
         if self.mode == "features" and self.request.get("folds", 1) > 1:
             extra += f", {self.request['folds']}-fold"
         cleaned = ", flagged left out" if self.request.get("without_flagged") else ""
-        imported = any("imported weights" in note for note in self.notes)
-        return f"{self.mode} ({extra}{', imported weights' if imported else ''}{cleaned})"
+        imported = ", imported weights" if self.imported_weights else ""
+        return f"{self.mode} ({extra}{imported}{cleaned})"
 
     def describe(self) -> str:
         e = self.evaluation
@@ -138,27 +139,6 @@ def targets(store: LabelStore, rows: np.ndarray) -> np.ndarray:
     return (store.label[rows] == 2).astype(np.int64)
 
 
-def decode_unknown(store: LabelStore, token: CancelToken) -> Iterator[Progress]:
-    """Job: decode the images never decoded yet (thumbnails, a scan or `pets info --check`
-    record what they find), recording their sizes and problems in the store; returns the
-    rows found unreadable."""
-    from core.pets.thumbnails import check_images
-
-    rows = np.flatnonzero((store.width == 0) & ~store.unreadable)
-    if not len(rows):
-        return rows[:0]
-    source = Source(store.root)
-
-    def record(batch: list) -> None:
-        store.record_facts([(store.row_for_path(t.path), t.stamp, t.facts) for t in batch])
-
-    try:
-        found = yield from check_images(source, [store.paths[r] for r in rows], token, record)
-    finally:
-        source.close()
-    return np.array(sorted(store.row_for_path(t.path) for t in found), dtype=np.int64)
-
-
 def test_rows(store: LabelStore) -> np.ndarray:
     return np.flatnonzero((store.split == 1) & ~store.unreadable)
 
@@ -173,26 +153,12 @@ def train_run(
     failed or cancelled run leaves nothing behind."""
     started, created = time.perf_counter(), time.time()
     store.refresh()  # edits made in another window or process count
-    if (request.mode if resume is None else "") != "features":
+    if resume is not None or request.mode != "features":
         # the CNNs and the classic features decode every image: find the ones that cannot
         # be decoded before the split, so they are left out instead of stopping training
-        yield from decode_unknown(store, token)
-    notes = []
-    if request.mode == "finetune" and request.weights == "imagenet":
-        from core.pets import imagenet
+        from core.pets.explore import decode
 
-        state = imagenet.weights_state(imagenet.backbone(request.backbone))
-        if state.path is not None and not state.published:
-            notes.append(
-                f"Fine-tuned from {state.path.name}, imported weights that are not the "
-                "published ones: results will differ from the published model's."
-            )
-    if request.mode != "features" and store.unreadable.any():
-        unreadable = np.flatnonzero(store.unreadable)
-        names = ", ".join(store.paths[r] for r in unreadable[:5])
-        more = f" and {len(unreadable) - 5:,} more" if len(unreadable) > 5 else ""
-        notes.append(f"Left out {len(unreadable):,} unreadable image(s): {names}{more}.")
-        yield Progress(0, None, notes[-1], milestone=True)
+        yield from decode(store, token)
     if resume is not None:
         folder = runs_folder(store) / resume
         request, train_rows, val_rows, dropped = _reopen(store, folder)
@@ -225,6 +191,25 @@ def train_run(
             val_ids=store.ids[val_rows],
             dropped=np.array(dropped),
         )
+    # what the run's result says about how it was made (the request is known now, also
+    # for a resumed run)
+    notes, imported = [], ""
+    if request.mode == "finetune" and request.weights == "imagenet":
+        from core.pets import imagenet
+
+        state = imagenet.weights_state(imagenet.backbone(request.backbone))
+        if state.path is not None and not state.published:
+            imported = state.path.name
+            notes.append(
+                f"Fine-tuned from {state.path.name}, imported weights that are not the "
+                "published ones: results will differ from the published model's."
+            )
+    if request.mode != "features" and store.unreadable.any():
+        unreadable = np.flatnonzero(store.unreadable)
+        names = ", ".join(store.paths[r] for r in unreadable[:5])
+        more = f" and {len(unreadable) - 5:,} more" if len(unreadable) > 5 else ""
+        notes.append(f"Left out {len(unreadable):,} unreadable image(s): {names}{more}.")
+        yield Progress(0, None, notes[-1], milestone=True)
     tests = test_rows(store) if request.predict_test else np.zeros(0, dtype=np.int64)
     yield Progress(
         0, None, f"{MODES[request.mode]}: {len(train_rows):,} train, {len(val_rows):,} validation"
@@ -259,6 +244,7 @@ def train_run(
         created=created,
         reliability=reliability(y_val, val_p),
         notes=notes,
+        imported_weights=imported,
     )
     np.savez(
         folder / "predictions.npz",
