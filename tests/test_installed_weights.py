@@ -5,13 +5,14 @@ path, a golden top-3, and the right group in the top 5 for the real train images
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from core.devices import choose
+from core.devices import Device, choose
 from core.jobs import CancelToken, JobError, drive
 from core.pets import imagenet
 from core.pets.outliers import prepare
@@ -70,15 +71,16 @@ def test_a_file_that_does_not_fit_is_refused_with_the_reason(tmp_path: Path):
 
 
 @pytest.mark.parametrize("key", LITES)
-def test_real_photos_match_timm_and_the_golden_classes(key: str):
+def test_real_photos_match_timm_and_the_golden_classes(key: str, monkeypatch):
     import timm
     from PIL import Image
 
     data = shared_data("dogs_vs_cats", "train")
     b = installed(key)
     path = imagenet.weights_state(b).path
+    # compare in float32, as timm's path runs
+    monkeypatch.setattr(Device, "inference_autocast", lambda self: contextlib.nullcontext())
     ours = imagenet.load_model(b, path, choose("cpu"))
-    ours.cpu_bf16 = False  # compare in float32
     reference = imagenet.load_state(b, path).eval()
     transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=reference))
     source = Source(data)

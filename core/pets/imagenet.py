@@ -14,7 +14,6 @@ A backbone's weights come from one of two places:
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import math
 import os
@@ -25,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +112,6 @@ class Backbone:
     distribution: str = ""  # installed: its name on the package index
     licence: str = ""
     pinned: Preprocess | None = None  # installed: the preprocessing the weights expect
-    cpu_bf16: bool = True  # bfloat16 inference on CPUs that compute it natively helps
 
     @property
     def installed(self) -> bool:
@@ -180,9 +178,10 @@ def _lite(index: int, crop: int, crop_pct: float, note: str) -> Backbone:
     )
 
 
+@cache
 def installed_file(b: Backbone) -> Path | None:
-    """The weights file an installed package holds (found without importing it), or None
-    when the package is not installed."""
+    """The weights file an installed package holds (found without importing it, once: it
+    does not move while the app runs), or None when the package is not installed."""
     if not b.package:
         return None
     try:
@@ -460,20 +459,16 @@ def import_weights(
     yield Progress(1, 1, f"Loading {source.name} into {b.title}")
     load_state(b, source)  # raises with the reason when it does not fit
     published = source.name == b.file_name
+    other = None if b.installed else torchvision_weights_by_file().get(source.name)
+    target = directory / (source.name if other else f"{b.stem}-{digest[:8]}.pth")
     if b.installed:
-        target = directory / f"{b.stem}-{digest[:8]}.pth"
         message = (
             f"The file {b.distribution} installs."
             if published
             else f"Not the file {b.distribution} installs: it fits the architecture, but "
             "results will differ from the published weights."
         )
-        if target.resolve() != source.resolve():
-            _copy_atomically(source, target)
-        return ImportReport(target, published, message)
-    other = torchvision_weights_by_file().get(source.name)
-    target = directory / (source.name if other else f"{b.stem}-{digest[:8]}.pth")
-    if published:
+    elif published:
         message = f"The exact file torchvision publishes for {b.weights_name}."
     elif other:
         message = f"The file torchvision publishes for {other}, not for {b.weights_name}."
@@ -627,10 +622,8 @@ class LoadedModel:
         preprocess: Preprocess,
         device: Device,
         title: str = "",
-        cpu_bf16: bool = True,
     ) -> None:
         self.key = key
-        self.cpu_bf16 = cpu_bf16
         self.title = title or key
         self.preprocess = preprocess
         self.device = device
@@ -655,16 +648,11 @@ class LoadedModel:
         with torch.inference_mode():
             x = batch.to(self.device.torch, non_blocking=True).permute(0, 3, 1, 2).float()
             x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-            with self._autocast():
+            with self.device.inference_autocast():
                 features = self.trunk(x)
                 logits = self.head(features)
             probs = torch.softmax(logits.float(), dim=1)
         return features.half().cpu().numpy(), probs.cpu().numpy()
-
-    def _autocast(self) -> Any:
-        if self.device.kind == "cpu" and not self.cpu_bf16:
-            return contextlib.nullcontext()
-        return self.device.inference_autocast()
 
 
 def take_head(model: nn.Module) -> nn.Linear:
@@ -685,6 +673,4 @@ def take_head(model: nn.Module) -> nn.Linear:
 def load_model(b: Backbone, weights: Path, device: Device) -> LoadedModel:
     """`b` with the weights file `weights`, ready on `device`."""
     model = load_state(b, Path(weights))
-    return LoadedModel(
-        Path(weights).stem, model, b.preprocess(), device, b.title, cpu_bf16=b.cpu_bf16
-    )
+    return LoadedModel(Path(weights).stem, model, b.preprocess(), device, b.title)
