@@ -516,8 +516,11 @@ class LabelStore:
         return self._apply(text, [(r, "excluded", "1" if excluded else "0") for r in targets])
 
     def toggle_excluded(self, rows: Sequence[int]) -> Step | None:
-        """Exclude the rows, or include them again when all are excluded already."""
-        return self.set_excluded(rows, not all(self.excluded[r] for r in rows))
+        """Exclude the training rows among `rows`, or include them again when all are
+        excluded already (as the other windows left them)."""
+        self.refresh()
+        train = [r for r in rows if self.split[r] == 0]
+        return self.set_excluded(train, not all(self.excluded[r] for r in train))
 
     def set_flagged(self, rows: Sequence[int], flagged: bool) -> Step | None:
         self.refresh()  # what other windows or processes did counts

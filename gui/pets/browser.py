@@ -456,39 +456,35 @@ class PetsBrowser(QWidget):
         self.inspector.show_row(self.current_row() if current.isValid() else None)
 
     # ---------------------------------------------------------------- edits
-    def _test_note(self, rows: list[int]) -> str:
-        """What is said about the test images among `rows`, which edits leave alone."""
+    def _say(self, step: Step | None, rows: list[int], unchanged: str = "") -> None:
+        """The status line after an edit of `rows`: what changed, and why the test images
+        among them were left alone (`unchanged` when nothing changed and no test image
+        explains it)."""
+        done = step.description if step else ""
         tests = sum(1 for r in rows if self.store.split[r] == 1)
-        if not tests:
-            return ""
-        what = "The test image has" if tests == 1 else f"The {tests:,} test images have"
-        return (
-            f"{what} no label to change or exclusion to make: the submission predicts "
-            "every test image."
-        )
+        if tests:
+            what = "The test image has" if tests == 1 else f"The {tests:,} test images have"
+            note = (
+                f"{what} no label to change or exclusion to make: the submission predicts "
+                "every test image."
+            )
+            done = f"{done}. {note}" if done else note
+        if done or unchanged:
+            self.message.emit(done or unchanged)
 
     def label_selected(self, label: str) -> None:
         rows = self.selected_rows()
         if self.store is None or not rows:
             return
         step = self.store.set_label(rows, label)
-        note = self._test_note(rows)
-        done = step.description if step else ("" if note else f"Already labelled {label}")
-        self.message.emit(" ".join(filter(None, [done + ("." if done and note else ""), note])))
+        self._say(step, rows, f"Already labelled {label}")
         if len(rows) == 1 and self.auto_advance.isChecked():
             self._advance()
 
     def toggle_excluded(self) -> None:
         rows = self.selected_rows()
         if self.store is not None and rows:
-            train = [r for r in rows if self.store.split[r] == 0]
-            step = self.store.toggle_excluded(train) if train else None
-            note = self._test_note(rows)
-            if step or note:
-                done = step.description if step else ""
-                self.message.emit(
-                    " ".join(filter(None, [done + ("." if done and note else ""), note]))
-                )
+            self._say(self.store.toggle_excluded(rows), rows)
             if len(rows) == 1 and self.auto_advance.isChecked():
                 self._advance()
 
