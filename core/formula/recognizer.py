@@ -239,10 +239,10 @@ class Recognizer:
         start = time.perf_counter()
         image = read_image(path)
         decoded = time.perf_counter()
-        problem = shape_problem(image.shape[1], image.shape[0], self.config.height)
-        if problem:
-            raise ImageProblem(path, "wrong-shape", problem)
-        result = self.recognize(image)
+        try:
+            result = self.recognize(image)
+        except ImageProblem as problem:  # refused for its shape: name the file
+            raise ImageProblem(path, problem.kind, problem.detail) from None
         if grammar:
             best = grammatical(result.log_probs, spans=True)
             result.text, result.symbols = best.text, best.symbols

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import devices
-from core.formula import ctc
+from core.formula import ctc, preprocess
 from core.formula.crnn import column_span
 from core.formula.preprocess import MODEL_HEIGHT
 from core.formula.recognizer import SHIPPED_MODEL, Recognition, Recognizer, shape_problem
@@ -427,12 +427,13 @@ class FormulaWorkbench(QWidget):
 
     @staticmethod
     def _trimmed(result: Recognition) -> bool:
-        """Whether the 'Crop loose margins' step cut the image it was given."""
+        """Whether the step that trims loose margins cut the image it was given."""
+        trim = next(step.title for step in preprocess.STEPS if step.name == "trim")
         shapes = [image.shape[:2] for _title, image in result.stages]
         titles = [title for title, _image in result.stages]
-        if "Crop loose margins" not in titles:
+        if trim not in titles:
             return False
-        index = titles.index("Crop loose margins")
+        index = titles.index(trim)
         before = shapes[index - 1] if index > 0 else tuple(result.image_size[::-1])
         return shapes[index] != before
 
