@@ -27,10 +27,10 @@ def _ink(font: ImageFont.FreeTypeFont, char: str) -> np.ndarray:
     return np.asarray(image)
 
 
-@pytest.mark.parametrize("kind", ["captcha", "handwriting"])
+@pytest.mark.parametrize("kind", ["captcha", "handwriting", "printed"])
 def test_every_symbol_renders_in_every_vendored_font(kind):
     paths = synth.font_paths(kind)
-    assert len(paths) >= (10 if kind == "captcha" else 5)
+    assert len(paths) >= {"captcha": 10, "handwriting": 5, "printed": 25}[kind]
     for path in paths:
         font = ImageFont.truetype(str(path), 48)
         missing = _ink(font, "\ue000")  # a private-use code point: the font's "no glyph"
@@ -75,6 +75,40 @@ def test_captcha_colours_follow_the_real_set():
         assert paper.min() >= 236  # a pale background, each channel 238-255, smoothed
         ink = image.reshape(-1, 3)[image.sum(axis=2).reshape(-1).argmin()]
         assert ink.max() <= 200  # the text colour, each channel 0-200
+
+
+def test_unseen_font_families_are_never_shipped_nor_drawn(tmp_path):
+    """The unseen-fonts benchmark is only fair if no style can draw with those families."""
+    shipped = {
+        p.name.lower()
+        for kind in ("captcha", "handwriting", "printed")
+        for p in synth.font_paths(kind)
+    }
+    unseen = {name.lower() for names in synth.UNSEEN_FONTS.values() for name in names}
+    assert not shipped & unseen
+    licences = (synth.ASSETS_DIR / "fonts" / "README.md").read_text()
+    for path in synth.font_paths("printed"):
+        assert path.name in licences or path.stem.split("-")[0] in licences, path.name
+    # found by file name wherever they are installed; families with no file are left out
+    target = tmp_path / "fonts" / "deep"
+    target.mkdir(parents=True)
+    (target / "Andika-Regular.ttf").write_bytes(synth.font_paths("printed")[0].read_bytes())
+    found = synth.unseen_font_paths(tmp_path)
+    assert found == {"Andika": [target / "Andika-Regular.ttf"]}
+
+
+def test_printed_style_draws_whole_lines_in_one_typeface():
+    """Dark ink on white or pale paper, the text inside the image, at many sizes."""
+    heights = []
+    for seed in range(30):
+        image = synth.render("(3*8)+2=26", random.Random(seed), "printed")
+        gray = image.astype(int).sum(axis=2) / 3
+        assert np.median(gray) > 230  # the paper
+        rows = np.nonzero((gray < np.median(gray) - 60).any(axis=1))[0]
+        cols = np.nonzero((gray < np.median(gray) - 60).any(axis=0))[0]
+        assert cols[0] > 0 and cols[-1] < image.shape[1] - 1  # nothing cut at the sides
+        heights.append(rows[-1] - rows[0])
+    assert max(heights) > 1.5 * min(heights)
 
 
 def test_refuses_symbols_outside_the_alphabet():
@@ -146,5 +180,5 @@ def test_cancel_leaves_no_labels_file(tmp_path: Path):
 def test_contact_sheet_has_every_style_and_the_references():
     reference = np.full((60, 180, 3), 200, np.uint8)
     sheet = synth.contact_sheet(0, per_row=3, rows_per_style=1, references=[reference])
-    assert sheet.shape[0] == 4 * 66  # a reference row and one row per style, framed
+    assert sheet.shape[0] == (1 + len(synth.STYLES)) * 66  # references, then each style
     assert (sheet[3:63, 3:183] == 200).all()

@@ -8,6 +8,12 @@
   look-alikes of the 15 fonts the real set used.
 - "fonts": handwriting-style fonts, gently rotated, uneven in size, spacing and baseline.
 - "strokes": each symbol drawn as jittered pen strokes of random width, as a mouse would.
+- "printed": a line typeset in one printed typeface, as a document or a screen shows it.
+  The captcha style also draws with these typefaces part of the time, so that `+`, `*` and
+  `-` are learnt in many designs, rotated and warped too.
+
+Whole font families (`UNSEEN_FONTS`) are kept out of every style: no training or
+validation image is drawn with them, so reading them measures fonts never seen.
 
 Never a flip, and never a rotation of the whole line beyond a few degrees: they turn 6 into
 9 and change the operators. Each image takes its own `random.Random`, so output depends on
@@ -29,8 +35,15 @@ from assets import ASSETS_DIR
 from core.formula.alphabet import SYMBOLS
 from core.formula.strokes import SHAPES, strokes_for
 
-STYLES = ("captcha", "fonts", "strokes")
-DEFAULT_WEIGHTS: Mapping[str, float] = {"captcha": 0.5, "fonts": 0.3, "strokes": 0.2}
+STYLES = ("captcha", "fonts", "strokes", "printed")
+DEFAULT_WEIGHTS: Mapping[str, float] = {
+    "captcha": 0.45,
+    "fonts": 0.2,
+    "strokes": 0.15,
+    "printed": 0.2,
+}
+#: The share of captcha images whose glyphs come from the printed typefaces as well.
+CAPTCHA_PRINTED_SHARE = 0.3
 HEIGHT = 60
 WIDTH = 180
 _MASK_TABLE = [min(255, int(i * 1.97)) for i in range(256)]
@@ -39,10 +52,44 @@ _MASK_TABLE = [min(255, int(i * 1.97)) for i in range(256)]
 _THIN = frozenset("-=")
 
 
+#: Font families never drawn with, neither shipped nor used in training or validation:
+#: the "unseen fonts" benchmark. Family → file names as their Debian packages install them
+#: (assets/fonts/README.md gives the packages).
+UNSEEN_FONTS: Mapping[str, tuple[str, ...]] = {
+    "GNU FreeFont": ("FreeSans.ttf", "FreeSerif.ttf", "FreeMono.ttf"),
+    "Computer Modern": ("cmunrm.ttf", "lmroman10-regular.otf"),
+    "Charis SIL": ("CharisSIL-Regular.ttf",),
+    "Andika": ("Andika-Regular.ttf",),
+    "Fira Code": ("FiraCode-Regular.ttf",),
+    "Comfortaa": ("Comfortaa-Regular.ttf",),
+    "EB Garamond": ("EBGaramond12-Regular.otf",),
+    "Go": ("Go-Regular.ttf", "Go-Mono.ttf"),
+    "Junicode": ("JunicodeTwoBeta-Regular.otf",),
+}
+_FONT_SUFFIXES = (".ttf", ".otf")
+
+
 def font_paths(kind: str) -> list[Path]:
-    """The vendored fonts of a kind: "captcha" or "handwriting"."""
+    """The vendored fonts of a kind: "captcha", "handwriting" or "printed"."""
     folder = ASSETS_DIR / "fonts" / kind
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".ttf", ".otf"))
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _FONT_SUFFIXES)
+
+
+def unseen_font_paths(*folders: Path) -> dict[str, list[Path]]:
+    """The unseen families' files found under `folders` (by default where Debian installs
+    fonts), family by family; families with no file found are left out."""
+    roots = folders or (Path("/usr/share/fonts"), Path("/usr/share/texmf/fonts"))
+    found: dict[str, Path] = {}
+    for root in roots:
+        if root.is_dir():
+            for path in root.rglob("*"):
+                if path.suffix.lower() in _FONT_SUFFIXES:
+                    found.setdefault(path.name, path)
+    families = {
+        family: [found[name] for name in names if name in found]
+        for family, names in UNSEEN_FONTS.items()
+    }
+    return {family: paths for family, paths in families.items() if paths}
 
 
 @lru_cache(maxsize=1024)
@@ -106,6 +153,8 @@ def _captcha_glyph(
 
 def render_captcha(text: str, rng: random.Random, width: int, height: int) -> Image.Image:
     fonts = font_paths("captcha")
+    if rng.random() < CAPTCHA_PRINTED_SHARE:
+        fonts = fonts + font_paths("printed")
     background, color = _pale(rng), _ink(rng)
     glyphs = [_captcha_glyph(c, rng, fonts, color) for c in text]
     text_width = sum(g.size[0] for g in glyphs)
@@ -176,6 +225,58 @@ def render_fonts(text: str, rng: random.Random, width: int, height: int) -> Imag
     image.paste(Image.new("RGB", alpha.size, color), (0, 0), alpha)
     if rng.random() < 0.5:
         _dots(image, rng, color, rng.randint(5, 30))
+    return image
+
+
+# ----------------------------------------------------------------------------- printed
+def render_printed(
+    text: str,
+    rng: random.Random,
+    width: int,
+    height: int,
+    fonts: Sequence[Path] | None = None,
+) -> Image.Image:
+    """A line typeset in one typeface (from `fonts`, by default the printed ones), with the
+    font's own spacing: dark or coloured ink on white or tinted paper, any size from small
+    to filling the height, sometimes letter-spaced or emboldened, aligned left or centred."""
+    path = rng.choice(list(fonts) if fonts else font_paths("printed"))
+    digit_height = rng.uniform(0.35, 0.72) * height
+    size = max(8, round(digit_height / _digit_height_per_point(path)))
+    font = _font(path, size)
+    tracking = round(size * rng.uniform(0.05, 0.3)) if rng.random() < 0.2 else 0
+    bold = 1 if size >= 20 and rng.random() < 0.15 else 0
+    boxes = [font.getbbox(c, stroke_width=bold) for c in text]
+    if tracking:
+        advances = [round(font.getlength(c)) + tracking for c in text]
+        text_width = sum(advances[:-1]) + boxes[-1][2]
+    else:
+        text_width = round(font.getlength(text)) + 2 * bold
+    top = min(box[1] for box in boxes)
+    bottom = max(box[3] for box in boxes)
+    margin = round(height * rng.uniform(0.05, 0.2))
+    canvas_width = max(text_width + 2 * margin, width)
+    alpha = Image.new("L", (canvas_width, height), 0)
+    draw = ImageDraw.Draw(alpha)
+    if rng.random() < 0.6 or text_width + 2 * margin >= width:
+        x = (canvas_width - text_width) // 2
+    else:
+        x = margin
+    y = round((height - (bottom - top)) / 2 - top + rng.uniform(-0.08, 0.08) * height)
+    if tracking:
+        for char, advance in zip(text, advances, strict=True):
+            draw.text((x, y), char, font=font, fill=255, stroke_width=bold, stroke_fill=255)
+            x += advance
+    else:
+        draw.text((x, y), text, font=font, fill=255, stroke_width=bold, stroke_fill=255)
+    if canvas_width > width:
+        alpha = alpha.resize((width, height), Image.Resampling.LANCZOS)
+    if rng.random() < 0.3:
+        alpha = alpha.rotate(rng.uniform(-2, 2), Image.Resampling.BILINEAR)
+    background = (255, 255, 255) if rng.random() < 0.5 else _pale(rng)
+    dark = rng.random() < 0.7
+    color = tuple(rng.randint(0, 80) for _ in range(3)) if dark else _ink(rng)
+    image = Image.new("RGB", alpha.size, background)
+    image.paste(Image.new("RGB", alpha.size, color), (0, 0), alpha)
     return image
 
 
@@ -283,7 +384,12 @@ def _degrade(image: Image.Image, rng: random.Random) -> Image.Image:
     return image
 
 
-_RENDERERS = {"captcha": render_captcha, "fonts": render_fonts, "strokes": render_strokes}
+_RENDERERS = {
+    "captcha": render_captcha,
+    "fonts": render_fonts,
+    "strokes": render_strokes,
+    "printed": render_printed,
+}
 
 
 def choose_style(rng: random.Random, weights: Mapping[str, float] = DEFAULT_WEIGHTS) -> str:
