@@ -253,6 +253,27 @@ def test_augment_never_mirrors():
         assert out[:third].mean() < out[-third:].mean()
 
 
+def test_cleaning_augmentations_do_what_they_say():
+    """Thresholding leaves two levels, thickening adds ink, thinning removes it, speckle
+    adds dots; and a quarter or so of training images go through a user's cleaning."""
+    image = synth.render("6*(3+7)", random.Random(0), "captcha")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        binary = augment.threshold(image, rng)
+        assert binary.ndim == 2 and set(np.unique(binary)) <= {0, 255}
+    binary = augment.threshold(image, np.random.default_rng(5))
+    ink = (binary == 0).sum()
+    assert (augment.thicken(binary, rng) == 0).sum() > ink
+    assert (augment.thin(binary, rng) == 0).sum() < ink
+    paper = np.full((60, 180), 255, np.uint8)
+    assert (augment.speckle(paper, rng) == 0).sum() > 0
+    colour = augment.recolour(binary, rng)
+    assert colour.shape == (60, 180, 3) and len(np.unique(colour.reshape(-1, 3), axis=0)) == 2
+    cleaned = [augment.augment(image, np.random.default_rng(seed)) for seed in range(200)]
+    two_tone = sum(len(np.unique(im.reshape(-1, 3), axis=0)) <= 2 for im in cleaned)
+    assert 20 <= two_tone <= 100
+
+
 def test_loose_margins_are_trimmed_and_tight_images_left_alone():
     image = synth.render("6*(3+7)=60", random.Random(2), "fonts")
     assert preprocess.trim_margins(image) is image  # drawn tight: untouched

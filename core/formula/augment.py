@@ -1,8 +1,15 @@
 """Training-time augmentation of formula images (RGB uint8 in, RGB uint8 out).
 
-Small geometric jitter, elastic distortion, blur, noise, colour / grey / binarised
-variants, and other resolutions and widths, so that a 120×40 photo reads like a 180×60
-original. Never a flip, never a large rotation: they turn 6 into 9 and + into ×.
+Small geometric jitter, elastic distortion, blur, noise, other resolutions and widths, so
+that a 120×40 photo reads like a 180×60 original; and what users do to real images before
+they read them (`clean`): global, Otsu and adaptive thresholding, strokes thickened or
+thinned, median and Gaussian filters, opening and closing, speckle left after binarising,
+JPEG, other ink and paper colours. Never a flip, never a large rotation: they turn 6 into 9
+and + into ×.
+
+Each operation is one OpenCV call (the library the field uses for these); no augmentation
+library offers Otsu or adaptive thresholding as a transform, and torchvision's v2
+transforms work on tensors, which would mean converting every image twice per step.
 """
 
 from __future__ import annotations
@@ -61,10 +68,112 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
 
-def _binary(image: np.ndarray) -> np.ndarray:
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    _, binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return cv2.cvtColor(binary, cv2.COLOR_GRAY2RGB)
+# ----------------------------------------------------------- what users do to real images
+def _to_gray(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def _odd(value: float) -> int:
+    return int(value) // 2 * 2 + 1
+
+
+def threshold(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Black ink on white by one of: a global threshold anywhere between the ink and the
+    paper, Otsu's, or a Gaussian-weighted adaptive one of random block size and offset."""
+    gray = _to_gray(image)
+    method = rng.integers(3)
+    if method == 0:
+        otsu, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        level = float(np.clip(otsu + rng.uniform(-45, 45), 40, 235))
+        _, binary = cv2.threshold(gray, level, 255, cv2.THRESH_BINARY)
+    elif method == 1:
+        _, binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    else:
+        block = _odd(rng.uniform(11, 61))
+        binary = cv2.adaptiveThreshold(
+            gray,
+            255,
+            cv2.ADAPTIVE_THRESH_GAUSSIAN_C,
+            cv2.THRESH_BINARY,
+            block,
+            float(rng.uniform(3, 20)),
+        )
+    return binary
+
+
+def thicken(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Strokes thickened (ink is dark: the paper eroded) by a 2, 3 or (rarely) 4 px square
+    or a 2×3 rectangle."""
+    if rng.random() < 0.3:
+        size = (2, 3)[:: rng.choice([1, -1])]
+    else:
+        side = int(rng.choice([2, 3, 4], p=[0.5, 0.35, 0.15]))
+        size = (side, side)
+    return cv2.erode(image, np.ones(size, np.uint8))
+
+
+def thin(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Strokes thinned by a 2 px square (3 px on large images)."""
+    size = 3 if image.shape[0] >= 90 and rng.random() < 0.5 else 2
+    return cv2.dilate(image, np.ones((size, size), np.uint8))
+
+
+def speckle(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Dots of ink (1–3 px) on the paper and a few holes in the ink, as thresholding a
+    noisy image leaves them."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    count = int(rng.integers(5, 10 + h * w // 300))
+    ys, xs = rng.integers(0, h, count), rng.integers(0, w, count)
+    sizes = rng.integers(1, 4, count)
+    dark = rng.random(count) < 0.8
+    for y, x, size, ink in zip(ys, xs, sizes, dark, strict=True):
+        out[y : y + size, x : x + size] = 0 if ink else 255
+    return out
+
+
+def recolour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The grey levels mapped from black–white onto a random ink and paper colour."""
+    gray = _to_gray(image).astype(np.float32)[:, :, None] / 255.0
+    ink = rng.uniform(0, 150, 3)
+    paper = rng.uniform(190, 255, 3)
+    return np.clip(ink + (paper - ink) * gray, 0, 255).astype(np.uint8)
+
+
+def jpeg(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    quality = int(rng.integers(20, 80))
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        return image
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+
+def clean(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What a user's cleaning does to a formula image: sometimes a filter first, then
+    thresholding, then sometimes thicker or thinner strokes, speckle, an opening or a
+    closing. Returns gray uint8, ink 0 and paper 255."""
+    gray = _to_gray(image)
+    if rng.random() < 0.25:
+        gray = cv2.medianBlur(gray, int(rng.choice([3, 5])))
+    elif rng.random() < 0.15:
+        gray = cv2.GaussianBlur(gray, (0, 0), rng.uniform(0.5, 1.2))
+    binary = threshold(gray, rng)
+    stroke = rng.random()
+    if stroke < 0.45:
+        binary = thicken(binary, rng)
+    elif stroke < 0.6:
+        binary = thin(binary, rng)
+    if rng.random() < 0.4:
+        binary = speckle(binary, rng)
+    morph = rng.random()
+    kernel = np.ones((2, 2), np.uint8)
+    if morph < 0.15:
+        binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, kernel)
+    elif morph < 0.3:
+        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
+    elif morph < 0.4:
+        binary = cv2.medianBlur(binary, 3)
+    return binary
 
 
 def augment(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
@@ -85,8 +194,15 @@ def augment(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) 
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.0))
     if maybe(0.2):
         image = _noise(image, rng)
-    if maybe(0.15):
+    if maybe(0.3):
+        binary = clean(image, rng)
+        image = recolour(binary, rng) if maybe(0.3) else cv2.cvtColor(binary, cv2.COLOR_GRAY2RGB)
+    elif maybe(0.15):
         image = _gray(image)
     elif maybe(0.1):
-        image = _binary(image)
+        image = recolour(image, rng)
+    if maybe(0.1):
+        image = cv2.medianBlur(image, int(rng.choice([3, 5])))
+    if maybe(0.15):
+        image = jpeg(image, rng)
     return image
