@@ -224,6 +224,35 @@ def test_compiled_search_equals_the_python_search(
     assert [(h.text, h.log_prob) for h in compiled] == [(h.text, h.log_prob) for h in python]
 
 
+@pytest.mark.skipif(not decoding.compiled_search(), reason="the compiled search is not built")
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 50), st.booleans())
+def test_compiled_spans_equal_the_python_viterbi(seed, steps, peaky):
+    """Each n-best reading's symbol spans and confidences, compiled, are those of the
+    Python Viterbi alignment; repeated symbols (which need a blank between) included."""
+    rng = np.random.default_rng(seed)
+    log_probs = _random_log_probs(rng, steps, sharpness=4 if peaky else 1.5)
+    found = decoding.beam_search(log_probs, 8, 5, spans=False)
+    texts = [h.text for h in found] + ["11", "(7*7)"[: max(1, steps // 2)]]
+    for text in texts:
+        if not text or 2 * len(text) - 1 > steps:
+            continue
+        hypothesis = decoding.Hypothesis(text, 0.0)
+        compiled = decoding.with_spans(hypothesis, log_probs)
+        python = decoding.with_spans(hypothesis, log_probs, compiled=False)
+        assert [(s.symbol, s.start, s.end) for s in compiled.symbols] == [
+            (s.symbol, s.start, s.end) for s in python.symbols
+        ]
+        assert np.allclose(
+            [s.confidence for s in compiled.symbols], [s.confidence for s in python.symbols]
+        )
+    from core.formula import _beam
+
+    with pytest.raises(ValueError, match="classes"):
+        _beam.viterbi_spans(np.zeros((4, 17)), bytes([0]))
+    assert _beam.viterbi_spans(np.full((2, 17), -np.inf), bytes([1])) is None
+
+
 def test_compiled_search_refuses_what_it_cannot_read():
     if not decoding.compiled_search():
         pytest.skip("the compiled search is not built")

@@ -14,6 +14,12 @@
  *   alphabet: the C - 1 symbols of classes 1 … C - 1;
  *   min_log_prob, prune: -inf and inf switch them off.
  * Returns [(text, log_prob)], best first, at most `nbest`. The search runs without the GIL.
+ *
+ * viterbi_spans(log_probs, labels)
+ *   the forced alignment of ctc.viterbi, step for step (ties keep the state, then take the
+ *   step from the previous state), for the classes in `labels` (bytes, each 1 … C - 1);
+ *   returns [(start, end, best_log_prob)] per label: the steps [start, end) the most
+ *   probable path spends on it and its highest log-posterior there; None when no path fits.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -306,10 +312,126 @@ done:
     return result;
 }
 
+/* The Viterbi path's spans; 0, or -1 when no path has a probability above 0. */
+static int viterbi(const double *lp, int T, int C, const unsigned char *labels, int L,
+                   unsigned char *back, double *previous, double *current, int *spans,
+                   double *best) {
+    const int S = 2 * L + 1;
+    for (int s = 0; s < S; s++) previous[s] = -INFINITY;
+    previous[0] = lp[0];
+    if (S > 1) previous[1] = lp[labels[0]];
+    for (int t = 1; t < T; t++) {
+        const double *row = lp + (size_t)t * (size_t)C;
+        for (int s = 0; s < S; s++) {
+            double score = previous[s];
+            unsigned char choice = 0;
+            if (s >= 1 && previous[s - 1] > score) {
+                score = previous[s - 1];
+                choice = 1;
+            }
+            if (s >= 2 && (s & 1) && labels[s / 2] != labels[s / 2 - 1] &&
+                previous[s - 2] > score) {
+                score = previous[s - 2];
+                choice = 2;
+            }
+            current[s] = score + row[(s & 1) ? labels[s / 2] : 0];
+            back[(size_t)t * (size_t)S + (size_t)s] = choice;
+        }
+        double *swap = previous;
+        previous = current;
+        current = swap;
+    }
+    int state = (S == 1 || previous[S - 1] >= previous[S - 2]) ? S - 1 : S - 2;
+    if (!(previous[state] > -INFINITY)) return -1;
+    for (int i = 0; i < L; i++) {
+        spans[2 * i] = -1;
+        best[i] = -INFINITY;
+    }
+    for (int t = T - 1; t >= 0; t--) {
+        if (state & 1) {
+            int i = state / 2;
+            double value = lp[(size_t)t * (size_t)C + labels[i]];
+            if (spans[2 * i] < 0) spans[2 * i + 1] = t + 1;
+            spans[2 * i] = t;
+            if (value > best[i]) best[i] = value;
+        }
+        if (t > 0) state -= back[(size_t)t * (size_t)S + (size_t)state];
+    }
+    return 0;
+}
+
+static PyObject *viterbi_spans(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *array;
+    const char *labels;
+    Py_ssize_t L;
+    if (!PyArg_ParseTuple(args, "Oy#", &array, &labels, &L)) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    PyObject *result = NULL;
+    unsigned char *back = NULL;
+    double *rows = NULL, *best = NULL;
+    int *spans = NULL;
+    if (view.ndim != 2 || strcmp(view.format, "d") != 0 || view.shape[0] < 1) {
+        PyErr_SetString(PyExc_ValueError, "log_probs must be a non-empty 2-D float64 array");
+        goto done;
+    }
+    int T = (int)view.shape[0], C = (int)view.shape[1];
+    if (L < 1 || L > T) {
+        PyErr_SetString(PyExc_ValueError, "labels must be 1 to T classes");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < L; i++) {
+        unsigned char c = (unsigned char)labels[i];
+        if (c < 1 || c >= C) {
+            PyErr_SetString(PyExc_ValueError, "labels must be classes 1 … C - 1");
+            goto done;
+        }
+    }
+    int S = 2 * (int)L + 1;
+    back = malloc((size_t)T * (size_t)S);
+    rows = malloc(sizeof(double) * 2 * (size_t)S);
+    spans = malloc(sizeof(int) * 2 * (size_t)L);
+    best = malloc(sizeof(double) * (size_t)L);
+    if (!back || !rows || !spans || !best) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int status;
+    Py_BEGIN_ALLOW_THREADS;
+    status = viterbi((const double *)view.buf, T, C, (const unsigned char *)labels, (int)L, back,
+                     rows, rows + S, spans, best);
+    Py_END_ALLOW_THREADS;
+    if (status < 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    result = PyList_New(L);
+    if (!result) goto done;
+    for (Py_ssize_t i = 0; i < L; i++) {
+        PyObject *item = Py_BuildValue("(iid)", spans[2 * i], spans[2 * i + 1], best[i]);
+        if (!item) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, i, item);
+    }
+done:
+    free(back);
+    free(rows);
+    free(spans);
+    free(best);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"beam_search", beam_search, METH_VARARGS,
      "beam_search(log_probs, alphabet, beam_width, nbest, min_log_prob, prune) -> "
      "[(text, log_prob)], best first: the CTC prefix beam search without a grammar."},
+    {"viterbi_spans", viterbi_spans, METH_VARARGS,
+     "viterbi_spans(log_probs, labels) -> [(start, end, best_log_prob)] or None: each "
+     "label's steps on the forced alignment and its highest log-posterior there."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -319,21 +319,30 @@ def _holds(text: str) -> bool:
         return False
 
 
-def with_spans(hypothesis: Hypothesis, log_probs: np.ndarray) -> Hypothesis:
+def with_spans(hypothesis: Hypothesis, log_probs: np.ndarray, compiled: bool = True) -> Hypothesis:
     """The hypothesis with each symbol's time span from the Viterbi forced alignment and
-    its confidence (the symbol's highest posterior within the span)."""
+    its confidence (the symbol's highest posterior within the span): compiled where `_beam`
+    is built, the same path as `ctc.viterbi` either way."""
     from core.formula import ctc
 
     if not hypothesis.text:
         return hypothesis
-    path = ctc.viterbi(log_probs, hypothesis.text)
-    symbols = []
-    for symbol, (start, end) in zip(
-        hypothesis.text, ctc.spans(path, len(hypothesis.text)), strict=True
-    ):
-        confidence = float(np.exp(log_probs[start:end, _SYMBOL_INDEX[symbol]].max()))
-        symbols.append(SymbolSpan(symbol, start, end, confidence))
-    return Hypothesis(hypothesis.text, hypothesis.log_prob, tuple(symbols))
+    text = hypothesis.text
+    found = None
+    if compiled and _beam is not None and len(text) <= len(log_probs):
+        labels = bytes(_SYMBOL_INDEX[symbol] for symbol in text)
+        found = _beam.viterbi_spans(np.ascontiguousarray(log_probs, np.float64), labels)
+    if found is None:  # not built, or no path fits: the reference (which says why)
+        path = ctc.viterbi(log_probs, text)
+        found = [
+            (start, end, float(log_probs[start:end, _SYMBOL_INDEX[symbol]].max()))
+            for symbol, (start, end) in zip(text, ctc.spans(path, len(text)), strict=True)
+        ]
+    symbols = tuple(
+        SymbolSpan(symbol, start, end, math.exp(best))
+        for symbol, (start, end, best) in zip(text, found, strict=True)
+    )
+    return Hypothesis(text, hypothesis.log_prob, symbols)
 
 
 def beam_search_batch(
