@@ -2,7 +2,11 @@
 
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from core.cli import main
+from core.formula.synth import STYLES
 from core.images import read_image
 
 
@@ -29,7 +33,7 @@ def test_generate_writes_a_set_and_a_preview(tmp_path: Path, capsys):
     assert code == 0
     assert len((out / "labels.txt").read_text().splitlines()) == 12
     assert all("=" in line for line in (out / "labels.txt").read_text().splitlines())
-    assert read_image(sheet).shape[0] == 3 * 2 * 66  # three styles, two rows each
+    assert read_image(sheet).shape[0] == len(STYLES) * 2 * 66  # each style, two rows each
     assert "12 images and labels.txt" in capsys.readouterr().out
 
 
@@ -59,3 +63,45 @@ def test_check(capsys):
     assert main(["formula", "check", "(1-9)-4=-12"]) == 0
     assert "equation, true" in capsys.readouterr().out
     assert main(["formula", "check", "1+*2"]) == 1
+
+
+def test_recognize_says_when_nothing_was_read(tmp_path: Path, capsys):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((60, 180), 255, np.uint8))
+    assert main(["formula", "recognize", str(blank)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{blank}\t\n"
+    assert f"{blank}: nothing was read" in err
+
+
+def test_eval_with_no_mistakes_writes_no_gallery_and_two_decimals(tmp_path: Path, capsys):
+    """A folder labelled with the model's own readings: every image read right."""
+    from core.formula.generate import GenerateConfig, make_one
+    from core.formula.grammar import GrammarError, parse
+    from core.formula.recognizer import Recognizer
+
+    recognizer = Recognizer.shipped()
+    folder = tmp_path / "set"
+    folder.mkdir()
+    config = GenerateConfig(12, style="strokes", form="equation", seed=8)
+    lines = []
+    for index in range(config.count):
+        image = make_one(config, index)[2]
+        text = recognizer.recognize(image).text
+        try:
+            parse(text)
+        except GrammarError:
+            continue
+        name = f"{len(lines)}.png"
+        cv2.imwrite(str(folder / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        lines.append(text)
+    assert len(lines) >= 8
+    (folder / "labels.txt").write_text("\n".join(lines) + "\n")
+    gallery = tmp_path / "mistakes.png"
+    assert main(["formula", "eval", "--data", str(folder), "--gallery", str(gallery)]) == 0
+    out, err = capsys.readouterr()
+    assert f"sequence accuracy 100.00% ({len(lines)}/{len(lines)})" in out
+    assert "mistakes: none, so no gallery was written" in out
+    assert not gallery.exists()
+    progress = [line for line in err.splitlines() if line.strip()]
+    assert len(progress) == len(set(progress)), "a progress line was printed twice"

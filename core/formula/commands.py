@@ -64,14 +64,26 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"{args.data}: {len(items):,} images, model {recognizer.path}, {decoding}")
     for line in result.lines():
         print(line)
+    if not result.errors:
+        print("mistakes: none, so no gallery was written")
+        return 0
     shown = result.errors[:48]
     sheet = gallery(
         [read_image(items[i].path) for i, _, _ in shown],
         [f"{truth} -> {read or '(nothing)'}" for _, truth, read in shown],
     )
-    cv2.imwrite(args.gallery, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    print(f"mistakes: {args.gallery} ({len(result.errors):,}, first {len(shown)} shown)")
+    if not cv2.imwrite(args.gallery, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise JobError(f"Cannot write the gallery of mistakes to {args.gallery}.")
+    some = f", the first {len(shown)} shown" if len(shown) < len(result.errors) else ""
+    print(f"mistakes: {args.gallery} ({len(result.errors):,}{some})")
     return 0
+
+
+#: What `formula recognize` says of an image in which the model read no symbol.
+NOTHING_READ = (
+    "nothing was read: the model sees no symbol here (an empty or very faint image, or "
+    "not a formula)"
+)
 
 
 def _recognize(args: argparse.Namespace) -> int:
@@ -88,6 +100,8 @@ def _recognize(args: argparse.Namespace) -> int:
             print(f"labelscope: {problem}", file=sys.stderr)
             status = 1
             continue
+        if not result.text:
+            print(f"labelscope: {path}: {NOTHING_READ}", file=sys.stderr)
         if args.json:
             print(json.dumps({"path": path, "grammar": args.grammar, **result.to_json()}))
         else:

@@ -51,8 +51,8 @@ class EvalReport:
 
     def lines(self, top: int = 8) -> list[str]:
         lines = [
-            f"sequence accuracy {self.accuracy:.4%} ({self.correct:,}/{self.total:,})",
-            f"character error rate {self.cer:.4%}",
+            f"sequence accuracy {self.accuracy:.2%} ({self.correct:,}/{self.total:,})",
+            f"character error rate {self.cer:.2%}",
             "accuracy by length: "
             + ", ".join(
                 f"{n}: {c / t:.2%} of {t:,}" for n, (t, c) in sorted(self.by_length.items())
