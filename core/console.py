@@ -1,7 +1,9 @@
-"""Running a job in a terminal: a progress bar on stderr, Ctrl-C cancels cleanly."""
+"""The terminal side of the commands: running a job with a progress bar on stderr (Ctrl-C
+cancels cleanly), and parsing what users type."""
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 from collections.abc import Callable
@@ -107,3 +109,15 @@ def run_in_terminal(
         printer.finish()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT, e.g. 1280x800, not {text!r}"
+        ) from None
+    if not (16 <= width <= 8000 and 16 <= height <= 8000):
+        raise argparse.ArgumentTypeError(f"window size {text} is out of range")
+    return width, height

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from core.formula import synth
+from core.formula import fonts, synth
 from core.formula.alphabet import SYMBOLS
 from core.formula.dataset import read_folder
-from core.formula.generate import GenerateConfig, generate, make_one
+from core.formula.generate import GenerateConfig, contact_sheet, generate, make_one
 from core.formula.grammar import parse
 from core.jobs import Cancelled, CancelToken, JobError, drive
 
@@ -84,16 +84,16 @@ def test_unseen_font_families_are_never_shipped_nor_drawn(tmp_path):
         for kind in ("captcha", "handwriting", "printed")
         for p in synth.font_paths(kind)
     }
-    unseen = {name.lower() for names in synth.UNSEEN_FONTS.values() for name in names}
+    unseen = {name.lower() for names in fonts.UNSEEN_FONTS.values() for name in names}
     assert not shipped & unseen
-    licences = (synth.ASSETS_DIR / "fonts" / "README.md").read_text()
+    licences = (fonts.ASSETS_DIR / "fonts" / "README.md").read_text()
     for path in synth.font_paths("printed"):
         assert path.name in licences or path.stem.split("-")[0] in licences, path.name
     # found by file name wherever they are installed; families with no file are left out
     target = tmp_path / "fonts" / "deep"
     target.mkdir(parents=True)
     (target / "Andika-Regular.ttf").write_bytes(synth.font_paths("printed")[0].read_bytes())
-    found = synth.unseen_font_paths(tmp_path)
+    found = fonts.unseen_font_paths(tmp_path)
     assert found == {"Andika": [target / "Andika-Regular.ttf"]}
 
 
@@ -179,6 +179,6 @@ def test_cancel_leaves_no_labels_file(tmp_path: Path):
 
 def test_contact_sheet_has_every_style_and_the_references():
     reference = np.full((60, 180, 3), 200, np.uint8)
-    sheet = synth.contact_sheet(0, per_row=3, rows_per_style=1, references=[reference])
+    sheet = contact_sheet(0, per_row=3, rows_per_style=1, references=[reference])
     assert sheet.shape[0] == (1 + len(synth.STYLES)) * 66  # references, then each style
     assert (sheet[3:63, 3:183] == 200).all()

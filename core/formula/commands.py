@@ -10,13 +10,183 @@ from typing import TYPE_CHECKING
 
 import cv2
 
-from core.console import run_in_terminal
+from core.console import parse_size, run_in_terminal
 from core.jobs import JobError
 
 if TYPE_CHECKING:
     from core.formula.recognizer import Recognizer
 
 _SHOW_PROBLEMS = 50
+
+
+def add_parsers(formula_commands: argparse._SubParsersAction) -> None:
+    """The `labelscope formula …` commands and their options."""
+    _add_generate(formula_commands)
+    _add_train(formula_commands)
+    _add_model_commands(formula_commands)
+    read = formula_commands.add_parser(
+        "info",
+        help="check a Baidu-format folder of images and labels",
+        description="Read a folder of formula images and its labels.txt (line i describes "
+        "i.png: 'expression value' or 'expression=value'); report bad lines, missing "
+        "images and files that are not images.",
+    )
+    read.add_argument("folder")
+    check = formula_commands.add_parser(
+        "check",
+        help="parse and evaluate a formula",
+        description="Check a formula against the grammar and evaluate it exactly, e.g. "
+        "labelscope formula check '6*(3+7)=76'",
+    )
+    check.add_argument("text")
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a recogniser (CRNN + CTC)",
+        description="Train a formula recogniser on images drawn on the fly (and optionally "
+        "Baidu-format folders). The run folder gets config.json, log.csv, last.pt (to "
+        "resume) and best.pt (the model). Under torchrun the same command trains with "
+        "DistributedDataParallel.",
+    )
+    train.add_argument("--out", required=True, metavar="RUN", help="the run folder")
+    train.add_argument("--resume", action="store_true", help="continue the run in RUN")
+    train.add_argument("--steps", type=int, default=20_000, help="default 20000")
+    train.add_argument("--batch-size", type=int, default=64, help="default 64")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, 2e-3")
+    train.add_argument(
+        "--size",
+        choices=("small", "large"),
+        default="small",
+        help="small (CPU, default) or large (GPU)",
+    )
+    train.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a Baidu-format folder to mix in (repeatable)",
+    )
+    train.add_argument("--form", default="mixed", help="formulas drawn (default mixed)")
+    train.add_argument("--style", default="mixed", help="styles drawn (default mixed)")
+    train.add_argument("--seed", type=int, default=0, help="seeds data and model (default 0)")
+    train.add_argument("--workers", type=int, default=1, help="data processes (default 1)")
+    train.add_argument("--val-size", type=int, default=1000)
+    train.add_argument("--val-every", type=int, default=500)
+    train.add_argument(
+        "--init",
+        metavar="MODEL",
+        default="",
+        help="start from a recogniser's weights (fine-tuning)",
+    )
+    train.add_argument(
+        "--style-weights",
+        metavar="W",
+        default="",
+        help="mix of styles, e.g. captcha=0.45,fonts=0.2,strokes=0.15,printed=0.2",
+    )
+    train.add_argument(
+        "--device", default=argparse.SUPPRESS, metavar="DEV", help="as the top-level --device"
+    )
+
+
+GRAMMAR_HELP = (
+    "read with the grammar-constrained beam search: the most probable well-formed formula "
+    "(default: greedy decoding)"
+)
+
+
+def _add_model_commands(commands: argparse._SubParsersAction) -> None:
+    model_help = "a recogniser checkpoint (default: the one Labelscope ships)"
+    evaluate = commands.add_parser(
+        "eval",
+        help="score a recogniser on a labelled folder",
+        description="Read every image of a Baidu-format folder and print sequence "
+        "accuracy, character error rate, accuracy by length and the most confused "
+        "symbols; write a gallery of the mistakes.",
+    )
+    evaluate.add_argument("--model", metavar="M", help=model_help)
+    evaluate.add_argument("--data", required=True, metavar="DIR")
+    evaluate.add_argument(
+        "--gallery",
+        metavar="PNG",
+        default="formula-errors.png",
+        help="where to write the mistakes (default formula-errors.png)",
+    )
+    evaluate.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
+    evaluate.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
+    recognize = commands.add_parser(
+        "recognize",
+        help="read formula images",
+        description="Print one line per image: path<TAB>text. With --json, one JSON "
+        "object per line with everything the recogniser computed.",
+    )
+    recognize.add_argument("images", nargs="+", metavar="IMAGE")
+    recognize.add_argument("--model", metavar="M", help=model_help)
+    recognize.add_argument(
+        "--json", action="store_true", help="one JSON object per image: readings, timings"
+    )
+    recognize.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
+    recognize.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
+    export = commands.add_parser(
+        "export-onnx",
+        help="export a recogniser to ONNX",
+        description="Write the model as ONNX with dynamic batch and width axes "
+        "(needs: pip install 'labelscope[onnx]').",
+    )
+    export.add_argument("--model", metavar="M", help=model_help)
+    export.add_argument("--out", required=True, metavar="F.onnx")
+
+
+def _add_generate(commands: argparse._SubParsersAction) -> None:
+    from core.formula.expressions import FORMS
+    from core.formula.synth import STYLES
+
+    generate = commands.add_parser(
+        "generate",
+        help="draw a synthetic training set",
+        description="Draw synthetic formula images into a folder in the Baidu layout "
+        "(0.png, 1.png, ... and labels.txt). The same seed gives the same images for "
+        "any number of workers.",
+    )
+    generate.add_argument("--out", metavar="DIR", help="an empty or new folder")
+    generate.add_argument("--count", type=int, default=1000, help="images (default 1000)")
+    generate.add_argument(
+        "--style",
+        choices=("mixed", *STYLES),
+        default="mixed",
+        help="glyph source: captcha (like the Baidu set), fonts (handwriting fonts), "
+        "strokes (pen strokes), printed (printed typefaces), or mixed (default)",
+    )
+    generate.add_argument(
+        "--form",
+        choices=FORMS,
+        default="level1",
+        help="level1 (Baidu: three digits, two operators; default), general, equation "
+        "(expression=value, true or not), or mixed",
+    )
+    generate.add_argument(
+        "--p-true",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="share of equations whose value is right (default 0.5)",
+    )
+    generate.add_argument("--seed", type=int, default=0, help="default 0")
+    generate.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    generate.add_argument(
+        "--size",
+        type=parse_size,
+        metavar="WxH",
+        help="image size; default 180x60, wider for long equations",
+    )
+    generate.add_argument(
+        "--preview", metavar="PNG", help="also write a contact sheet of every style"
+    )
+    generate.add_argument(
+        "--reference", metavar="DIR", help="real images to show on the contact sheet's first row"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,7 +340,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from core.formula import synth
-    from core.formula.generate import GenerateConfig, generate
+    from core.formula.generate import GenerateConfig, contact_sheet, generate
 
     if not args.out and not args.preview:
         raise JobError("Nothing to do: give --out DIR to draw a set, --preview PNG for a sheet.")
@@ -183,7 +353,7 @@ def _generate(args: argparse.Namespace) -> int:
         raise JobError(str(error)) from error
     if args.preview:
         references = _references(Path(args.reference)) if args.reference else []
-        sheet = synth.contact_sheet(args.seed, args.form, references=references, height=height)
+        sheet = contact_sheet(args.seed, args.form, references=references, height=height)
         if not cv2.imwrite(args.preview, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
             raise JobError(f"Cannot write {args.preview}.")
         print(f"Contact sheet: {args.preview}")

@@ -1,5 +1,6 @@
 """Writing a synthetic formula set to disk in the Baidu layout: `0.png`, `1.png`, … and a
-`labels.txt` whose line i describes `i.png` (`expression value`, or the equation alone).
+`labels.txt` whose line i describes `i.png` (`expression value`, or the equation alone);
+and contact sheets of the styles.
 
 Image i depends only on (seed, i), so the set is the same for any number of workers.
 """
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from core.formula import expressions, synth
 from core.jobs import CancelToken, JobError, Progress
@@ -143,3 +145,50 @@ def _parallel(
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+def contact_sheet(
+    seed: int,
+    form: str = "level1",
+    per_row: int = 4,
+    rows_per_style: int = 2,
+    references: Sequence[np.ndarray] = (),
+    height: int = synth.HEIGHT,
+) -> np.ndarray:
+    """A grid of images: the reference images first (the real set, when given), then
+    `rows_per_style` rows of each style, each image framed by a grey border."""
+    rows: list[list[np.ndarray]] = []
+    if references:
+        rows.append([_fit_height(r, height) for r in references[:per_row]])
+    for s, style in enumerate(synth.STYLES):
+        for r in range(rows_per_style):
+            row = []
+            for c in range(per_row):
+                rng = synth.rng_for(seed, (s * rows_per_style + r) * per_row + c)
+                row.append(synth.render(expressions.sample(rng, form).text, rng, style, height))
+            rows.append(row)
+    return sheet(rows)
+
+
+def sheet(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """RGB images in rows, each framed in grey, rows padded with white to the widest."""
+    framed = [
+        [np.pad(im, ((3, 3), (3, 3), (0, 0)), constant_values=128) for im in row] for row in rows
+    ]
+    widest = max(sum(im.shape[1] for im in row) for row in framed)
+    lines = []
+    for row in framed:
+        line = np.hstack(row)
+        lines.append(
+            np.pad(line, ((0, 0), (0, widest - line.shape[1]), (0, 0)), constant_values=255)
+        )
+    return np.vstack(lines)
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[0] == height:
+        return image
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)

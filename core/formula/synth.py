@@ -12,7 +12,7 @@
   The captcha style also draws with these typefaces part of the time, so that `+`, `*` and
   `-` are learnt in many designs, rotated and warped too.
 
-Whole font families (`UNSEEN_FONTS`) are kept out of every style: no training or
+Whole font families (`fonts.UNSEEN_FONTS`) are kept out of every style: no training or
 validation image is drawn with them, so reading them measures fonts never seen.
 
 Never a flip, and never a rotation of the whole line beyond a few degrees: they turn 6 into
@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter
 
-from assets import ASSETS_DIR
 from core.formula.alphabet import SYMBOLS
+from core.formula.fonts import digit_height_per_point, font_paths
+from core.formula.fonts import font as typeface
 from core.formula.strokes import SHAPES, strokes_for
 
 STYLES = ("captcha", "fonts", "strokes", "printed")
@@ -50,60 +50,6 @@ _MASK_TABLE = [min(255, int(i * 1.97)) for i in range(256)]
 #: Glyphs the captcha style neither resizes nor warps. The real set did so for the minus;
 #: "=" (absent from it) would otherwise be stretched into a block.
 _THIN = frozenset("-=")
-
-
-#: Font families never drawn with, neither shipped nor used in training or validation:
-#: the "unseen fonts" benchmark. Family → file names as their Debian packages install them
-#: (assets/fonts/README.md gives the packages).
-UNSEEN_FONTS: Mapping[str, tuple[str, ...]] = {
-    "GNU FreeFont": ("FreeSans.ttf", "FreeSerif.ttf", "FreeMono.ttf"),
-    "Computer Modern": ("cmunrm.ttf", "lmroman10-regular.otf"),
-    "Charis SIL": ("CharisSIL-Regular.ttf",),
-    "Andika": ("Andika-Regular.ttf",),
-    "Fira Code": ("FiraCode-Regular.ttf",),
-    "Comfortaa": ("Comfortaa-Regular.ttf",),
-    "EB Garamond": ("EBGaramond12-Regular.otf",),
-    "Go": ("Go-Regular.ttf", "Go-Mono.ttf"),
-    "Junicode": ("JunicodeTwoBeta-Regular.otf",),
-}
-_FONT_SUFFIXES = (".ttf", ".otf")
-
-
-def font_paths(kind: str) -> list[Path]:
-    """The vendored fonts of a kind: "captcha", "handwriting" or "printed"."""
-    folder = ASSETS_DIR / "fonts" / kind
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _FONT_SUFFIXES)
-
-
-def unseen_font_paths(*folders: Path) -> dict[str, list[Path]]:
-    """The unseen families' files found under `folders` (by default where Debian installs
-    fonts), family by family; families with no file found are left out."""
-    roots = folders or (Path("/usr/share/fonts"), Path("/usr/share/texmf/fonts"))
-    found: dict[str, Path] = {}
-    for root in roots:
-        if root.is_dir():
-            for path in root.rglob("*"):
-                if path.suffix.lower() in _FONT_SUFFIXES:
-                    found.setdefault(path.name, path)
-    families = {
-        family: [found[name] for name in names if name in found]
-        for family, names in UNSEEN_FONTS.items()
-    }
-    return {family: paths for family, paths in families.items() if paths}
-
-
-@lru_cache(maxsize=1024)
-def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(path), size)
-
-
-@lru_cache(maxsize=64)
-def _digit_height_per_point(path: Path) -> float:
-    """How tall a font's digits are per point of size, so fonts of different designs
-    draw digits of the same height."""
-    font = _font(path, 100)
-    heights = [font.getbbox(d)[3] - font.getbbox(d)[1] for d in "0123456789"]
-    return sum(heights) / len(heights) / 100
 
 
 def auto_width(text: str, height: int = HEIGHT) -> int:
@@ -132,7 +78,7 @@ def _dots(image: Image.Image, rng: random.Random, color: tuple[int, ...], number
 def _captcha_glyph(
     char: str, rng: random.Random, fonts: Sequence[Path], color: tuple[int, int, int]
 ) -> Image.Image:
-    font = _font(rng.choice(fonts), rng.randint(35, 55))
+    font = typeface(rng.choice(fonts), rng.randint(35, 55))
     _, _, w, h = font.getbbox(char)  # captcha 0.2.2 used draw.textsize: the box from the origin
     dx, dy = rng.randint(0, 4), rng.randint(0, 6)
     glyph = Image.new("RGBA", (w + dx, h + dy))
@@ -187,8 +133,8 @@ def render_fonts(text: str, rng: random.Random, width: int, height: int) -> Imag
     glyphs = []
     for char in text:
         path = rng.choice(fonts) if per_symbol else base_font
-        size = digit_height / _digit_height_per_point(path) * rng.uniform(0.88, 1.12)
-        font = _font(path, max(8, round(size)))
+        size = digit_height / digit_height_per_point(path) * rng.uniform(0.88, 1.12)
+        font = typeface(path, max(8, round(size)))
         left, top, right, bottom = font.getbbox(char)
         pad = 6
         glyph = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
@@ -241,8 +187,8 @@ def render_printed(
     to filling the height, sometimes letter-spaced or emboldened, aligned left or centred."""
     path = rng.choice(list(fonts) if fonts else font_paths("printed"))
     digit_height = rng.uniform(0.35, 0.72) * height
-    size = max(8, round(digit_height / _digit_height_per_point(path)))
-    font = _font(path, size)
+    size = max(8, round(digit_height / digit_height_per_point(path)))
+    font = typeface(path, size)
     tracking = round(size * rng.uniform(0.05, 0.3)) if rng.random() < 0.2 else 0
     bold = 1 if size >= 20 and rng.random() < 0.15 else 0
     boxes = [font.getbbox(c, stroke_width=bold) for c in text]
@@ -424,52 +370,3 @@ def render(
 def rng_for(seed: int, index: int) -> random.Random:
     """The generator for image `index` of a run seeded with `seed`."""
     return random.Random(f"labelscope-formula:{seed}:{index}")
-
-
-def contact_sheet(
-    seed: int,
-    form: str = "level1",
-    per_row: int = 4,
-    rows_per_style: int = 2,
-    references: Sequence[np.ndarray] = (),
-    height: int = HEIGHT,
-) -> np.ndarray:
-    """A grid of images: the reference images first (the real set, when given), then
-    `rows_per_style` rows of each style, each image framed by a grey border."""
-    from core.formula.expressions import sample
-
-    rows: list[list[np.ndarray]] = []
-    if references:
-        rows.append([_fit_height(r, height) for r in references[:per_row]])
-    for s, style in enumerate(STYLES):
-        for r in range(rows_per_style):
-            row = []
-            for c in range(per_row):
-                rng = rng_for(seed, (s * rows_per_style + r) * per_row + c)
-                row.append(render(sample(rng, form).text, rng, style, height))
-            rows.append(row)
-    return sheet(rows)
-
-
-def sheet(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
-    """RGB images in rows, each framed in grey, rows padded with white to the widest."""
-    framed = [
-        [np.pad(im, ((3, 3), (3, 3), (0, 0)), constant_values=128) for im in row] for row in rows
-    ]
-    widest = max(sum(im.shape[1] for im in row) for row in framed)
-    lines = []
-    for row in framed:
-        line = np.hstack(row)
-        lines.append(
-            np.pad(line, ((0, 0), (0, widest - line.shape[1]), (0, 0)), constant_values=255)
-        )
-    return np.vstack(lines)
-
-
-def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.shape[0] == height:
-        return image
-    width = max(1, round(image.shape[1] * height / image.shape[0]))
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)

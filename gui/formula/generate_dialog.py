@@ -24,15 +24,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.formula import synth
 from core.formula.generate import GenerateConfig
+from core.formula.generate import sheet as sheet_of
 from gui.widgets.common import to_qimage
 
 _STYLE_NAMES = {
-    "mixed": "Mixed (all three)",
+    "mixed": "Mixed (all four)",
     "captcha": "Captcha (like the Baidu set)",
     "fonts": "Handwriting fonts",
     "strokes": "Pen strokes (like a mouse drawing)",
+    "printed": "Printed typefaces (documents, screens)",
 }
 _FORM_NAMES = {
     "level1": "Baidu level 1: (4*8)+8",
@@ -141,7 +142,7 @@ class GenerateDialog(QDialog):
         config = self.config()
         items = [make_one(config, i) for i in range(6)]
         images = [image for _, _, image in items]
-        sheet = synth.sheet([images[:3], images[3:]])
+        sheet = sheet_of([images[:3], images[3:]])
         pixmap = QPixmap.fromImage(to_qimage(sheet))
         self.preview.setPixmap(
             pixmap.scaledToWidth(
