@@ -10,7 +10,7 @@ import pytest
 
 from core.images import ImageProblem
 from core.jobs import CancelToken, drive
-from core.pets.decoding import decode_pet
+from core.pets.image_decoding import decode_pet
 from core.pets.sources import Source
 from core.pets.thumbnails import DiskCache, ThumbnailLoader, check_images, make_thumbnail
 from tests.conftest import shared_data

@@ -13,7 +13,7 @@ import numpy as np
 
 from core.images import ImageProblem
 from core.jobs import CancelToken, JobError, Progress
-from core.pets.decoding import decode_pet
+from core.pets.image_decoding import decode_pet
 from core.pets.sources import Source, SourceError
 
 MODELS = {

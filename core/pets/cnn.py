@@ -25,7 +25,7 @@ from core.devices import Device
 from core.images import ImageProblem
 from core.jobs import CancelToken, JobError, Progress
 from core.pets import imagenet
-from core.pets.decoding import decode_pet
+from core.pets.image_decoding import decode_pet
 from core.pets.sources import Source, SourceError
 
 CHECKPOINT_KIND = "pets-cnn"

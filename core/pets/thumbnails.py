@@ -23,8 +23,8 @@ import numpy as np
 from core import paths
 from core.images import ImageProblem
 from core.jobs import CancelToken, Progress
-from core.pets.decoding import decode_pet
-from core.pets.labelstore import Facts
+from core.pets.image_decoding import decode_pet
+from core.pets.results import Facts
 from core.pets.sources import Source, SourceError
 
 #: Thumbnail sizes decoded (longest side); the grid scales the nearest larger one.

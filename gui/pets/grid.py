@@ -23,7 +23,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from core.pets.labelstore import LABELS, Facts, LabelStore
+from core.pets.labelstore import LABELS, LabelStore
+from core.pets.results import Facts
 from core.pets.sources import SEPARATOR, Source
 from core.pets.thumbnails import DiskCache, Thumbnail, ThumbnailLoader, size_bucket
 from gui.widgets.common import to_qimage

@@ -30,7 +30,7 @@ from core import devices
 from core.jobs import Eta, Progress, format_duration
 from core.pets import imagenet
 from core.pets.label_issues import ISSUE_SCORE, QUALITY_SCORE
-from core.pets.labelstore import LabelStore, ScanTable
+from core.pets.labelstore import LabelStore
 from core.pets.outliers import (
     DEFAULT_BATCH,
     TOP_K,
@@ -42,6 +42,7 @@ from core.pets.outliers import (
     scan_dataset,
     write_flags_csv,
 )
+from core.pets.results import ScanTable
 from gui.widgets.common import DeviceChoice, heading, paragraph, show_fraction
 from gui.workers import JobHandle, JobRunner
 
