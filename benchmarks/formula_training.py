@@ -23,7 +23,7 @@ from benchmarks.harness import machine
 from core.devices import choose
 from core.formula.crnn import CRNN, CRNNConfig
 from core.formula.dataset import SyntheticStream
-from core.formula.training import TrainTransform, WidthBuckets, collate
+from core.formula.train_data import TrainTransform, WidthBuckets, collate
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """Scoring a recogniser on labelled images: sequence accuracy, character error rate,
-accuracy by length, the symbols it confuses, and a gallery of its mistakes."""
+accuracy by length, the symbols it confuses, and a gallery of its mistakes; and the
+validation score of a model during training (`evaluate_batches`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+import torch
 
-from core.formula.decoding import edit_distance
+from core.formula.decoding import edit_distance, greedy_batch
 from core.jobs import CancelToken, JobError, Progress
+
+if TYPE_CHECKING:
+    from core.devices import Device
+    from core.formula.crnn import CRNN
 
 _BATCH = 128
 
@@ -230,3 +237,28 @@ def read_images(
         yield Progress(done, len(paths), message)
     reading.report = report
     return reading
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: CRNN, batches: Sequence[dict[str, Any]], device: Device
+) -> dict[str, float]:
+    """Sequence accuracy and character error rate over prepared batches."""
+    was_training = model.training
+    model.eval()
+    correct = errors = chars = total = 0
+    for batch in batches:
+        with device.autocast():
+            log_probs = model(batch["images"].to(device.torch))
+        lengths = model.output_lengths(batch["widths"])
+        for text, truth in zip(
+            greedy_batch(log_probs.float().cpu().numpy(), lengths.numpy()),
+            batch["texts"],
+            strict=True,
+        ):
+            correct += text == truth
+            errors += edit_distance(text, truth)
+            chars += len(truth)
+            total += 1
+    model.train(was_training)
+    return {"val_acc": correct / max(total, 1), "val_cer": errors / max(chars, 1)}

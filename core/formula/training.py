@@ -11,37 +11,29 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import itertools
 import json
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, IterableDataset
 
 from core import checkpoints
 from core.devices import Device
-from core.formula import augment as augmentation
-from core.formula import preprocess
-from core.formula.alphabet import encode
 from core.formula.crnn import CRNN, MODEL_KIND, CRNNConfig
-from core.formula.dataset import FolderDataset, Item, SyntheticStream, read_folder, split
-from core.formula.decoding import edit_distance, greedy_batch
-from core.formula.generate import GenerateConfig, make_one
-from core.jobs import Cancelled, CancelToken, JobError, Progress, drive
+from core.formula.evaluation import evaluate_batches
+from core.formula.train_data import collate, make_loader, validation_set
+from core.jobs import Cancelled, CancelToken, JobError, Progress
 
 RUN_KIND = "formula-training"
 #: last.pt is also written this often between validations.
 SAVE_EVERY_SECONDS = 60.0
-_VALIDATION_SEED_OFFSET = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -89,143 +81,6 @@ class TrainConfig:
         return cls(**values)
 
 
-# ------------------------------------------------------------------------------ data
-def model_input(image: np.ndarray, height: int) -> np.ndarray:
-    """An RGB or gray image as the model reads it: float32 (height, W), ink 1, paper 0."""
-    return 1.0 - preprocess.for_model(image, height=height)
-
-
-class TrainTransform:
-    """Augment (seeded by the item's index), then preprocess for the model."""
-
-    def __init__(self, height: int, strength: float, seed: int) -> None:
-        self.height, self.strength, self.seed = height, strength, seed
-
-    def __call__(self, image: np.ndarray, index: int) -> np.ndarray:
-        if self.strength > 0:
-            rng = np.random.default_rng([self.seed, index])
-            image = augmentation.augment(image, rng, self.strength)
-        return model_input(image, self.height)
-
-
-class MixedStream(IterableDataset):
-    """The synthetic stream, with a share of items drawn from labelled folders."""
-
-    def __init__(
-        self, synthetic: SyntheticStream, folder: FolderDataset | None, share: float, seed: int
-    ) -> None:
-        self.synthetic, self.folder, self.share, self.seed = synthetic, folder, share, seed
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, torch.Tensor, str]]:
-        stream = iter(self.synthetic)
-        if self.folder is None or self.share <= 0:
-            yield from stream
-            return
-        info = torch.utils.data.get_worker_info()
-        rng = random.Random(f"{self.seed}:{info.id if info else 0}")
-        while True:
-            if rng.random() < self.share:
-                yield self.folder[rng.randrange(len(self.folder))]
-            else:
-                yield next(stream)
-
-
-def collate(batch: Sequence[tuple[np.ndarray, torch.Tensor, str]]) -> dict[str, Any]:
-    """Pad images to the widest (with paper, 0) and concatenate the targets for CTC."""
-    height = batch[0][0].shape[0]
-    widths = torch.tensor([image.shape[1] for image, _, _ in batch])
-    images = torch.zeros(len(batch), 1, height, int(widths.max()))
-    for i, (image, _, _) in enumerate(batch):
-        images[i, 0, :, : image.shape[1]] = torch.from_numpy(image)
-    targets = [target for _, target, _ in batch]
-    return {
-        "images": images,
-        "widths": widths,
-        "targets": torch.cat(targets),
-        "target_lengths": torch.tensor([len(t) for t in targets]),
-        "texts": [text for _, _, text in batch],
-    }
-
-
-class WidthBuckets(IterableDataset):
-    """Collated batches of similar widths.
-
-    The stream is read in pools of `bucket` batches; each pool is sorted by image width, cut
-    into batches and given out in an order seeded by the pool's number. Sorting lowers the
-    padding, the convolutions' wasted work, by about a third for mixed formulas. A run that
-    has already trained on `seen` items reads the stream from `stream_start(seen)`, the
-    start of the pool it stopped in, and skips that pool's batches it had trained on.
-    """
-
-    def __init__(
-        self, stream: Iterable, batch_size: int, bucket: int, seed: int, seen: int = 0
-    ) -> None:
-        self.stream, self.batch_size, self.bucket, self.seed = stream, batch_size, bucket, seed
-        pool = batch_size * bucket
-        self.first_pool, self.skip = seen // pool, (seen % pool) // batch_size
-
-    @staticmethod
-    def stream_start(seen: int, batch_size: int, bucket: int) -> int:
-        """The stream index where the pool holding item `seen` starts."""
-        return seen - seen % (batch_size * bucket)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        items = iter(self.stream)
-        info = torch.utils.data.get_worker_info()
-        worker = info.id if info else 0
-        skip = self.skip if worker == 0 else 0
-        for number in itertools.count(self.first_pool):
-            pool = [next(items) for _ in range(self.batch_size * self.bucket)]
-            pool.sort(key=lambda item: item[0].shape[1])
-            batches = [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
-            random.Random(f"{self.seed}:{worker}:{number}").shuffle(batches)
-            for batch in batches[skip:]:
-                yield collate(batch)
-            skip = 0
-
-
-def validation_set(config: TrainConfig) -> list[tuple[np.ndarray, torch.Tensor, str]]:
-    """A fixed synthetic set from a seed training never uses."""
-    gen = GenerateConfig(1, config.style, config.form, config.seed + _VALIDATION_SEED_OFFSET)
-    items = []
-    for index in range(config.val_size):
-        sample, _, image = make_one(gen, index)
-        items.append(
-            (
-                model_input(image, config.model.height),
-                torch.tensor(encode(sample.text)),
-                sample.text,
-            )
-        )
-    return items
-
-
-# --------------------------------------------------------------------------- metrics
-@torch.no_grad()
-def evaluate_batches(
-    model: CRNN, batches: Sequence[dict[str, Any]], device: Device
-) -> dict[str, float]:
-    """Sequence accuracy and character error rate over prepared batches."""
-    was_training = model.training
-    model.eval()
-    correct = errors = chars = total = 0
-    for batch in batches:
-        with device.autocast():
-            log_probs = model(batch["images"].to(device.torch))
-        lengths = model.output_lengths(batch["widths"])
-        for text, truth in zip(
-            greedy_batch(log_probs.float().cpu().numpy(), lengths.numpy()),
-            batch["texts"],
-            strict=True,
-        ):
-            correct += text == truth
-            errors += edit_distance(text, truth)
-            chars += len(truth)
-            total += 1
-    model.train(was_training)
-    return {"val_acc": correct / max(total, 1), "val_cer": errors / max(chars, 1)}
-
-
 # --------------------------------------------------------------------- distribution
 def _distributed() -> tuple[int, int]:
     """(rank, world size): set up the process group when launched by torchrun."""
@@ -236,15 +91,6 @@ def _distributed() -> tuple[int, int]:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
     return dist.get_rank(), world
-
-
-def _worker_init(worker_id: int) -> None:
-    """One thread per data worker: the cores belong to training. (Each item seeds its own
-    randomness from its index, so workers need no seeding of their own.)"""
-    import cv2
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
 
 
 def _seed_everything(seed: int) -> None:
@@ -301,160 +147,188 @@ def _train(
     main = rank == 0
     if device.kind == "cuda" and world > 1:
         device = replace(device, index=int(os.environ.get("LOCAL_RANK", 0)))
-    state = None
+    state, config = _previous_state(out, config, resume, main)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    _seed_everything(config.seed + rank)
+    run = _Run.create(config, device)
+    run.restore(config, state)
+    trainee: torch.nn.Module = run.model
+    if world > 1:
+        trainee = torch.nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[device.index] if device.kind == "cuda" else None
+        )
+    loader = make_loader(config, rank, run.seen, token)
+    validation = []
+    if main:
+        yield Progress(run.step, config.steps, "Drawing the validation set")
+        # sorted by width: each validation batch pads little
+        val_items = sorted(validation_set(config), key=lambda item: item[0].shape[1])
+        validation = [collate(val_items[i : i + 256]) for i in range(0, len(val_items), 256)]
+    return (
+        yield from _loop(out, config, device, token, run, trainee, loader, validation, world, main)
+    )
+
+
+def _previous_state(
+    out: Path, config: TrainConfig, resume: bool, main: bool
+) -> tuple[dict[str, Any] | None, TrainConfig]:
+    """last.pt's state and configuration when resuming (the run's own configuration wins);
+    a refusal when a new run would overwrite one."""
     if resume:
         try:
             state = checkpoints.load(out / "last.pt", RUN_KIND)
         except checkpoints.CheckpointError as error:
             raise JobError(f"Cannot resume: {error}") from error
-        config = TrainConfig.from_dict(state["config"])
-    elif main and (out / "last.pt").exists():
+        return state, TrainConfig.from_dict(state["config"])
+    if main and (out / "last.pt").exists():
         raise JobError(f"{out} already holds a training run: resume it, or choose a new folder.")
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return None, config
 
-    _seed_everything(config.seed + rank)
-    # channels-last convolutions: 1.1× faster training on a CPU
-    model = CRNN(config.model).to(device.torch, memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config.lr,
-        total_steps=config.steps,
-        pct_start=min(0.5, max(0.1, 2.5 / config.steps)),  # at least two warm-up steps
-        anneal_strategy="cos",
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=device.needs_grad_scaler)
-    step, best_acc, seen = 0, -1.0, 0
-    if state is None and config.init:
-        try:
-            start = checkpoints.load(config.init, MODEL_KIND)
-            if CRNNConfig.from_dict(start["model_config"]) != config.model:
-                raise checkpoints.CheckpointError(
-                    f"{config.init} is a model of another configuration"
-                )
-            model.load_state_dict(start["model"])
-        except (checkpoints.CheckpointError, KeyError, RuntimeError) as error:
-            raise JobError(f"Cannot start from {config.init}: {error}") from error
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step, best_acc, seen = state["step"], state["best_acc"], state["seen"]
-        _set_rng_state(state["rng"])
-    trainee = model
-    if world > 1:
-        trainee = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.kind == "cuda" else None
+
+@dataclass
+class _Run:
+    """What a run trains and how far it is: model, optimiser, schedule, gradient scaler,
+    the step, the best validation accuracy and the items seen."""
+
+    model: CRNN
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.OneCycleLR
+    scaler: torch.amp.GradScaler
+    step: int = 0
+    best_acc: float = -1.0
+    seen: int = 0
+    resumed_at: int = 0  # the step the run started from in this process
+
+    @classmethod
+    def create(cls, config: TrainConfig, device: Device) -> _Run:
+        # channels-last convolutions: 1.1× faster training on a CPU
+        model = CRNN(config.model).to(device.torch, memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-    ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=config.steps,
+            pct_start=min(0.5, max(0.1, 2.5 / config.steps)),  # at least two warm-up steps
+            anneal_strategy="cos",
+        )
+        scaler = torch.amp.GradScaler("cuda", enabled=device.needs_grad_scaler)
+        return cls(model, optimizer, scheduler, scaler)
 
-    folder = None
-    if config.data:
-        items: list[Item] = []
-        for directory in config.data:
-            report = drive(read_folder(directory, token), token)
-            items.extend(split(report.items, (0.9, 0.1), seed=config.seed)[0])
-        # a module-level function: a spawned data worker must be able to unpickle it
-        folder = FolderDataset(items, partial(model_input, height=config.model.height))
-    transform = TrainTransform(config.model.height, config.augment, config.seed + rank)
-    synthetic = SyntheticStream(
-        seed=config.seed + 7919 * rank,
-        form=config.form,
-        style=config.style,
-        transform=transform,
-        start=WidthBuckets.stream_start(seen, config.batch_size, config.bucket),
-        weights=dict(config.style_weights) or None,
-    )
-    loader = DataLoader(
-        WidthBuckets(
-            MixedStream(synthetic, folder, config.data_share, config.seed + rank),
-            config.batch_size,
-            config.bucket,
-            config.seed + rank,
-            seen,
-        ),
-        batch_size=None,
-        num_workers=config.workers,
-        persistent_workers=config.workers > 0,
-        prefetch_factor=4 if config.workers else None,
-        worker_init_fn=_worker_init,
-        multiprocessing_context="spawn" if config.workers else None,
-        # its own generator: iter(loader) must not draw from the global RNG, or a
-        # resumed run's dropout would differ from an uninterrupted one
-        generator=torch.Generator().manual_seed(config.seed + rank),
-    )
-    validation = []
-    if main:
-        yield Progress(step, config.steps, "Drawing the validation set")
-        # sorted by width: each validation batch pads little
-        val_items = sorted(validation_set(config), key=lambda item: item[0].shape[1])
-        validation = [collate(val_items[i : i + 256]) for i in range(0, len(val_items), 256)]
+    def restore(self, config: TrainConfig, state: dict[str, Any] | None) -> None:
+        """Continue a saved run (`state`), or start from `config.init`'s weights."""
+        if state is None and config.init:
+            try:
+                start = checkpoints.load(config.init, MODEL_KIND)
+                if CRNNConfig.from_dict(start["model_config"]) != config.model:
+                    raise checkpoints.CheckpointError(
+                        f"{config.init} is a model of another configuration"
+                    )
+                self.model.load_state_dict(start["model"])
+            except (checkpoints.CheckpointError, KeyError, RuntimeError) as error:
+                raise JobError(f"Cannot start from {config.init}: {error}") from error
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.step, self.best_acc, self.seen = state["step"], state["best_acc"], state["seen"]
+            self.resumed_at = self.step
+            _set_rng_state(state["rng"])
+
+    def state(self, config: TrainConfig, device: Device) -> dict[str, Any]:
+        """Everything last.pt needs to resume exactly."""
+        return {
+            "config": config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "best_acc": self.best_acc,
+            "seen": self.seen,
+            "rng": _rng_state(),
+            "device": str(device),
+        }
+
+    def optimise(
+        self,
+        trainee: torch.nn.Module,
+        batch: dict[str, Any],
+        device: Device,
+        config: TrainConfig,
+        out: Path,
+    ) -> float:
+        """One step on `batch`; its loss. A loss that is not finite stops the run."""
+        images = batch["images"].to(
+            device.torch, memory_format=torch.channels_last, non_blocking=True
+        )
+        with device.autocast(cpu_bf16=True):
+            log_probs = trainee(images)
+        lengths = self.model.output_lengths(batch["widths"])
+        loss = _CTC(log_probs.float(), batch["targets"], lengths, batch["target_lengths"])
+        if not torch.isfinite(loss):
+            raise JobError(
+                f"The loss became {loss.item()} at step {self.step + 1}; training stopped. "
+                f"The last good state is in {out / 'last.pt'}: lower the learning rate "
+                f"(now {config.lr}) and resume."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        self.seen += len(batch["texts"])
+        return loss.item()
+
+
+_CTC = torch.nn.CTCLoss(blank=0, zero_infinity=True)
+
+
+def _loop(
+    out: Path,
+    config: TrainConfig,
+    device: Device,
+    token: CancelToken,
+    run: _Run,
+    trainee: torch.nn.Module,
+    loader: Iterable[dict[str, Any]],
+    validation: list[dict[str, Any]],
+    world: int,
+    main: bool,
+) -> Iterator[Progress]:
+    """Train until `config.steps`: validate, keep the best model and save last.pt as the
+    job's docstring says; only the main process (rank 0) reports and saves."""
     log_path = out / "log.csv"
 
     def save_last() -> None:
         nonlocal saved_at, saved_step
-        checkpoints.save(
-            out / "last.pt",
-            {
-                "config": config.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "step": step,
-                "best_acc": best_acc,
-                "seen": seen,
-                "rng": _rng_state(),
-                "device": str(device),
-            },
-            RUN_KIND,
-        )
-        _write_state(out, step, config.steps)
-        saved_at, saved_step = time.monotonic(), step
+        checkpoints.save(out / "last.pt", run.state(config, device), RUN_KIND)
+        _write_state(out, run.step, config.steps)
+        saved_at, saved_step = time.monotonic(), run.step
 
-    saved_at, saved_step = time.monotonic(), step
+    saved_at, saved_step = time.monotonic(), run.step
     metrics: dict[str, float] = {}
     loss_avg = None
     started, images_since, clock = time.monotonic(), 0, time.monotonic()
     if main:
-        yield Progress(step, config.steps, "Training", metrics)
+        yield Progress(run.step, config.steps, "Training", metrics)
     batches = iter(loader)
     trainee.train()
     try:
-        while step < config.steps:
+        while run.step < config.steps:
             token.raise_if_cancelled()
             batch = next(batches)
-            images = batch["images"].to(
-                device.torch, memory_format=torch.channels_last, non_blocking=True
-            )
-            with device.autocast(cpu_bf16=True):
-                log_probs = trainee(images)
-            lengths = model.output_lengths(batch["widths"])
-            loss = ctc(log_probs.float(), batch["targets"], lengths, batch["target_lengths"])
-            if not torch.isfinite(loss):
-                raise JobError(
-                    f"The loss became {loss.item()} at step {step + 1}; training stopped. "
-                    f"The last good state is in {out / 'last.pt'}: lower the learning rate "
-                    f"(now {config.lr}) and resume."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            seen += len(batch["texts"])
+            value = run.optimise(trainee, batch, device, config, out)
             images_since += len(batch["texts"]) * world
-            value = loss.item()
             # a plain mean over the first 10 steps, then an exponential moving average
-            weight = max(0.1, 1 / (step - (state["step"] if state else 0)))
+            weight = max(0.1, 1 / (run.step - run.resumed_at))
             loss_avg = value if loss_avg is None else (1 - weight) * loss_avg + weight * value
             if not main:
                 continue
@@ -462,33 +336,32 @@ def _train(
             metrics = {
                 **metrics,
                 "loss": round(loss_avg, 4),
-                "lr": float(f"{scheduler.get_last_lr()[0]:.3g}"),
+                "lr": float(f"{run.scheduler.get_last_lr()[0]:.3g}"),
             }
             if now - clock >= 2:
                 metrics["images/s"] = round(images_since / (now - clock), 1)
                 images_since, clock = 0, now
-            validated = step % config.val_every == 0 or step == config.steps
+            validated = run.step % config.val_every == 0 or run.step == config.steps
             if validated:
-                metrics.update(
-                    {k: round(v, 5) for k, v in evaluate_batches(model, validation, device).items()}
-                )
-                if metrics["val_acc"] > best_acc:
-                    best_acc = metrics["val_acc"]
-                    save_model(out / "best.pt", model, config, step, metrics)
+                scores = evaluate_batches(run.model, validation, device)
+                metrics.update({k: round(v, 5) for k, v in scores.items()})
+                if metrics["val_acc"] > run.best_acc:
+                    run.best_acc = metrics["val_acc"]
+                    save_model(out / "best.pt", run.model, config, run.step, metrics)
                 save_last()
-                _append_log(log_path, step, time.monotonic() - started, metrics)
+                _append_log(log_path, run.step, time.monotonic() - started, metrics)
             elif now - saved_at >= SAVE_EVERY_SECONDS:
                 save_last()  # between validations too: a crash loses minutes at most
             # a milestone only where a validation happened: its point on the curve
-            yield Progress(step, config.steps, f"step {step:,}", metrics, validated)
+            yield Progress(run.step, config.steps, f"step {run.step:,}", metrics, validated)
     except (Cancelled, GeneratorExit):
         # a cancelled run keeps every step it made: Resume continues from there
-        if main and step > saved_step:
+        if main and run.step > saved_step:
             save_last()
         raise
     if world > 1:
         dist.barrier()
-    return {"step": step, "best_acc": best_acc, **metrics}
+    return {"step": run.step, "best_acc": run.best_acc, **metrics}
 
 
 def _write_state(out: Path, step: int, steps: int) -> None:

@@ -23,9 +23,9 @@ from core import devices
 from core.images import ImageProblem
 from core.jobs import CancelToken, JobError, Progress, format_duration
 from core.pets import imagenet
-from core.pets.image_decoding import decode_pet
 from core.pets.exports import AtomicText
 from core.pets.features import FeatureCache, features_location
+from core.pets.image_decoding import decode_pet
 from core.pets.imagenet import CAT_CLASSES, DOG_CLASSES, WILD_CAT_CLASSES, ClassSets, LoadedModel
 from core.pets.label_issues import RankingSummary, rank_label_issues
 from core.pets.labelstore import SPLITS, LabelStore
