@@ -33,7 +33,7 @@ from core.formula.training import TrainConfig, train
 from core.images import read_image
 from core.jobs import Progress
 from gui.widgets.common import DeviceChoice, heading, paragraph, to_qimage
-from gui.widgets.job_controls import JobControls
+from gui.widgets.job_controls import FollowsJob, JobControls
 from gui.workers import JobHandle, JobRunner
 
 _LOSS, _ACC = "#e8590c", "#1971c2"
@@ -82,7 +82,7 @@ def _describe_step(progress: Progress, left: str | None) -> str:
     return " · ".join(parts)
 
 
-class FormulaTrainPanel(QWidget):
+class FormulaTrainPanel(FollowsJob, QWidget):
     use_model = Signal(str)  # a checkpoint the Read tab should load
     generate_requested = Signal()
     survey_requested = Signal(str)  # a folder to open on the Dataset tab
@@ -345,17 +345,13 @@ class FormulaTrainPanel(QWidget):
         job = partial(train, out, config or TrainConfig(), device, resume=resume)
         handle = self.runner.start(title, lambda token: job(token=token))
         self._draw_curves()
-        handle.succeeded.connect(self._trained)
-        handle.failed.connect(lambda message, _details: self.status.setText(message))
-        handle.cancelled.connect(self._cancelled)
-        return self.controls.follow(handle, f"{title} into {out} on {device.describe()} …")
-
-    @property
-    def job(self) -> JobHandle | None:
-        return self.controls.job
-
-    def cancel(self) -> None:
-        self.controls.cancel()
+        return self.controls.follow(
+            handle,
+            f"{title} into {out} on {device.describe()} …",
+            succeeded=self._trained,
+            failed=lambda message, _details: self.status.setText(message),
+            cancelled=self._cancelled,
+        )
 
     def _show_progress(self, progress: Progress) -> None:
         metrics = progress.metrics

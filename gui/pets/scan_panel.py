@@ -44,7 +44,7 @@ from core.pets.outliers import (
 )
 from core.pets.results import ScanTable
 from gui.widgets.common import DeviceChoice, heading, paragraph
-from gui.widgets.job_controls import JobControls
+from gui.widgets.job_controls import FollowsJob, JobControls, job_row
 from gui.workers import JobHandle, JobRunner
 
 #: (key, title, what it means) of the flag filters, in the order the grid offers them.
@@ -58,7 +58,7 @@ FLAG_FILTERS = (
 FLAG_SYMBOLS = {"outlier": "?", "both": "&", "disagrees": "≠", "mislabelled": "✗"}
 
 
-class ScanPanel(QWidget):
+class ScanPanel(FollowsJob, QWidget):
     """Start, follow and cancel a scan; choose N and the class sets; see the counts."""
 
     flags_changed = Signal(object)  # ScanView or None
@@ -126,10 +126,7 @@ class ScanPanel(QWidget):
         weights_row.addWidget(self.weights_label, 1)
         weights_row.addWidget(self.import_button)
         settings.addRow("Weights:", weights_row)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress, 1)
+        buttons = job_row(self.start_button, self.cancel_button, progress=self.progress)
         run_box = QGroupBox("Scan")
         run_layout = QVBoxLayout(run_box)
         run_layout.addLayout(settings)
@@ -326,17 +323,9 @@ class ScanPanel(QWidget):
             partial(scan_dataset, store, request),
         )
         self._listed = False
-        handle.succeeded.connect(self._scanned)
-        handle.failed.connect(self._failed)
-        handle.cancelled.connect(self._cancelled)
-        return self.controls.follow(handle)
-
-    @property
-    def job(self) -> JobHandle | None:
-        return self.controls.job
-
-    def cancel(self) -> None:
-        self.controls.cancel()
+        return self.controls.follow(
+            handle, succeeded=self._scanned, failed=self._failed, cancelled=self._cancelled
+        )
 
     def _refresh_start(self) -> None:
         self.start_button.setEnabled(self.store is not None and self.job is None)

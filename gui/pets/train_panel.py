@@ -53,13 +53,13 @@ from core.pets.training import (
 from gui.pets.explore import _plot
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR
 from gui.widgets.common import DeviceChoice, to_qimage
-from gui.widgets.job_controls import JobControls, rate_and_time_left
+from gui.widgets.job_controls import FollowsJob, JobControls, job_row, rate_and_time_left
 from gui.workers import JobHandle, JobRunner
 
 COLUMNS = ("Run", "Mode", "Log loss (clipped)", "Log loss", "Accuracy", "ROC AUC", "Place", "Time")
 
 
-class TrainPanel(QWidget):
+class TrainPanel(FollowsJob, QWidget):
     """Train, follow, compare, submit."""
 
     problem = Signal(str, str, str)
@@ -176,11 +176,9 @@ class TrainPanel(QWidget):
         form.addRow("Folds:", self.folds)
         form.addRow("", self.compare)
         self._form = form
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.resume_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress, 1)
+        buttons = job_row(
+            self.start_button, self.resume_button, self.cancel_button, progress=self.progress
+        )
         settings = QGroupBox("Training")
         settings_layout = QVBoxLayout(settings)
         settings_layout.addLayout(form)
@@ -377,18 +375,12 @@ class TrainPanel(QWidget):
     def _run(self, title: str, job: object) -> JobHandle:
         self._curves = {key: ([], []) for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
         self._draw_curves()
-        handle = self.runner.start(title, job)
-        handle.succeeded.connect(self._trained)
-        handle.failed.connect(self._failed)
-        handle.cancelled.connect(self._cancelled)
-        return self.controls.follow(handle)
-
-    @property
-    def job(self) -> JobHandle | None:
-        return self.controls.job
-
-    def cancel(self) -> None:
-        self.controls.cancel()
+        return self.controls.follow(
+            self.runner.start(title, job),
+            succeeded=self._trained,
+            failed=self._failed,
+            cancelled=self._cancelled,
+        )
 
     def _refresh_start(self) -> None:
         idle = self.store is not None and self.job is None

@@ -12,9 +12,10 @@ keeps its own replies to success, failure and cancellation, which differ by job.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from core.jobs import Eta, Progress, format_duration
 from gui.widgets.common import show_fraction
@@ -33,6 +34,15 @@ def rate_and_time_left(progress: Progress, left: str | None) -> str:
         if left is not None:
             text += f" · {left} left"
     return text
+
+
+def job_row(*buttons: QWidget, progress: QProgressBar) -> QHBoxLayout:
+    """The buttons side by side, then the progress bar taking the rest of the row."""
+    row = QHBoxLayout()
+    for button in buttons:
+        row.addWidget(button)
+    row.addWidget(progress, 1)
+    return row
 
 
 class JobControls(QObject):
@@ -63,8 +73,23 @@ class JobControls(QObject):
     def running(self) -> bool:
         return self.job is not None
 
-    def follow(self, handle: JobHandle, starting: str = "Starting…") -> JobHandle:
-        """Show `handle` from now on: the bar busy, `starting` in the status line."""
+    def follow(
+        self,
+        handle: JobHandle,
+        starting: str = "Starting…",
+        succeeded: Callable[[Any], object] | None = None,
+        failed: Callable[[str, str], object] | None = None,
+        cancelled: Callable[[], object] | None = None,
+    ) -> JobHandle:
+        """Show `handle` from now on: the bar busy, `starting` in the status line; the
+        panel's replies to its outcome connected."""
+        for signal, reply in (
+            (handle.succeeded, succeeded),
+            (handle.failed, failed),
+            (handle.cancelled, cancelled),
+        ):
+            if reply is not None:
+                signal.connect(reply)
         self.job = handle
         self._eta = Eta()
         handle.progress.connect(lambda progress: self._show(handle, progress))
@@ -99,3 +124,16 @@ class JobControls(QObject):
         show_fraction(self.progress, 0.0)
         self.refresh()
         self.ended.emit()
+
+
+class FollowsJob:
+    """For a panel with `controls`: its current job (None when idle) and Cancel."""
+
+    controls: JobControls
+
+    @property
+    def job(self) -> JobHandle | None:
+        return self.controls.job
+
+    def cancel(self) -> None:
+        self.controls.cancel()
