@@ -415,3 +415,26 @@ def test_reading_options_are_remembered(make_window, qtbot):
     assert again.canvas.pen_width == 14 and again.current_page() == "dataset"
     again.show_page(3)  # a position saved by an older version still reads
     assert again.current_page() == "train"
+
+
+def test_a_step_that_costs_accuracy_says_so(qtbot, monkeypatch):
+    """A step with a measured cost names it in its tooltip and, while on, under the summary;
+    the costs name real, optional steps."""
+    from dataclasses import replace
+
+    from core.formula import preprocess
+    from gui.formula.preprocess_panel import PreprocessPanel
+
+    assert set(preprocess.COSTS) <= set(preprocess.STEP_NAMES) - preprocess.DEFAULT
+    costly = [replace(s, cost="98.0 % on binarised captcha images, 99.4 % without")
+              if s.name == "median" else s for s in preprocess.STEPS]  # fmt: skip
+    monkeypatch.setattr(preprocess, "STEPS", tuple(costly))
+    panel = PreprocessPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    assert not panel.warning.isVisible()
+    assert "98.0 %" in panel.boxes["median"].toolTip()
+    panel.boxes["median"].setChecked(True)
+    assert panel.warning.isVisible() and "Median filter changes what" in panel.warning.text()
+    panel.reset()
+    assert not panel.warning.isVisible()

@@ -8,7 +8,7 @@ pipeline order; `run` applies the enabled ones and keeps each intermediate image
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -196,7 +196,14 @@ class Step:
     title: str
     apply: Callable[[np.ndarray], np.ndarray]
     default: bool  # on in the model's own pipeline
+    #: what turning the step on costs, as measured (`COSTS`); "" where it reads as well
+    cost: str = ""
 
+
+#: Optional steps that read worse than the default on some benchmark style, with the
+#: measured accuracy (python -m benchmarks.formula_robustness, docs/benchmarks.md): the
+#: Read tab says so when one is on. Steps not named here read at least as well.
+COSTS: dict[str, str] = {}
 
 STEPS: tuple[Step, ...] = (
     Step("gray", "Grayscale", to_gray, True),
@@ -212,6 +219,7 @@ STEPS: tuple[Step, ...] = (
     Step("resize", "Resize to model height", resize_to_height, True),
     Step("normalize", "Normalise", normalize, True),
 )
+STEPS = tuple(replace(step, cost=COSTS.get(step.name, "")) for step in STEPS)
 STEP_NAMES = tuple(step.name for step in STEPS)
 DEFAULT = frozenset(step.name for step in STEPS if step.default)
 #: What a drawing on the canvas goes through: it has no margins or noise of its own.

@@ -51,6 +51,8 @@ class PreprocessPanel(QGroupBox):
             if step.name in _ALWAYS:
                 box.setEnabled(False)
                 box.setToolTip("Always applied: the model reads this height, in [0, 1]")
+            elif step.cost:
+                box.setToolTip(f"Changes what the model sees: {step.cost}")
             box.toggled.connect(self.changed)
             self.boxes[step.name] = box
             grid.addWidget(box, i // 3, i % 3)
@@ -78,6 +80,11 @@ class PreprocessPanel(QGroupBox):
         self.summary = QLabel()
         self.summary.setObjectName("formulaPreprocessSummary")
         self.summary.setWordWrap(True)
+        self.warning = QLabel()
+        self.warning.setObjectName("formulaPreprocessWarning")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #b35c00;")
+        self.warning.setVisible(False)
         self.toggle = QToolButton()
         self.toggle.setObjectName("formulaPreprocessToggle")
         self.toggle.setCheckable(True)
@@ -90,6 +97,7 @@ class PreprocessPanel(QGroupBox):
         head.addWidget(self.toggle)
         layout = QVBoxLayout(self)
         layout.addLayout(head)
+        layout.addWidget(self.warning)
         layout.addWidget(self.details)
         layout.addWidget(scroller)
         self.changed.connect(self._summarise)
@@ -98,6 +106,13 @@ class PreprocessPanel(QGroupBox):
     def _summarise(self) -> None:
         names = [step.title for step in preprocess.STEPS if self.boxes[step.name].isChecked()]
         self.summary.setText(" → ".join(names))
+        costly = [
+            f"{step.title} changes what the model sees: {step.cost}"
+            for step in preprocess.STEPS
+            if step.cost and self.boxes[step.name].isChecked()
+        ]
+        self.warning.setText("<br>".join(costly))
+        self.warning.setVisible(bool(costly))
 
     def steps(self) -> set[str]:
         return {name for name, box in self.boxes.items() if box.isChecked()}
