@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.formula import preprocess
+from core.formula import preprocess, synth
 from core.formula.decoding import greedy
 from core.formula.evaluation import EvalReport
 from core.formula.generate import GenerateConfig, make_one
@@ -67,8 +67,16 @@ def main() -> None:
         help="normalisation's ink level (0: the darkest 0.5 %% of the image, the former "
         "stretch); default %(default)s",
     )
+    parser.add_argument(
+        "--captcha-printed-share",
+        type=float,
+        default=synth.CAPTCHA_PRINTED_SHARE,
+        help="share of captcha images that also draw with the printed typefaces (0: the "
+        "Baidu look-alike fonts only, as before the printed style); default %(default)s",
+    )
     options = parser.parse_args()
     preprocess.INK_PERCENTILE = options.ink_percentile
+    synth.CAPTCHA_PRINTED_SHARE = options.captcha_printed_share
     recognizer = Recognizer.load(options.model)
     rows = []
     for style, form in [
@@ -76,6 +84,7 @@ def main() -> None:
         ("captcha", "mixed"),
         ("fonts", "mixed"),
         ("strokes", "mixed"),
+        ("printed", "mixed"),
         ("mixed", "mixed"),
     ]:
         start = time.perf_counter()
@@ -94,7 +103,8 @@ def main() -> None:
         )
     print(
         f"Model {Path(options.model).name}, {options.count:,} images a row, seed {options.seed}, "
-        f"ink percentile {options.ink_percentile:g}.\n"
+        f"ink percentile {options.ink_percentile:g}, captcha images drawing with the printed "
+        f"typefaces too: {options.captcha_printed_share:g}.\n"
     )
     print(
         "| style | formulas | images | sequence accuracy | CER | with the grammar | most confused |"

@@ -316,8 +316,10 @@ def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):
     assert panel.reading.texts == ["(3+7", "4--2"]  # greedy: as written
     panel.grammar.setChecked(True)
     _settled(qtbot, window)
-    assert panel.reading.texts == ["3+7", "4-2"]
-    assert [panel.table.item(r, 2).text() for r in range(2)] == ["3+7", "4-2"]
+    # the most probable well-formed readings: a bracket dropped or closed, a minus dropped
+    first, second = panel.reading.texts
+    assert first in ("3+7", "(3+7)") and second == "4-2"
+    assert [panel.table.item(r, 2).text() for r in range(2)] == [first, second]
 
 
 def test_the_dataset_view_describes_a_folder(formulas, qtbot, tmp_path):

@@ -203,7 +203,21 @@ class Step:
 #: Optional steps that read worse than the default on some benchmark style, with the
 #: measured accuracy (python -m benchmarks.formula_robustness, docs/benchmarks.md): the
 #: Read tab says so when one is on. Steps not named here read at least as well.
-COSTS: dict[str, str] = {}
+COSTS: dict[str, str] = {
+    "median": "it reads 94.2 % of printed formulas (100 % without it), 94.7 % of mixed "
+    "styles (99.2 %), 97.4 % of captcha images (98.6 %)",
+    "gaussian": "it reads 98.3 % of mixed styles (99.2 % without it)",
+    "otsu": "it reads 96.3 % of captcha images (98.6 % without it), 97.7 % of mixed styles "
+    "(99.2 %); useful only where the image's own contrast is the problem",
+    "adaptive": "it reads 96.9 % of captcha images (98.6 % without it), 98.2 % of mixed "
+    "styles (99.2 %); for uneven lighting only",
+    "open": "it reads 98.5 % of mixed styles (99.2 % without it)",
+    "close": "it reads 98.9 % of mixed styles (99.2 % without it)",
+    "deskew": "it reads 98.9 % of mixed styles (99.2 % without it); the model reads tilts "
+    "of a few degrees as they are",
+    "crop": "it reads 97.5 % of mixed styles (99.2 % without it), 98.0 % of captcha images "
+    "(98.6 %); Crop loose margins, on by default, crops only loose images",
+}
 
 STEPS: tuple[Step, ...] = (
     Step("gray", "Grayscale", to_gray, True),

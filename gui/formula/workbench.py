@@ -8,24 +8,17 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
-    QColor,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
     QKeySequence,
-    QPainter,
-    QPaintEvent,
-    QPen,
     QPixmap,
-    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDoubleSpinBox,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -43,10 +36,11 @@ from core.formula.preprocess import MODEL_HEIGHT
 from core.formula.recognizer import SHIPPED_MODEL, Recognition, Recognizer, shape_problem
 from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
 from core.jobs import single_step
-from gui.formula.canvas import PEN_RANGE, DrawingCanvas
 from gui.formula.dataset_panel import DatasetPanel
+from gui.formula.draw_tab import DrawTab
 from gui.formula.folder_panel import FolderPanel
 from gui.formula.heatmaps import AlignmentView, PosteriorView
+from gui.formula.image_view import ImageView
 from gui.formula.preprocess_panel import PreprocessPanel
 from gui.formula.readings import ReadingsPanel
 from gui.formula.train_panel import FormulaTrainPanel
@@ -67,155 +61,6 @@ def _dropped_image(mime: QMimeData) -> Path | None:
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 return path
     return None
-
-
-class ImageView(QLabel):
-    """The formula image, scaled to fit and never enlarged past 4×; marks the band a
-    hovered time step reads. (Dropped files go to the workbench around it.)"""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("formulaImage")
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setMinimumSize(240, 90)
-        self.setWordWrap(True)
-        self._pixmap: QPixmap | None = None
-        self.band: tuple[float, float] | None = None  # fractions of the image's width
-        self.clear_image()
-
-    def clear_image(self) -> None:
-        self._pixmap = None
-        self.setPixmap(QPixmap())
-        self.setText(
-            "Open a formula image (File ▸ Open image…), drop or paste one here, "
-            "or draw one on the Draw tab."
-        )
-
-    def set_image(self, pixmap: QPixmap) -> None:
-        self._pixmap = pixmap
-        self.band = None
-        self._rescale()
-
-    def has_image(self) -> bool:
-        return self._pixmap is not None
-
-    def set_band(self, band: tuple[float, float] | None) -> None:
-        if band != self.band:
-            self.band = band
-            self.update()
-
-    def _rescale(self) -> None:
-        if self._pixmap is None:
-            return
-        limit = self._pixmap.size() * 4
-        target = self.contentsRect().size().boundedTo(limit)
-        self.setPixmap(
-            self._pixmap.scaled(
-                target,
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation,
-            )
-        )
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._rescale()
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        super().paintEvent(event)
-        shown = self.pixmap()
-        if self.band is None or shown is None or shown.isNull():
-            return
-        rect = self.contentsRect()
-        x = rect.x() + (rect.width() - shown.width()) / 2
-        y = rect.y() + (rect.height() - shown.height()) / 2
-        left, right = (x + f * shown.width() for f in self.band)
-        painter = QPainter(self)
-        painter.fillRect(QRectF(left, y, right - left, shown.height()), QColor(255, 140, 0, 60))
-        painter.setPen(QPen(QColor(255, 140, 0), 1.5))
-        painter.drawRect(QRectF(left, y, right - left, shown.height()))
-        painter.end()
-
-
-class DrawTab(QWidget):
-    """The canvas with its tools: pen, eraser, width, undo/redo per stroke, clear."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.canvas = DrawingCanvas()
-        self.toolbar = QToolBar()
-        self.toolbar.setObjectName("drawToolbar")
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-
-        def action(text: str, keys: list[str], slot: object, tip: str) -> QAction:
-            act = QAction(text, self)
-            act.setShortcuts([QKeySequence(k) for k in keys])
-            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            act.setToolTip(f"{tip} ({', '.join(keys)})")
-            act.triggered.connect(slot)
-            self.addAction(act)
-            return act
-
-        self.pen_action = action("Pen", ["P"], lambda: self.set_eraser(False), "Draw with the pen")
-        self.eraser_action = action("Eraser", ["E"], lambda: self.set_eraser(True), "Erase")
-        for act in (self.pen_action, self.eraser_action):
-            act.setCheckable(True)
-        self.pen_action.setChecked(True)
-        self.undo_action = action("Undo stroke", ["Ctrl+Z"], self.canvas.undo, "Undo a stroke")
-        self.redo_action = action(
-            "Redo stroke", ["Ctrl+Shift+Z", "Ctrl+Y"], self.canvas.redo, "Redo a stroke"
-        )
-        self.clear_action = action(
-            "Clear", ["Delete", "Backspace"], self.canvas.clear, "Clear the page (undoable)"
-        )
-        self.thinner_action = action("Thinner", ["["], lambda: self._widen(-2), "Thinner pen")
-        self.thicker_action = action("Thicker", ["]"], lambda: self._widen(2), "Thicker pen")
-        self.width = QDoubleSpinBox()
-        self.width.setObjectName("penWidth")
-        self.width.setRange(*PEN_RANGE)
-        self.width.setDecimals(0)
-        self.width.setSuffix(" px")
-        self.width.setValue(self.canvas.pen_width)
-        self.width.setToolTip("Pen width ([ and ])")
-        self.width.valueChanged.connect(self.canvas.set_pen_width)
-        for act in (self.pen_action, self.eraser_action):
-            self.toolbar.addAction(act)
-        self.toolbar.addWidget(QLabel(" Width "))
-        self.toolbar.addWidget(self.width)
-        self.toolbar.addSeparator()
-        for act in (self.undo_action, self.redo_action, self.clear_action):
-            self.toolbar.addAction(act)
-        self.canvas.changed.connect(self._update_actions)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.toolbar)
-        layout.addWidget(self.canvas, 1)
-        self._update_actions()
-
-    def actions_for_help(self) -> list[QAction]:
-        return [
-            self.pen_action,
-            self.eraser_action,
-            self.undo_action,
-            self.redo_action,
-            self.clear_action,
-            self.thinner_action,
-            self.thicker_action,
-        ]
-
-    def set_eraser(self, on: bool) -> None:
-        self.canvas.set_eraser(on)
-        self.pen_action.setChecked(not on)
-        self.eraser_action.setChecked(on)
-
-    def _widen(self, delta: float) -> None:
-        self.width.setValue(self.width.value() + delta)
-
-    def _update_actions(self) -> None:
-        self.undo_action.setEnabled(self.canvas.can_undo())
-        self.redo_action.setEnabled(self.canvas.can_redo())
-        self.clear_action.setEnabled(bool(self.canvas.strokes))
 
 
 class FormulaWorkbench(QWidget):

@@ -1,0 +1,286 @@
+"""How formula recognisers read images that went through what real images go through:
+binarised (several methods, thin, normal and thick strokes), read with each optional
+preprocessing step of the app, printed in font families no style draws with, and the four
+real Baidu samples under every step.
+
+    python -m benchmarks.formula_robustness --baseline OLD.pt [--model NEW.pt] [--count 1000]
+
+Every model reads the same images in the same run; the first column is the baseline. The
+images come from seed 737373, which no training run uses. Binarisation thresholds a global
+level at 30 %, 50 % and 70 % of the way from the ink to the paper (`preprocess.levels`),
+Otsu's, the app's Gaussian adaptive threshold (block 31, offset 10), and two methods that
+training never applies: a mean adaptive threshold (block 25, offset 15) and the triangle
+method. Strokes are thinned or thickened with a 3×3 cross, a kernel shape training never
+uses (it uses squares and rectangles). The unseen font families
+(`core.formula.fonts.UNSEEN_FONTS`) are found where Debian installs them, or under
+`--unseen-fonts`; assets/fonts/README.md gives the install line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.formula import expressions, fonts, preprocess, synth
+from core.formula.decoding import greedy
+from core.formula.evaluation import EvalReport
+from core.formula.generate import GenerateConfig, make_one
+from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+from core.images import read_image
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "formula_samples"
+SEED = 737373
+CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+#: The preprocessing a user may add in the Read and Folder tabs, one at a time, then the
+#: combinations the usual cleaning recipe suggests.
+STEP_SETS: tuple[tuple[str, ...], ...] = (
+    ("median",),
+    ("gaussian",),
+    ("otsu",),
+    ("adaptive",),
+    ("open",),
+    ("close",),
+    ("deskew",),
+    ("crop",),
+    ("otsu", "close"),
+    ("median", "otsu", "open", "close"),
+)
+
+
+# ------------------------------------------------------------------ what users do to images
+def _gray(image: np.ndarray) -> np.ndarray:
+    return preprocess.to_gray(image)
+
+
+def global_at(share: float) -> Callable[[np.ndarray], np.ndarray]:
+    def apply(image: np.ndarray) -> np.ndarray:
+        gray = _gray(image)
+        ink, _, paper, _ = preprocess.levels(gray)
+        _, binary = cv2.threshold(gray, ink + share * (paper - ink), 255, cv2.THRESH_BINARY)
+        return binary
+
+    return apply
+
+
+def otsu(image: np.ndarray) -> np.ndarray:
+    return preprocess.binarize_otsu(image)
+
+
+def adaptive_gaussian(image: np.ndarray) -> np.ndarray:
+    return preprocess.binarize_adaptive(image)
+
+
+def adaptive_mean(image: np.ndarray) -> np.ndarray:
+    return cv2.adaptiveThreshold(
+        _gray(image), 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 25, 15
+    )
+
+
+def triangle(image: np.ndarray) -> np.ndarray:
+    _, binary = cv2.threshold(_gray(image), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_TRIANGLE)
+    return binary
+
+
+BINARISE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "global 30 %": global_at(0.3),
+    "global 50 %": global_at(0.5),
+    "global 70 %": global_at(0.7),
+    "Otsu": otsu,
+    "adaptive (Gaussian)": adaptive_gaussian,
+    "adaptive (mean), unseen": adaptive_mean,
+    "triangle, unseen": triangle,
+}
+STROKES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "thin": lambda binary: cv2.dilate(binary, CROSS),  # ink is dark: the paper grows
+    "normal": lambda binary: binary,
+    "thick": lambda binary: cv2.erode(binary, CROSS),
+}
+
+
+# ----------------------------------------------------------------------------- scoring
+@dataclass
+class Row:
+    section: str
+    name: str
+    reports: list[EvalReport] = field(default_factory=list)
+
+
+def read_all(
+    recognizer: Recognizer, images: Sequence[np.ndarray], steps: Iterable[str] | None = None
+) -> list[str]:
+    texts = []
+    steps = None if steps is None else set(steps) | preprocess.DEFAULT
+    for start in range(0, len(images), 256):
+        inputs = [recognizer.prepare(im, steps=steps) for im in images[start : start + 256]]
+        texts.extend(greedy(lp).text for lp in recognizer.forward(inputs))
+    return texts
+
+
+def score(
+    recognizers: Sequence[Recognizer],
+    images: Sequence[np.ndarray],
+    truths: Sequence[str],
+    steps: Iterable[str] | None = None,
+) -> list[EvalReport]:
+    reports = []
+    for recognizer in recognizers:
+        report = EvalReport()
+        for index, (truth, read) in enumerate(
+            zip(truths, read_all(recognizer, images, steps), strict=True)
+        ):
+            report.add(index, truth, read)
+        reports.append(report)
+    return reports
+
+
+def drawn(style: str, form: str, count: int) -> tuple[list[np.ndarray], list[str]]:
+    config = GenerateConfig(count, style=style, form=form, seed=SEED)
+    items = [make_one(config, i) for i in range(count)]
+    return [image for _, _, image in items], [item.text for item, _, _ in items]
+
+
+def printed_in(
+    fonts: Sequence[Path], form: str, count: int, offset: int = 0
+) -> tuple[list[np.ndarray], list[str]]:
+    """`count` formulas printed in `fonts` (the printed style's layout and colours)."""
+    images, truths = [], []
+    for index in range(count):
+        rng = synth.rng_for(SEED + 1, offset + index)
+        text = expressions.sample(rng, form).text
+        width = synth.auto_width(text)
+        image = synth.render_printed(text, rng, width, synth.HEIGHT, fonts=fonts)
+        images.append(np.asarray(image.convert("RGB")))
+        truths.append(text)
+    return images, truths
+
+
+def real_samples() -> list[tuple[str, np.ndarray, str]]:
+    if not REAL.is_dir():
+        return []
+    rows = [line.split("\t") for line in (REAL / "SOURCES.tsv").read_text().splitlines()[1:]]
+    return [(name, read_image(REAL / name), truth) for name, truth, *_ in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", required=True, help="the model to compare against")
+    parser.add_argument("--model", action="append", help="models to compare (default shipped)")
+    parser.add_argument("--count", type=int, default=1000, help="images a row")
+    parser.add_argument("--unseen-fonts", type=Path, help="folder holding the unseen fonts")
+    options = parser.parse_args()
+    paths = [options.baseline, *(options.model or [str(SHIPPED_MODEL)])]
+    recognizers = [Recognizer.load(p) for p in paths]
+    count = options.count
+    rows: list[Row] = []
+
+    def add(section: str, name: str, images, truths, steps=None) -> None:
+        start = time.perf_counter()
+        row = Row(section, name, score(recognizers, images, truths, steps))
+        rows.append(row)
+        figures = " · ".join(f"{r.accuracy:.2%}" for r in row.reports)
+        print(
+            f"{section} / {name}: {figures} ({time.perf_counter() - start:.0f} s)", file=sys.stderr
+        )
+
+    captcha, captcha_truths = drawn("captcha", "level1", count)
+    mixed, mixed_truths = drawn("mixed", "mixed", count)
+    printed, printed_truths = drawn("printed", "mixed", count)
+    clean = [
+        ("captcha, level 1", captcha, captcha_truths),
+        ("mixed styles and formulas", mixed, mixed_truths),
+        ("printed (shipped fonts), mixed", printed, printed_truths),
+    ]
+    for name, images, truths in clean:
+        add("clean", name, images, truths)
+    for method, binarise in BINARISE.items():
+        for stroke, change in STROKES.items():
+            add(
+                "binarised captcha, level 1",
+                f"{method}, {stroke} strokes",
+                [change(binarise(im)) for im in captcha],
+                captcha_truths,
+            )
+    for method in ("Otsu", "adaptive (mean), unseen"):
+        binarise = BINARISE[method]
+        add(
+            "binarised mixed",
+            f"{method}, thick strokes",
+            [STROKES["thick"](binarise(im)) for im in mixed],
+            mixed_truths,
+        )
+    for steps in STEP_SETS:
+        for name, images, truths in clean:
+            add(f"with {' + '.join(steps)}", name, images, truths, steps)
+
+    families = fonts.unseen_font_paths(*([options.unseen_fonts] if options.unseen_fonts else []))
+    family_rows: list[Row] = []
+    if families:
+        all_fonts = [path for paths in families.values() for path in paths]
+        for form, label in (("level1", "level 1"), ("equation", "equations")):
+            images, truths = printed_in(all_fonts, form, count)
+            add("unseen font families", label, images, truths)
+        per_family = max(50, count // 5)
+        for family, faces in families.items():
+            images, truths = [], []
+            for form in ("level1", "equation"):
+                more, texts = printed_in(faces, form, per_family // 2, offset=10_000)
+                images += more
+                truths += texts
+            family_rows.append(Row("unseen family", family, score(recognizers, images, truths)))
+    else:
+        print("No unseen font family found: see assets/fonts/README.md.", file=sys.stderr)
+
+    names = [Path(p).name for p in paths]
+    print(f"{count:,} images a row, seed {SEED}; models: {', '.join(names)} (first: baseline).\n")
+    print("| section | images | " + " | ".join(names) + " |")
+    print("| --- | --- | " + " | ".join("---:" for _ in names) + " |")
+    for row in rows:
+        figures = " | ".join(f"{r.accuracy:.2%}" for r in row.reports)
+        print(f"| {row.section} | {row.name} | {figures} |")
+    if family_rows:
+        print("\n| unseen family | images | " + " | ".join(names) + " |")
+        print("| --- | ---: | " + " | ".join("---:" for _ in names) + " |")
+        for row in family_rows:
+            figures = " | ".join(f"{r.accuracy:.2%}" for r in row.reports)
+            print(f"| {row.name} | {row.reports[0].total} | {figures} |")
+    print("\n| confusions over every row (truth → read) | " + " | ".join(names) + " |")
+    print("| --- | " + " | ".join("---:" for _ in names) + " |")
+    totals = [Counter() for _ in names]
+    for row in rows + family_rows:
+        for total, report in zip(totals, row.reports, strict=True):
+            total.update(report.confusions)
+    for pair in (("+", "*"), ("*", "+"), ("*", "-"), ("-", "*")):
+        print(f"| `{pair[0]}` → `{pair[1]}` | " + " | ".join(str(t[pair]) for t in totals) + " |")
+    worst = min((r for r in rows if r.section != "clean"), key=lambda r: r.reports[-1].accuracy)
+    print(f"\nLowest row for {names[-1]}: {worst.section} / {worst.name}.")
+
+    samples = real_samples()
+    if samples:
+        print("\n| real samples: preprocessing | " + " | ".join(names) + " |")
+        print("| --- | " + " | ".join("---" for _ in names) + " |")
+        for steps in ((), *STEP_SETS):
+            cells = []
+            for recognizer in recognizers:
+                reads = read_all(recognizer, [im for _, im, _ in samples], steps or None)
+                wrong = [
+                    f"{name} `{read}`"
+                    for (name, _, truth), read in zip(samples, reads, strict=True)
+                    if read != truth
+                ]
+                cells.append(
+                    f"{len(samples) - len(wrong)}/{len(samples)}"
+                    + (f" ({', '.join(wrong)})" if wrong else "")
+                )
+            print(f"| {' + '.join(steps) or 'default'} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
