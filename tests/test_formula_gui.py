@@ -440,3 +440,15 @@ def test_a_step_that_costs_accuracy_says_so(qtbot, monkeypatch):
     assert panel.warning.isVisible() and "Median filter changes what" in panel.warning.text()
     panel.reset()
     assert not panel.warning.isVisible()
+    # a drawing is cropped to its ink by default: no warning for its own default step
+    crop = [replace(s, cost="97.5 % of mixed styles") if s.name == "crop" else s
+            for s in preprocess.STEPS]  # fmt: skip
+    monkeypatch.setattr(preprocess, "STEPS", tuple(crop))
+    panel = PreprocessPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_canvas_mode(True)
+    assert panel.boxes["crop"].isChecked() and not panel.warning.isVisible()
+    panel.set_canvas_mode(False)
+    panel.boxes["crop"].setChecked(True)
+    assert panel.warning.isVisible()

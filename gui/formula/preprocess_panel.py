@@ -106,10 +106,11 @@ class PreprocessPanel(QGroupBox):
     def _summarise(self) -> None:
         names = [step.title for step in preprocess.STEPS if self.boxes[step.name].isChecked()]
         self.summary.setText(" → ".join(names))
+        defaults = preprocess.CANVAS if self.canvas_mode else preprocess.DEFAULT
         costly = [
             f"{step.title} changes what the model sees: {step.cost}"
             for step in preprocess.STEPS
-            if step.cost and self.boxes[step.name].isChecked()
+            if step.cost and step.name not in defaults and self.boxes[step.name].isChecked()
         ]
         self.warning.setText("<br>".join(costly))
         self.warning.setVisible(bool(costly))
