@@ -17,6 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.formula import preprocess
+
 
 def _affine(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = image.shape[:2]
@@ -87,7 +89,7 @@ def threshold(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         level = float(np.clip(otsu + rng.uniform(-45, 45), 40, 235))
         _, binary = cv2.threshold(gray, level, 255, cv2.THRESH_BINARY)
     elif method == 1:
-        _, binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        binary = preprocess.binarize_otsu(gray)
     else:
         block = _odd(rng.uniform(11, 61))
         binary = cv2.adaptiveThreshold(
