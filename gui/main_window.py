@@ -33,7 +33,7 @@ from gui.formula.workbench import FormulaWorkbench
 from gui.pets.workbench import PetsWorkbench
 from gui.settings import Settings
 from gui.widgets.job_indicator import JobIndicator
-from gui.workers import JobHandle, JobRunner
+from gui.workers import JobHandle, JobRunner, collect_garbage_on_ui_thread
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(icon_path("labelscope"))))
         self.settings = Settings()
         self.runner = JobRunner(self)
+        # jobs' threads must never run a widget's destructor: cycles are collected here
+        self.garbage_collector = collect_garbage_on_ui_thread()
         self.error_box: QMessageBox | None = None
         self.dialog: QWidget | None = None  # the open help dialog, if any
 

@@ -3,6 +3,11 @@ Qt signals.
 
 Each job gets a daemon thread: closing the window cancels every job and joins the threads
 for a bounded time, and a job stuck inside one long step cannot keep the process alive.
+
+Python's cyclic garbage collector runs on whichever thread happens to allocate. A job's
+thread could therefore collect a cycle that holds a widget (a closed dialog, a panel's
+handler) and run its C++ destructor off the UI thread, which crashes Qt. While the app runs,
+`collect_garbage_on_ui_thread` turns automatic collection off and collects on a UI timer.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.jobs import Cancelled, CancelToken, JobError, JobGen, Progress, RateLimiter, drive
@@ -24,6 +30,12 @@ log = logging.getLogger(__name__)
 #: Progress signals per second at most; the UI repaints no faster than people read.
 PROGRESS_RATE = 20
 _RETIRE_MS = 1000
+
+
+def collect_garbage_on_ui_thread(interval: float = 1.0) -> GarbageCollector:
+    """Collect reference cycles only on the UI thread, every `interval` seconds (and only
+    as often as the collector's own thresholds ask); keep the returned object alive."""
+    return GarbageCollector(interval=interval)
 
 
 class JobHandle(QObject):

@@ -3,6 +3,7 @@ cache pointed at an empty temporary folder so no test sees (or downloads) real w
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -35,6 +36,26 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
         monkeypatch.setattr(torch.hub, "_hub_dir", None)
     return base
+
+
+@pytest.fixture(autouse=True)
+def ui_thread_garbage_collection(request: pytest.FixtureRequest):
+    """In Qt tests, cycles are collected on the UI thread only, as in the app (whose main
+    window does this itself): a job's thread must never run a widget's destructor."""
+    if "qapp" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("qapp")
+    from gui.workers import collect_garbage_on_ui_thread
+
+    collector = None
+    if "make_window" not in request.fixturenames:
+        collector = collect_garbage_on_ui_thread(0.2)
+    yield
+    if collector is not None:
+        collector.timer.stop()
+    gc.enable()
+    gc.collect()
 
 
 @pytest.fixture

@@ -322,6 +322,25 @@ def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):
     assert [panel.table.item(r, 2).text() for r in range(2)] == [first, second]
 
 
+def test_a_folder_reading_cancels_and_a_newer_one_replaces_it(formulas, qtbot, tmp_path):
+    window, bench = formulas
+    big = _generated(tmp_path / "big", 120)
+    panel = bench.folder
+    bench.open_folder(big)
+    assert panel.cancel_button.isEnabled() and panel.job is not None
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    _settled(qtbot, window)
+    assert panel.summary.text() == "Cancelled." and panel.reading is None
+    assert not panel.cancel_button.isEnabled() and panel.progress.value() == 0
+    # a second folder opened while the first is read: only the second is shown
+    small = _generated(tmp_path / "small", 6)
+    bench.open_folder(big)
+    bench.open_folder(small)
+    _settled(qtbot, window)
+    assert panel.reading.root == small and panel.table.rowCount() == 6
+    assert "sequence accuracy" in panel.summary.text()
+
+
 def test_the_dataset_view_describes_a_folder(formulas, qtbot, tmp_path):
     window, bench = formulas
     folder = _generated(tmp_path / "set", 30)

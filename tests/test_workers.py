@@ -172,3 +172,34 @@ def test_process_exits_cleanly_when_closed_during_jobs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "exited 0"
     assert "Traceback" not in result.stderr
+
+
+def test_cycles_are_collected_on_the_ui_thread_only(make_window, qtbot):
+    """A job that makes reference cycles never collects them on its own thread, where a
+    widget's destructor would run off the UI thread; the UI thread collects them."""
+    import gc
+
+    window = make_window()
+    threads: list[str] = []
+
+    def note(phase: str, _info: dict) -> None:
+        if phase == "start":
+            threads.append(threading.current_thread().name)
+
+    def cycles(token):
+        for i in range(20):
+            for _ in range(5000):
+                a: list = []
+                a.append(a)  # garbage only the cyclic collector can free
+            yield Progress(i + 1, 20, "cycling")
+        return "done"
+
+    gc.callbacks.append(note)
+    try:
+        handle = window.runner.start("Cycling", cycles)
+        with qtbot.waitSignal(handle.finished, timeout=20000):
+            pass
+        qtbot.waitUntil(lambda: bool(threads), timeout=5000)  # the UI timer collects them
+    finally:
+        gc.callbacks.remove(note)
+    assert set(threads) == {threading.main_thread().name}

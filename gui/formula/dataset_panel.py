@@ -3,6 +3,7 @@ and false equations, a grid of samples with their labels, and the problems found
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -16,13 +17,16 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from core.formula.survey import SAMPLE_HEIGHT, Survey, survey
-from gui.widgets.common import follow_job, heading, paragraph, to_qimage
+from core.jobs import Progress
+from gui.widgets.common import heading, paragraph, to_qimage
+from gui.widgets.job_controls import FollowsJob, JobControls, job_row
 from gui.workers import JobHandle, JobRunner
 
 _BAR = "#4263eb"
@@ -39,14 +43,17 @@ def _bar_plot(title: str, x_label: str) -> pg.PlotWidget:
     return plot
 
 
-class DatasetPanel(QWidget):
+def _reading(progress: Progress, _left: str | None) -> str:
+    return f"Reading … {progress.message}"
+
+
+class DatasetPanel(FollowsJob, QWidget):
     """Open a Baidu-format folder (or a generated set) and describe it."""
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner = runner
         self.survey: Survey | None = None
-        self.job: JobHandle | None = None
         self.open_button = QPushButton("Open dataset folder…")
         self.open_button.setObjectName("formulaOpenDataset")
         self.open_button.clicked.connect(self.choose_folder)
@@ -76,9 +83,14 @@ class DatasetPanel(QWidget):
         self.problems_box = QGroupBox("Problems")
         QVBoxLayout(self.problems_box).addWidget(self.problems)
         self.problems_box.setVisible(False)
-        top = QHBoxLayout()
-        top.addWidget(self.open_button)
-        top.addStretch(1)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("formulaDatasetCancel")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(False)
+        self.controls = JobControls(
+            self.cancel_button, self.progress, self.summary, lambda: None, describe=_reading
+        )
+        top = job_row(self.open_button, self.cancel_button, progress=self.progress)
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Look at a dataset", 1.2))
         layout.addWidget(
@@ -103,13 +115,13 @@ class DatasetPanel(QWidget):
             self.job.cancel()
         folder = Path(folder)
         self.clear()  # an error about this folder must not sit under the last one's plots
-        self.summary.setText(f"Reading {folder} …")
-        handle = self.runner.start(f"Looking at {folder.name}", lambda token: survey(folder, token))
-        self.job = handle
-        follow_job(
-            handle, lambda: self.job, self.summary, "Cannot open the dataset", self.show_survey
+        handle = self.runner.start(f"Looking at {folder.name}", partial(survey, folder))
+        return self.controls.follow(
+            handle, f"Reading {folder} …", succeeded=self.show_survey, failed=self._failed
         )
-        return handle
+
+    def _failed(self, message: str, _details: str) -> None:
+        self.summary.setText(f"Cannot open the dataset: {message}")
 
     def clear(self) -> None:
         self.survey = None

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QTableWidgetItem,
     QVBoxLayout,
@@ -21,13 +22,20 @@ from PySide6.QtWidgets import (
 
 from core.formula.evaluation import FolderReading, read_images
 from core.formula.recognizer import Recognizer
-from gui.widgets.common import follow_job, heading, paragraph, row_table
+from core.jobs import Progress
+from gui.widgets.common import heading, paragraph, row_table
+from gui.widgets.job_controls import FollowsJob, JobControls, job_row
 from gui.workers import JobHandle, JobRunner
 
 _RIGHT, _WRONG = QColor(47, 158, 68), QColor(201, 42, 42)
 
 
-class FolderPanel(QWidget):
+def _reading(progress: Progress, left: str | None) -> str:
+    text = f"Reading … {progress.message}"
+    return f"{text} · {left} left" if left is not None else text
+
+
+class FolderPanel(FollowsJob, QWidget):
     """Open a folder, read it in the background, list the readings; a click opens one."""
 
     image_chosen = Signal(str)
@@ -37,7 +45,6 @@ class FolderPanel(QWidget):
         self.runner = runner
         self.recognizer: Recognizer | None = None
         self.reading: FolderReading | None = None
-        self.job: JobHandle | None = None
         self.folder: Path | None = None
         self.open_button = QPushButton("Open folder…")
         self.open_button.setObjectName("formulaOpenFolder")
@@ -65,6 +72,13 @@ class FolderPanel(QWidget):
         )
         self.table.cellActivated.connect(self._activated)
         self.table.cellDoubleClicked.connect(self._activated)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("formulaFolderCancel")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(False)
+        self.controls = JobControls(
+            self.cancel_button, self.progress, self.summary, lambda: None, describe=_reading
+        )
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)
@@ -72,6 +86,7 @@ class FolderPanel(QWidget):
         buttons.addWidget(self.grammar)
         buttons.addWidget(self.mistakes_only)
         buttons.addStretch(1)
+        job = job_row(self.cancel_button, progress=self.progress)
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Read a folder", 1.2))
         layout.addWidget(
@@ -82,6 +97,7 @@ class FolderPanel(QWidget):
             )
         )
         layout.addLayout(buttons)
+        layout.addLayout(job)
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
 
@@ -104,7 +120,6 @@ class FolderPanel(QWidget):
             return None
         if self.job is not None:
             self.job.cancel()
-        self.summary.setText(f"Reading {self.folder} …")
         self.table.setRowCount(0)
         handle = self.runner.start(
             f"Reading {self.folder.name}",
@@ -114,11 +129,15 @@ class FolderPanel(QWidget):
                 self.folder,
             ),
         )
-        self.job = handle
-        follow_job(
-            handle, lambda: self.job, self.summary, "Cannot read the folder", self.show_reading
+        return self.controls.follow(
+            handle,
+            f"Reading {self.folder} …",
+            succeeded=self.show_reading,
+            failed=self._failed,
         )
-        return handle
+
+    def _failed(self, message: str, _details: str) -> None:
+        self.summary.setText(f"Cannot read the folder: {message}")
 
     def show_reading(self, reading: FolderReading) -> None:
         self.reading = reading

@@ -31,8 +31,9 @@ from core.formula.recognizer import SHIPPED_MODEL, Recognizer
 from core.formula.runs import RunInfo, list_runs, new_run_dir, read_log, runs_root
 from core.formula.training import TrainConfig, train
 from core.images import read_image
-from core.jobs import Eta, Progress, format_duration
-from gui.widgets.common import DeviceChoice, heading, paragraph, show_fraction, to_qimage
+from core.jobs import Progress
+from gui.widgets.common import DeviceChoice, heading, paragraph, to_qimage
+from gui.widgets.job_controls import FollowsJob, JobControls
 from gui.workers import JobHandle, JobRunner
 
 _LOSS, _ACC = "#e8590c", "#1971c2"
@@ -62,7 +63,26 @@ def _plot(title: str, y_label: str) -> pg.PlotWidget:
     return plot
 
 
-class FormulaTrainPanel(QWidget):
+def _describe_step(progress: Progress, left: str | None) -> str:
+    """A training report: step, loss, validation accuracy and CER, lr, speed, time left."""
+    metrics = progress.metrics
+    parts = [progress.message]
+    if "loss" in metrics:
+        parts.append(f"loss {metrics['loss']:.4f}")
+    if "val_acc" in metrics:
+        parts.append(f"validation accuracy {metrics['val_acc']:.2%}")
+    if "val_cer" in metrics:
+        parts.append(f"CER {metrics['val_cer']:.2%}")
+    if "lr" in metrics:
+        parts.append(f"lr {metrics['lr']:.2g}")
+    if "images/s" in metrics:
+        parts.append(f"{metrics['images/s']:.0f} images/s")
+    if left is not None:
+        parts.append(f"{left} left")
+    return " · ".join(parts)
+
+
+class FormulaTrainPanel(FollowsJob, QWidget):
     use_model = Signal(str)  # a checkpoint the Read tab should load
     generate_requested = Signal()
     survey_requested = Signal(str)  # a folder to open on the Dataset tab
@@ -71,12 +91,10 @@ class FormulaTrainPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("formulaTrain")
         self.runner = runner
-        self.job: JobHandle | None = None
         self.eval_job: JobHandle | None = None
         self.run_dir: Path | None = None
         self.runs: list[RunInfo] = []
         self._curves: dict[str, tuple[list[float], list[float]]] = {}
-        self._eta = Eta()  # started by the first training step, not the set-up
 
         # ------------------------------------------------------------ models
         self.current = QLabel("Model: loading…")
@@ -145,13 +163,20 @@ class FormulaTrainPanel(QWidget):
         self.resume_button.clicked.connect(self.resume)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("formulaCancelTraining")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
         self.status = QLabel(f"New runs go to {runs_root()}")
         self.status.setObjectName("formulaTrainStatus")
         self.status.setWordWrap(True)
+        self.controls = JobControls(
+            self.cancel_button,
+            self.progress,
+            self.status,
+            self._update_buttons,
+            cancelling="Cancelling… (the steps made are saved; Resume continues)",
+            describe=_describe_step,
+        )
+        self.controls.progressed.connect(self._show_progress)
         self.loss_plot = _plot("Training loss (CTC)", "loss")
         self.acc_plot = _plot("Validation sequence accuracy", "accuracy")
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(_LOSS, width=2))
@@ -319,51 +344,25 @@ class FormulaTrainPanel(QWidget):
         resume = config is None
         job = partial(train, out, config or TrainConfig(), device, resume=resume)
         handle = self.runner.start(title, lambda token: job(token=token))
-        self.job = handle
-        self._eta = Eta()
         self._draw_curves()
-        handle.progress.connect(self._show_progress)
-        handle.succeeded.connect(self._trained)
-        handle.failed.connect(lambda message, _details: self.status.setText(message))
-        handle.cancelled.connect(self._cancelled)
-        handle.finished.connect(self._ended)
-        self.status.setText(f"{title} into {out} on {device.describe()} …")
-        self._update_buttons()
-        return handle
-
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling… (the steps made are saved; Resume continues)")
+        return self.controls.follow(
+            handle,
+            f"{title} into {out} on {device.describe()} …",
+            succeeded=self._trained,
+            failed=lambda message, _details: self.status.setText(message),
+            cancelled=self._cancelled,
+        )
 
     def _show_progress(self, progress: Progress) -> None:
-        if self.job is None or self.job.token.cancelled:
-            return
-        show_fraction(self.progress, progress.fraction)
         metrics = progress.metrics
-        parts = [progress.message]
         if "loss" in metrics:
-            parts.append(f"loss {metrics['loss']:.4f}")
             xs, ys = self._curves.setdefault("loss", ([], []))
             xs.append(float(progress.done))
             ys.append(float(metrics["loss"]))
-        if "val_acc" in metrics:
-            parts.append(f"validation accuracy {metrics['val_acc']:.2%}")
-            if progress.milestone:
-                xs, ys = self._curves.setdefault("val_acc", ([], []))
-                xs.append(float(progress.done))
-                ys.append(float(metrics["val_acc"]))
-        if "val_cer" in metrics:
-            parts.append(f"CER {metrics['val_cer']:.2%}")
-        if "lr" in metrics:
-            parts.append(f"lr {metrics['lr']:.2g}")
-        if "images/s" in metrics:
-            parts.append(f"{metrics['images/s']:.0f} images/s")
-        left = self._eta.remaining(progress) if metrics else None
-        if left is not None:
-            parts.append(f"{format_duration(left)} left")
-        self.status.setText(" · ".join(parts))
+        if "val_acc" in metrics and progress.milestone:
+            xs, ys = self._curves.setdefault("val_acc", ([], []))
+            xs.append(float(progress.done))
+            ys.append(float(metrics["val_acc"]))
         if metrics:
             self._draw_curves()
 
@@ -391,17 +390,11 @@ class FormulaTrainPanel(QWidget):
             self.status.setText("Cancelled before the first step: nothing to keep.")
         self.refresh_models(select=run if run is not None and run.exists() else None)
 
-    def _ended(self) -> None:
-        self.job = None
-        self.progress.setValue(0)
-        self._update_buttons()
-
     def _update_buttons(self) -> None:
         running = self.job is not None
         self.train_button.setEnabled(not running)
         run = self.selected_run()
         self.resume_button.setEnabled(not running and run is not None and run.can_resume)
-        self.cancel_button.setEnabled(running)
 
     def data_generated(self, folder: str) -> None:
         """A set was generated: offer it for mixing in and evaluating."""

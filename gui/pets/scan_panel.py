@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import devices
-from core.jobs import Eta, Progress, format_duration
+from core.jobs import Progress
 from core.pets import imagenet
 from core.pets.label_issues import ISSUE_SCORE, QUALITY_SCORE
 from core.pets.labelstore import LabelStore
@@ -43,7 +43,8 @@ from core.pets.outliers import (
     write_flags_csv,
 )
 from core.pets.results import ScanTable
-from gui.widgets.common import DeviceChoice, heading, paragraph, show_fraction
+from gui.widgets.common import DeviceChoice, heading, paragraph
+from gui.widgets.job_controls import FollowsJob, JobControls, job_row
 from gui.workers import JobHandle, JobRunner
 
 #: (key, title, what it means) of the flag filters, in the order the grid offers them.
@@ -57,7 +58,7 @@ FLAG_FILTERS = (
 FLAG_SYMBOLS = {"outlier": "?", "both": "&", "disagrees": "≠", "mislabelled": "✗"}
 
 
-class ScanPanel(QWidget):
+class ScanPanel(FollowsJob, QWidget):
     """Start, follow and cancel a scan; choose N and the class sets; see the counts."""
 
     flags_changed = Signal(object)  # ScanView or None
@@ -70,9 +71,7 @@ class ScanPanel(QWidget):
         self.setObjectName("petsScan")
         self.runner = runner
         self.store: LabelStore | None = None
-        self.job: JobHandle | None = None
         self.view: ScanView | None = None
-        self._eta = Eta()
         self._listed = False
 
         self.backbone = QComboBox()
@@ -100,13 +99,20 @@ class ScanPanel(QWidget):
         self.start_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("scanCancel")
-        self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setObjectName("scanProgress")
         self.progress.setTextVisible(False)
         self.status = QLabel("Not scanned yet.")
         self.status.setObjectName("scanStatus")
         self.status.setWordWrap(True)
+        self.controls = JobControls(
+            self.cancel_button,
+            self.progress,
+            self.status,
+            self._refresh_start,
+            cancelling="Cancelling… (what is scanned is kept)",
+        )
+        self.controls.progressed.connect(self._show_progress)
 
         settings = QFormLayout()
         settings.addRow("Model:", self.backbone)
@@ -120,10 +126,7 @@ class ScanPanel(QWidget):
         weights_row.addWidget(self.weights_label, 1)
         weights_row.addWidget(self.import_button)
         settings.addRow("Weights:", weights_row)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress, 1)
+        buttons = job_row(self.start_button, self.cancel_button, progress=self.progress)
         run_box = QGroupBox("Scan")
         run_layout = QVBoxLayout(run_box)
         run_layout.addLayout(settings)
@@ -193,7 +196,6 @@ class ScanPanel(QWidget):
         self.backbone.currentIndexChanged.connect(self._update_weights)
         self.import_button.clicked.connect(self.choose_weights_file)
         self.start_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
         self.model_combo.currentIndexChanged.connect(self._load_results)
         self.top_n.valueChanged.connect(self.recompute)
         self.wild_cats.toggled.connect(self.recompute)
@@ -207,7 +209,7 @@ class ScanPanel(QWidget):
         if self.store is not None:
             self.store.unsubscribe(self._store_changed_any_thread)
         self.store = store
-        self.start_button.setEnabled(store is not None and self.job is None)
+        self._refresh_start()
         if store is not None:
             store.subscribe(self._store_changed_any_thread)
         self._fill_models()
@@ -316,43 +318,20 @@ class ScanPanel(QWidget):
             splits=("train", "test") if self.include_test.isChecked() else ("train",),
         )
         store = self.store
-        self.job = self.runner.start(
+        handle = self.runner.start(
             f"Scanning with {self.current_backbone().title}",
             partial(scan_dataset, store, request),
         )
-        self._eta = Eta()
         self._listed = False
-        self.job.progress.connect(self._show_progress)
-        self.job.succeeded.connect(self._scanned)
-        self.job.failed.connect(self._failed)
-        self.job.cancelled.connect(self._cancelled)
-        self.job.finished.connect(self._ended)
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        show_fraction(self.progress, None)
-        self.status.setText("Starting…")
-        return self.job
+        return self.controls.follow(
+            handle, succeeded=self._scanned, failed=self._failed, cancelled=self._cancelled
+        )
 
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling… (what is scanned is kept)")
+    def _refresh_start(self) -> None:
+        self.start_button.setEnabled(self.store is not None and self.job is None)
 
     def _show_progress(self, progress: Progress) -> None:
-        if self.job is None or self.job.token.cancelled:
-            return
-        fraction = progress.fraction
-        show_fraction(self.progress, fraction)
-        text = progress.message
-        rate = progress.metrics.get("images/s")
-        if rate:
-            text += f" · {rate:.0f} images/s"
-            left = self._eta.remaining(progress)
-            if left is not None and fraction is not None and fraction < 1:
-                text += f" · {format_duration(left)} left"
-        self.status.setText(text)
-        if rate and not self._listed and self.store is not None:
+        if progress.metrics.get("images/s") and not self._listed and self.store is not None:
             self._list_running_scan()
 
     def _list_running_scan(self) -> None:
@@ -378,12 +357,6 @@ class ScanPanel(QWidget):
     def _cancelled(self) -> None:
         self.status.setText("Cancelled. The images scanned so far are kept: Start resumes.")
         self._fill_models(select=self.model_combo.currentData())
-
-    def _ended(self) -> None:
-        self.job = None
-        self.cancel_button.setEnabled(False)
-        self.start_button.setEnabled(self.store is not None)
-        show_fraction(self.progress, 0.0)
 
     # ---------------------------------------------------------------- export
     def export_csv(self) -> Path | None:

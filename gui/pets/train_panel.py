@@ -52,13 +52,14 @@ from core.pets.training import (
 )
 from gui.pets.explore import _plot
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR
-from gui.widgets.common import DeviceChoice, show_fraction, to_qimage
+from gui.widgets.common import DeviceChoice, to_qimage
+from gui.widgets.job_controls import FollowsJob, JobControls, job_row, rate_and_time_left
 from gui.workers import JobHandle, JobRunner
 
 COLUMNS = ("Run", "Mode", "Log loss (clipped)", "Log loss", "Accuracy", "ROC AUC", "Place", "Time")
 
 
-class TrainPanel(QWidget):
+class TrainPanel(FollowsJob, QWidget):
     """Train, follow, compare, submit."""
 
     problem = Signal(str, str, str)
@@ -70,7 +71,6 @@ class TrainPanel(QWidget):
         self.setObjectName("petsTrain")
         self.runner = runner
         self.store: LabelStore | None = None
-        self.job: JobHandle | None = None
         self.runs: list[RunResult] = []
 
         self.mode = QComboBox()
@@ -143,7 +143,6 @@ class TrainPanel(QWidget):
         self.resume_button.setEnabled(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("trainCancel")
-        self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
         self.status = QLabel(
@@ -151,6 +150,14 @@ class TrainPanel(QWidget):
         )
         self.status.setObjectName("trainStatus")
         self.status.setWordWrap(True)
+        self.controls = JobControls(
+            self.cancel_button,
+            self.progress,
+            self.status,
+            self._refresh_start,
+            describe=lambda progress, _left: rate_and_time_left(progress, None),
+        )
+        self.controls.progressed.connect(self._show_progress)
 
         form = QFormLayout()
         form.addRow("Mode:", self.mode)
@@ -169,11 +176,9 @@ class TrainPanel(QWidget):
         form.addRow("Folds:", self.folds)
         form.addRow("", self.compare)
         self._form = form
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.resume_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress, 1)
+        buttons = job_row(
+            self.start_button, self.resume_button, self.cancel_button, progress=self.progress
+        )
         settings = QGroupBox("Training")
         settings_layout = QVBoxLayout(settings)
         settings_layout.addLayout(form)
@@ -244,7 +249,6 @@ class TrainPanel(QWidget):
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.start_button.clicked.connect(self.start)
         self.resume_button.clicked.connect(self.resume)
-        self.cancel_button.clicked.connect(self.cancel)
         self.export_button.clicked.connect(self.export_submission)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self._mode_changed()
@@ -257,10 +261,7 @@ class TrainPanel(QWidget):
     # ---------------------------------------------------------------- state
     def attach(self, store: LabelStore | None) -> None:
         self.store = store
-        self.start_button.setEnabled(store is not None and self.job is None)
-        self.resume_button.setEnabled(
-            store is not None and self.job is None and bool(unfinished_runs(store))
-        )
+        self._refresh_start()
         self.refresh_scans()
         self.refresh_runs()
 
@@ -374,34 +375,20 @@ class TrainPanel(QWidget):
     def _run(self, title: str, job: object) -> JobHandle:
         self._curves = {key: ([], []) for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
         self._draw_curves()
-        self.job = self.runner.start(title, job)
-        self.job.progress.connect(self._show_progress)
-        self.job.succeeded.connect(self._trained)
-        self.job.failed.connect(self._failed)
-        self.job.cancelled.connect(self._cancelled)
-        self.job.finished.connect(self._ended)
-        self.start_button.setEnabled(False)
-        self.resume_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        show_fraction(self.progress, None)
-        self.status.setText("Starting…")
-        return self.job
+        return self.controls.follow(
+            self.runner.start(title, job),
+            succeeded=self._trained,
+            failed=self._failed,
+            cancelled=self._cancelled,
+        )
 
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling…")
+    def _refresh_start(self) -> None:
+        idle = self.store is not None and self.job is None
+        self.start_button.setEnabled(idle)
+        self.resume_button.setEnabled(idle and bool(unfinished_runs(self.store)))
 
     def _show_progress(self, progress: Progress) -> None:
-        if self.job is None or self.job.token.cancelled:
-            return
-        show_fraction(self.progress, progress.fraction)
-        text = progress.message
         metrics = progress.metrics
-        if "images/s" in metrics:
-            text += f" · {metrics['images/s']:.0f} images/s"
-        self.status.setText(text)
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             if key in metrics and (key.startswith("val") or "epoch" not in metrics):
                 xs, ys = self._curves.setdefault(key, ([], []))
@@ -441,13 +428,6 @@ class TrainPanel(QWidget):
             self.status.setText(f"Cancelled: {waiting[0]} kept its last epoch; Resume goes on.")
         else:
             self.status.setText("Cancelled before the first epoch ended: nothing was kept.")
-
-    def _ended(self) -> None:
-        self.job = None
-        self.cancel_button.setEnabled(False)
-        self.start_button.setEnabled(self.store is not None)
-        self.resume_button.setEnabled(self.store is not None and bool(unfinished_runs(self.store)))
-        show_fraction(self.progress, 0.0)
 
     # ---------------------------------------------------------------- runs
     def refresh_runs(self, select: str | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 if TYPE_CHECKING:
-    from gui.workers import JobHandle
+    pass
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -124,28 +123,6 @@ def row_table(headers: list[str], name: str, tip: str) -> QTableWidget:
         header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
     table.setToolTip(tip)
     return table
-
-
-def follow_job(
-    handle: JobHandle,
-    current: Callable[[], JobHandle | None],
-    label: QLabel,
-    failure: str,
-    succeeded: Callable[[Any], object],
-) -> None:
-    """Shows a panel's job in its status `label`: progress messages, `failure: message`,
-    or Cancelled; its result goes to `succeeded`. Only while `current()` is still this
-    handle: a newer job of the same panel replaces it."""
-
-    def mine() -> bool:
-        return current() is handle
-
-    handle.progress.connect(lambda p: mine() and label.setText(f"Reading … {p.message}"))
-    handle.succeeded.connect(lambda result: mine() and succeeded(result))
-    handle.failed.connect(
-        lambda message, _details: mine() and label.setText(f"{failure}: {message}")
-    )
-    handle.cancelled.connect(lambda: mine() and label.setText("Cancelled."))
 
 
 class DeviceChoice(QComboBox):

@@ -1,0 +1,148 @@
+"""What every panel that runs a long job shows: Start and Cancel, a progress bar, a status
+line with the time left; driven by one job handle at a time.
+
+A panel lays its widgets out as it likes and hands them to `JobControls`, which owns what
+they do: while a job runs the start buttons are off (the panel's `refresh` says which may
+be used once it has ended) and Cancel is on; the bar is busy until the first report, then
+follows the progress; the status line shows the panel's words for each report and the time
+left; Cancel cancels, with the panel's message; at the end the bar empties. The panel
+keeps its own replies to success, failure and cancellation, which differ by job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from core.jobs import Eta, Progress, format_duration
+from gui.widgets.common import show_fraction
+from gui.workers import JobHandle
+
+#: A panel's words for a progress report, given the time left ("3 min"), None when not known.
+Describe = Callable[[Progress, "str | None"], str]
+
+
+def rate_and_time_left(progress: Progress, left: str | None) -> str:
+    """The report's message, its images per second and the time left."""
+    text = progress.message
+    rate = progress.metrics.get("images/s")
+    if rate:
+        text += f" · {rate:.0f} images/s"
+        if left is not None:
+            text += f" · {left} left"
+    return text
+
+
+def job_row(*buttons: QWidget, progress: QProgressBar) -> QHBoxLayout:
+    """The buttons side by side, then the progress bar taking the rest of the row."""
+    row = QHBoxLayout()
+    for button in buttons:
+        row.addWidget(button)
+    row.addWidget(progress, 1)
+    return row
+
+
+class JobControls(QObject):
+    """Cancel, a progress bar and a status line bound to the panel's current job."""
+
+    progressed = Signal(object)  # each Progress shown, for the panel's curves
+    ended = Signal()  # the job has ended (after its own succeeded / failed / cancelled)
+
+    def __init__(
+        self,
+        cancel_button: QPushButton,
+        progress: QProgressBar,
+        status: QLabel,
+        refresh: Callable[[], None],
+        cancelling: str = "Cancelling…",
+        describe: Describe = rate_and_time_left,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent or status)
+        self.cancel_button, self.progress, self.status = cancel_button, progress, status
+        self.refresh, self.cancelling, self.describe = refresh, cancelling, describe
+        self.job: JobHandle | None = None
+        self._eta = Eta()
+        cancel_button.setEnabled(False)
+        cancel_button.clicked.connect(self.cancel)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def follow(
+        self,
+        handle: JobHandle,
+        starting: str = "Starting…",
+        succeeded: Callable[[Any], object] | None = None,
+        failed: Callable[[str, str], object] | None = None,
+        cancelled: Callable[[], object] | None = None,
+    ) -> JobHandle:
+        """Show `handle` from now on: the bar busy, `starting` in the status line; the
+        panel's replies to its outcome connected, each heard only while `handle` is still
+        the one shown (a newer job of the panel replaces it). Without a reply to
+        cancellation, the status line says Cancelled."""
+        if cancelled is None:
+            cancelled = partial(self.status.setText, "Cancelled.")
+        for signal, reply in (
+            (handle.succeeded, succeeded),
+            (handle.failed, failed),
+            (handle.cancelled, cancelled),
+        ):
+            if reply is not None:
+                signal.connect(partial(self._reply, handle, reply))
+        self.job = handle
+        self._eta = Eta()
+        handle.progress.connect(partial(self._show, handle))
+        handle.finished.connect(partial(self._ended, handle))
+        self.cancel_button.setEnabled(True)
+        show_fraction(self.progress, None)
+        self.status.setText(starting)
+        self.refresh()
+        return handle
+
+    def _reply(self, handle: JobHandle, reply: Callable[..., object], *args: object) -> None:
+        if handle is self.job:
+            reply(*args)
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.cancel_button.setEnabled(False)
+            self.status.setText(self.cancelling)
+
+    def _show(self, handle: JobHandle, progress: Progress) -> None:
+        if handle is not self.job or handle.token.cancelled:
+            return
+        show_fraction(self.progress, progress.fraction)
+        seconds = self._eta.remaining(progress) if progress.metrics else None
+        done = progress.fraction is not None and progress.fraction >= 1
+        left = format_duration(seconds) if seconds is not None and not done else None
+        self.status.setText(self.describe(progress, left))
+        self.progressed.emit(progress)
+
+    def _ended(self, handle: JobHandle) -> None:
+        if handle is not self.job:
+            return
+        self.job = None
+        self.cancel_button.setEnabled(False)
+        show_fraction(self.progress, 0.0)
+        self.refresh()
+        self.ended.emit()
+
+
+class FollowsJob:
+    """For a panel with `controls`: its current job (None when idle) and Cancel."""
+
+    controls: JobControls
+
+    @property
+    def job(self) -> JobHandle | None:
+        return self.controls.job
+
+    def cancel(self) -> None:
+        self.controls.cancel()
