@@ -53,7 +53,7 @@ def _wait(app: QApplication, condition, seconds: float = 30.0) -> None:
 
 
 def stroke_latency(app: QApplication, window, count: int) -> tuple[list[float], list[float]]:
-    bench = window.formulas
+    bench = window.workbenches["formulas"]
     bench.show_drawing()
     canvas = bench.canvas
     app.processEvents()
@@ -106,7 +106,7 @@ def ui_stall(app: QApplication, window, seconds: float, train: bool) -> tuple[fl
 
     handle = None
     if train:
-        panel = window.formulas.train
+        panel = window.workbenches["formulas"].train
         panel.steps.setValue(100_000)
         handle = panel.start()
         _wait(app, lambda: "loss" in panel.status.text(), 120)
@@ -150,7 +150,7 @@ def main() -> None:
     window.resize(1280, 900)
     window.show()
     window.show_workbench("formulas")
-    _wait(app, lambda: window.formulas.recognizer is not None, 60)
+    _wait(app, lambda: window.workbenches["formulas"].recognizer is not None, 60)
 
     gui, direct = stroke_latency(app, window, options.formulas)
     idle = ui_stall(app, window, min(options.train_seconds, 20.0), train=False)

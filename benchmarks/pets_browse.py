@@ -167,12 +167,12 @@ def gui_run(root: Path) -> dict[str, float]:
         window.show()
         spin_until(lambda: window.isVisible(), 5)
         spin_until(lambda: not window.runner.active(), 30)  # the formula model loads at start
-        browser = window.pets.browser
+        browser = window.workbenches["pets"].browser
         watch = PaintWatch()
         browser.view.viewport().installEventFilter(watch)
-        window.pets.dataset_opened.connect(lambda _root: armed.__setitem__(0, True))
+        window.workbenches["pets"].dataset_opened.connect(lambda _root: armed.__setitem__(0, True))
         start = time.perf_counter()
-        window.open_dataset(str(root))
+        window.workbenches["pets"].open_dataset(str(root))
         painted = spin_until(lambda: watch.painted_at is not None)
         figures[f"{label}: open to first paint (s)"] = painted - start
         shown = visible_rows(browser)

@@ -1,22 +1,21 @@
-"""The main window: the two workbenches in a side bar, menus, and a status bar with the
-device and the running job."""
+"""The main window: the workbenches in a side bar, menus, and a status bar with the
+device and the running job. It hosts workbenches through `gui.workbench.Workbench` and
+knows nothing else of them."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from functools import partial
-from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QSplitter,
     QStackedWidget,
@@ -25,19 +24,18 @@ from PySide6.QtWidgets import (
 
 from assets import icon_path
 from core import APP_NAME, __version__, devices, weights
-from core.formula.generate import generate
-from core.images import IMAGE_SUFFIXES
 from gui.dialogs import ShortcutsDialog, about_box
-from gui.formula.generate_dialog import GenerateDialog
 from gui.formula.workbench import FormulaWorkbench
 from gui.pets.workbench import PetsWorkbench
 from gui.settings import Settings
 from gui.widgets.job_indicator import JobIndicator
-from gui.workers import JobHandle, JobRunner, collect_garbage_on_ui_thread
+from gui.workbench import MenuEntry, Workbench
+from gui.workers import JobRunner, collect_garbage_on_ui_thread
 
 log = logging.getLogger(__name__)
 
-WORKBENCHES = ("pets", "formulas")
+#: The workbenches, in side-bar order (Ctrl+1, Ctrl+2…): the one place that names them.
+WORKBENCH_TYPES: tuple[type[Workbench], ...] = (PetsWorkbench, FormulaWorkbench)
 #: How long closing the window waits for running jobs to end the step they are in (a
 #: training step, a scan batch, a checkpoint being written) before it closes regardless.
 SHUTDOWN_GRACE = 120.0
@@ -60,11 +58,12 @@ class MainWindow(QMainWindow):
         self.error_box: QMessageBox | None = None
         self.dialog: QWidget | None = None  # the open help dialog, if any
 
-        self.pets = PetsWorkbench(self.runner)
-        self.formulas = FormulaWorkbench(self.runner)
+        self.workbenches: dict[str, Workbench] = {
+            kind.name: kind(self.runner, self.settings) for kind in WORKBENCH_TYPES
+        }
         self.stack = QStackedWidget()
-        self.stack.addWidget(self.pets)
-        self.stack.addWidget(self.formulas)
+        for workbench in self.workbenches.values():
+            self.stack.addWidget(workbench)
         self.sidebar = self._make_sidebar()
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
@@ -77,10 +76,9 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel()
         self.device_label.setObjectName("deviceLabel")
         self.job_indicator = JobIndicator(self.runner)
-        self.counts_label = QLabel()
-        self.counts_label.setObjectName("petsCounts")
-        self.counts_label.setMinimumWidth(1)  # long counts are clipped, never widen the window
-        self.statusBar().addPermanentWidget(self.counts_label)
+        for workbench in self.workbenches.values():
+            for widget in workbench.status_widgets():
+                self.statusBar().addPermanentWidget(widget)
         self.statusBar().addPermanentWidget(self.job_indicator)
         self.statusBar().addPermanentWidget(self.device_label)
 
@@ -91,7 +89,8 @@ class MainWindow(QMainWindow):
         self.device_override = device_preference
         self.device = self._resolve_device()
         self._restore()
-        self.formulas.load_model()
+        for workbench in self.workbenches.values():
+            workbench.start()
 
     # ----------------------------------------------------------------- building
     def _make_sidebar(self) -> QListWidget:
@@ -99,18 +98,21 @@ class MainWindow(QMainWindow):
         sidebar.setObjectName("sidebar")
         sidebar.setIconSize(QSize(32, 32))
         sidebar.setSpacing(2)
-        for name, label, tip in (
-            ("pets", "Pets", "Dogs vs. Cats: browse, clean, train, submit (Ctrl+1)"),
-            ("formulas", "Formulas", "Formula recognition with CTC (Ctrl+2)"),
-        ):
-            item = QListWidgetItem(QIcon(str(icon_path(name))), label)
-            item.setData(Qt.ItemDataRole.UserRole, name)
-            item.setToolTip(tip)
+        for number, workbench in enumerate(self.workbenches.values(), 1):
+            label = workbench.title.replace("&", "")
+            icon = icon_path(workbench.name)
+            item = QListWidgetItem(QIcon(str(icon)) if icon.exists() else QIcon(), label)
+            item.setData(Qt.ItemDataRole.UserRole, workbench.name)
+            item.setToolTip(f"{workbench.tip} (Ctrl+{number})")
             sidebar.addItem(item)
         sidebar.setMinimumWidth(110)
         sidebar.setMaximumWidth(220)
-        sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        sidebar.currentItemChanged.connect(self._sidebar_changed)
         return sidebar
+
+    def _sidebar_changed(self, item: QListWidgetItem | None) -> None:
+        if item is not None:
+            self.stack.setCurrentWidget(self.workbenches[item.data(Qt.ItemDataRole.UserRole)])
 
     def _action(
         self,
@@ -129,52 +131,14 @@ class MainWindow(QMainWindow):
         return action
 
     def _make_actions(self) -> None:
-        self.open_dataset_action = self._action(
-            "Open &dataset folder…",
-            self.open_dataset_dialog,
-            QKeySequence.StandardKey.Open,
-            "Open a Dogs vs. Cats folder: the download's, or unzipped train/ and test/",
-        )
-        self.open_zip_action = self._action(
-            "Open dataset &zip…",
-            self.open_zip_dialog,
-            "Ctrl+Alt+O",
-            "Open the downloaded Dogs vs. Cats zip itself, without unzipping it",
-        )
-        self.open_image_action = self._action(
-            "Open &image…",
-            self.open_image_dialog,
-            "Ctrl+Shift+O",
-            "Open a formula image",
-        )
-        self.open_folder_action = self._action(
-            "Open image &folder…",
-            self.open_folder_dialog,
-            "Ctrl+Shift+F",
-            "Read every formula image of a folder (scored where it has labels.txt)",
-        )
-        self.draw_action = self._action(
-            "&Draw a formula",
-            self.formulas_draw,
-            "Ctrl+D",
-            "Write a formula with the mouse and watch it being read",
-        )
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.workbench_actions = {
-            name: self._action(label, partial(self.show_workbench, name), keys)
-            for name, label, keys in (
-                ("pets", "&Pets", "Ctrl+1"),
-                ("formulas", "&Formulas", "Ctrl+2"),
-            )
+            name: self._action(workbench.title, partial(self.show_workbench, name), f"Ctrl+{i}")
+            for i, (name, workbench) in enumerate(self.workbenches.items(), 1)
         }
         self.cancel_action = self._action(
             "&Cancel running job", self.job_indicator.cancel, "Esc", "Stop the running job"
-        )
-        self.generate_action = self._action(
-            "&Generate training data…",
-            self.generate_data_dialog,
-            tip="Draw synthetic formula images and labels.txt into a folder",
         )
         self.verify_weights_action = self._action(
             "Check cached &weights",
@@ -187,23 +151,34 @@ class MainWindow(QMainWindow):
         self.about_action = self._action("&About Labelscope", self.show_about)
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
 
+    def _add_section(self, menu: QMenu, entries: list[MenuEntry], shortcuts: bool) -> None:
+        """A workbench's entries, after a separator if the menu has items. With `shortcuts`,
+        its actions also go on the window, so their keys work whichever workbench shows."""
+        if entries and menu.actions() and not menu.actions()[-1].isSeparator():
+            menu.addSeparator()
+        for entry in entries:
+            if entry is None:
+                menu.addSeparator()
+            elif isinstance(entry, QMenu):
+                menu.addMenu(entry)
+            else:
+                menu.addAction(entry)
+                if shortcuts:
+                    self.addAction(entry)
+
     def _make_menus(self) -> None:
         menus = self.menuBar()
+        benches = list(self.workbenches.values())
         file_menu = menus.addMenu("&File")
-        file_menu.addAction(self.open_dataset_action)
-        file_menu.addAction(self.open_zip_action)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        file_menu.addAction(self.open_image_action)
-        file_menu.addAction(self.open_folder_action)
-        file_menu.addAction(self.draw_action)
+        for workbench in benches:
+            self._add_section(file_menu, workbench.file_actions(), shortcuts=True)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
+        # Edit acts on what has the focus: its actions keep their workbench's own context
         edit_menu = menus.addMenu("&Edit")
-        for action in self.pets.browser.edit_actions:
-            edit_menu.addAction(action)
-            if action is self.pets.browser.redo_action:
-                edit_menu.addSeparator()
+        for workbench in benches:
+            self._add_section(edit_menu, workbench.edit_actions(), shortcuts=False)
 
         view_menu = menus.addMenu("&View")
         for action in self.workbench_actions.values():
@@ -213,9 +188,9 @@ class MainWindow(QMainWindow):
         self.device_menu = tools_menu.addMenu("&Device")
         self.device_group = QActionGroup(self)
         self._fill_device_menu()
-        tools_menu.addAction(self.generate_action)
         tools_menu.addAction(self.verify_weights_action)
-        tools_menu.addAction(self.pets.measure_action)
+        for workbench in benches:
+            self._add_section(tools_menu, workbench.tool_actions(), shortcuts=True)
         tools_menu.addSeparator()
         tools_menu.addAction(self.cancel_action)
 
@@ -235,24 +210,10 @@ class MainWindow(QMainWindow):
             self.device_menu.addAction(action)
 
     def _connect(self) -> None:
-        self.formulas.add_actions(
-            [
-                self.open_image_action,
-                self.open_folder_action,
-                self.draw_action,
-                self.generate_action,
-            ]
-        )
-        self.formulas.train.generate_requested.connect(self.generate_data_dialog)
-        self.pets.open_requested.connect(self.open_dataset_dialog)
-        self.pets.open_zip_requested.connect(self.open_zip_dialog)
-        self.pets.recent_requested.connect(self.open_dataset)
-        self.pets.dataset_opened.connect(self._remember_folder)
-        self.pets.problem.connect(self.show_error)
-        self.pets.counts_changed.connect(self.counts_label.setText)
-        self.pets.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        self.formulas.problem.connect(self.show_error)
-        self.formulas.image_loaded.connect(self._formula_image_loaded)
+        for workbench in self.workbenches.values():
+            workbench.problem.connect(self.show_error)
+            workbench.message.connect(self.statusBar().showMessage)
+            workbench.show_requested.connect(partial(self.show_workbench, workbench.name))
         self.runner.started.connect(self._on_job_count_changed)
         self.runner.ended.connect(self._on_job_count_changed)
         self._on_job_count_changed()
@@ -264,124 +225,28 @@ class MainWindow(QMainWindow):
         splitter = self.settings.bytes("window/splitter")
         if splitter is None or not self.splitter.restoreState(splitter):
             self.splitter.setSizes([150, 1030])
-        try:
-            options = json.loads(self.settings.text("formulas/options") or "{}")
-        except ValueError:
-            options = {}
-        if isinstance(options, dict):
-            self.formulas.restore_options(options)
-        formula_splitter = self.settings.bytes("formulas/read_splitter")
-        if formula_splitter is not None:
-            self.formulas.splitter.restoreState(formula_splitter)
-        workbench = self.settings.text("window/workbench", "pets")
-        self.show_workbench(workbench if workbench in WORKBENCHES else "pets")
-        self._update_recent(self.settings.recent_folders())
+        for workbench in self.workbenches.values():
+            workbench.restore_state()
+        first = next(iter(self.workbenches))
+        self.show_workbench(self.settings.text("window/workbench", first))
 
     def _save(self) -> None:
         self.settings.set_bytes("window/geometry", self.saveGeometry())
         self.settings.set_bytes("window/splitter", self.splitter.saveState())
-        self.settings.set_bytes("formulas/read_splitter", self.formulas.splitter.saveState())
-        self.settings.set_text("formulas/options", json.dumps(self.formulas.options()))
+        for workbench in self.workbenches.values():
+            workbench.save_state()
         self.settings.set_text("window/workbench", self.current_workbench())
         self.settings.sync()
 
     # ---------------------------------------------------------------- workbenches
     def show_workbench(self, name: str) -> None:
-        self.sidebar.setCurrentRow(WORKBENCHES.index(name))
+        """Bring the workbench of that name to the front (an unknown name shows the first)."""
+        names = list(self.workbenches)
+        self.sidebar.setCurrentRow(names.index(name) if name in names else 0)
 
     def current_workbench(self) -> str:
-        return WORKBENCHES[max(self.stack.currentIndex(), 0)]
-
-    # --------------------------------------------------------------------- files
-    def open_dataset_dialog(self) -> None:
-        recent = self.settings.recent_folders()
-        folder = QFileDialog.getExistingDirectory(
-            self,
-            "Open the Dogs vs. Cats folder (it holds train/ and test/)",
-            recent[0] if recent else str(Path.home()),
-        )
-        if folder:
-            self.open_dataset(folder)
-
-    def open_zip_dialog(self) -> None:
-        recent = self.settings.recent_folders()
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open the downloaded Dogs vs. Cats zip",
-            recent[0] if recent else str(Path.home()),
-            "Zip files (*.zip);;All files (*)",
-        )
-        if path:
-            self.open_dataset(path)
-
-    def open_dataset(self, folder: str) -> None:
-        self.show_workbench("pets")
-        self.pets.open_dataset(folder)
-
-    def _remember_folder(self, folder: str) -> None:
-        self._update_recent(self.settings.add_recent_folder(folder))
-
-    def _update_recent(self, folders: list[str]) -> None:
-        self.recent_menu.clear()
-        for folder in folders:
-            self.recent_menu.addAction(folder, partial(self.open_dataset, folder))
-        if folders:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", self._clear_recent)
-        self.recent_menu.setEnabled(bool(folders))
-        self.pets.set_recent(folders)
-
-    def _clear_recent(self) -> None:
-        self.settings.clear_recent_folders()
-        self._update_recent([])
-
-    def open_image_dialog(self) -> None:
-        patterns = " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open a formula image",
-            self.settings.text("formulas/last_dir"),
-            f"Images ({patterns});;All files (*)",
-        )
-        if path:
-            self.settings.set_text("formulas/last_dir", str(Path(path).parent))
-            self.show_workbench("formulas")
-            self.formulas.load_image(path)
-
-    def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "Open a folder of formula images", self.settings.text("formulas/last_dir")
-        )
-        if folder:
-            self.settings.set_text("formulas/last_dir", folder)
-            self.show_workbench("formulas")
-            self.formulas.open_folder(folder)
-
-    def formulas_draw(self) -> None:
-        self.show_workbench("formulas")
-        self.formulas.show_drawing()
-
-    def generate_data_dialog(self) -> None:
-        dialog = GenerateDialog(self.settings.text("formulas/generate_dir"), self)
-        dialog.accepted.connect(partial(self.generate_data, dialog))
-        self.dialog = dialog
-        dialog.open()
-
-    def generate_data(self, dialog: GenerateDialog) -> JobHandle:
-        """Start drawing the set the dialog describes, in the background."""
-        out, config, workers = dialog.out(), dialog.config(), dialog.workers.value()
-        self.settings.set_text("formulas/generate_dir", str(out))
-        handle = self.runner.start(
-            f"Generating {config.count:,} formulas", partial(generate, out, config, workers=workers)
-        )
-        handle.succeeded.connect(
-            lambda folder: self.statusBar().showMessage(
-                f"Wrote {config.count:,} images and labels.txt to {folder}", 20000
-            )
-        )
-        handle.succeeded.connect(lambda folder: self.formulas.train.data_generated(str(folder)))
-        handle.failed.connect(partial(self.show_error, "Cannot generate the data"))
-        return handle
+        current = self.stack.currentWidget()
+        return current.name if isinstance(current, Workbench) else next(iter(self.workbenches))
 
     # -------------------------------------------------------------------- device
     def _resolve_device(self) -> devices.Device:
@@ -404,9 +269,9 @@ class MainWindow(QMainWindow):
         )
         if note:
             self.statusBar().showMessage(f"Using {device.describe()}{note}", 15000)
-        # one device for the whole app: the scan, both trainings and the recogniser
-        self.pets.set_device(device)
-        self.formulas.set_device(device)
+        # one device for the whole app: every workbench's jobs and models
+        for workbench in self.workbenches.values():
+            workbench.set_device(device)
         return device
 
     def set_device_preference(self, value: str) -> None:
@@ -439,11 +304,6 @@ class MainWindow(QMainWindow):
         )
 
     # ------------------------------------------------------------------ messages
-    def _formula_image_loaded(self, source: str) -> None:
-        self.show_workbench("formulas")
-        # replaces an earlier 'Cannot open the image', which would otherwise linger
-        self.statusBar().showMessage(f"Reading {Path(source).name or source}", 5000)
-
     def show_error(self, title: str, message: str, details: str = "") -> None:
         """Report a problem without blocking the window."""
         log.warning("%s: %s", title, message)
@@ -465,9 +325,12 @@ class MainWindow(QMainWindow):
             self.error_box = None
 
     def show_shortcuts(self) -> None:
-        self.dialog = ShortcutsDialog(
-            self.actions() + self.pets.menu_actions() + self.formulas.menu_actions(), self
-        )
+        actions = list(self.actions())
+        for workbench in self.workbenches.values():
+            for entry in workbench.edit_actions() + workbench.shortcut_actions():
+                if isinstance(entry, QAction) and entry not in actions:
+                    actions.append(entry)
+        self.dialog = ShortcutsDialog(actions, self)
         self.dialog.open()
 
     def show_about(self) -> None:
@@ -502,7 +365,8 @@ class MainWindow(QMainWindow):
             return
         if not self.runner.shutdown(0):
             log.warning("closing with a job that did not stop")
-        self.pets.close_dataset()
+        for workbench in self.workbenches.values():
+            workbench.close_workbench()
         event.accept()
 
     def _close_when_idle(self) -> None:

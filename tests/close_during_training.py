@@ -31,7 +31,7 @@ def main() -> None:
     window = MainWindow(save_settings=False)
     window.show()
     window.show_workbench("formulas")
-    panel = window.formulas.train
+    panel = window.workbenches["formulas"].train
     panel.steps.setValue(1000)
     panel.batch.setValue(8)
     panel.workers.setValue(0)

@@ -59,9 +59,9 @@ def strokes_for(text: str, width: int, height: int, seed: int = 3) -> tuple[list
 def formulas(make_window, qtbot):
     window = make_window()
     window.resize(1280, 900)
-    qtbot.waitUntil(lambda: window.formulas.recognizer is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.workbenches["formulas"].recognizer is not None, timeout=30000)
     window.show_workbench("formulas")
-    return window, window.formulas
+    return window, window.workbenches["formulas"]
 
 
 def _drawn_file(path: Path, text: str, seed: int, style: str) -> Path:
@@ -79,7 +79,7 @@ def _settled(qtbot, window) -> None:
 
 def test_drawing_with_the_mouse_is_read_stroke_by_stroke(formulas, qtbot, tmp_path):
     window, bench = formulas
-    window.draw_action.trigger()
+    window.workbenches["formulas"].draw_action.trigger()
     assert bench.is_drawing() and bench.preprocess.steps() >= {"crop"}
     canvas = bench.canvas
     qtbot.waitUntil(lambda: canvas.width() > 400)
@@ -421,7 +421,7 @@ def test_evaluating_shows_the_scores_and_the_mistakes(formulas, qtbot, tmp_path)
 
 def test_reading_options_are_remembered(make_window, qtbot):
     window = make_window()
-    bench = window.formulas
+    bench = window.workbenches["formulas"]
     bench.readings.beam_width.setValue(25)
     bench.readings.grammar.setChecked(True)
     bench.readings.truth_weight.setValue(3.5)
@@ -429,7 +429,7 @@ def test_reading_options_are_remembered(make_window, qtbot):
     bench.draw.width.setValue(14)
     bench.show_page("dataset")
     window.close()
-    again = make_window().formulas
+    again = make_window().workbenches["formulas"]
     assert again.readings.beam_width.value() == 25
     assert again.readings.grammar.isChecked() and again.readings.truth_weight.value() == 3.5
     assert again.log_scale.isChecked() and again.posterior.log_scale

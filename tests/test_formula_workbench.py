@@ -30,7 +30,7 @@ def _image(tmp_path: Path, text: str = "(4*8)+8") -> Path:
 
 def test_an_opened_image_is_read_and_shown(make_window, qtbot, tmp_path, tiny_model):
     window = make_window()
-    workbench = window.formulas
+    workbench = window.workbenches["formulas"]
     handle = workbench.load_model(tiny_model)  # while the shipped model may still load
     qtbot.waitUntil(lambda: not window.runner.active(), timeout=20000)
     assert workbench.recognizer is not None and workbench.recognizer.path == tiny_model
@@ -50,19 +50,19 @@ def test_a_bad_model_file_is_explained_and_the_app_goes_on(make_window, qtbot, t
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a checkpoint")
     window = make_window()
-    window.formulas.load_model(bad)
+    window.workbenches["formulas"].load_model(bad)
     qtbot.waitUntil(lambda: not window.runner.active(), timeout=20000)
-    assert window.formulas.recognizer is None
-    assert "No recognition model is loaded" in window.formulas.readings.status.text()
-    assert "damaged or incomplete" in window.formulas.readings.status.text()
-    assert window.formulas.load_image(_image(tmp_path))  # still shows the image
+    assert window.workbenches["formulas"].recognizer is None
+    assert "No recognition model is loaded" in window.workbenches["formulas"].readings.status.text()
+    assert "damaged or incomplete" in window.workbenches["formulas"].readings.status.text()
+    assert window.workbenches["formulas"].load_image(_image(tmp_path))  # still shows the image
 
 
 @pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
 def test_the_shipped_model_reads_in_the_app(make_window, qtbot, tmp_path):
     window = make_window()
-    qtbot.waitUntil(lambda: window.formulas.recognizer is not None, timeout=30000)
-    with qtbot.waitSignal(window.formulas.recognized, timeout=20000) as read:
-        window.formulas.load_image(_image(tmp_path, "6*(3+7)"))
+    qtbot.waitUntil(lambda: window.workbenches["formulas"].recognizer is not None, timeout=30000)
+    with qtbot.waitSignal(window.workbenches["formulas"].recognized, timeout=20000) as read:
+        window.workbenches["formulas"].load_image(_image(tmp_path, "6*(3+7)"))
     assert read.args == ["6*(3+7)"]
-    assert "= <b>60</b>" in window.formulas.readings.verdict.text()
+    assert "= <b>60</b>" in window.workbenches["formulas"].readings.verdict.text()

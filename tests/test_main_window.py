@@ -49,8 +49,8 @@ def _make_kaggle(root: Path) -> Path:
 def test_workbenches_switch_from_the_side_bar_and_keyboard(make_window, qtbot):
     window = make_window()
     assert window.current_workbench() == "pets"
-    assert window.pets.isVisible() and not window.formulas.isVisible()
-    command = window.pets.empty.command
+    assert window.workbenches["pets"].isVisible() and not window.workbenches["formulas"].isVisible()
+    command = window.workbenches["pets"].empty.command
     assert command.field.text() == (
         "kaggle competitions download -c dogs-vs-cats-redux-kernels-edition"
     )
@@ -58,9 +58,9 @@ def test_workbenches_switch_from_the_side_bar_and_keyboard(make_window, qtbot):
     assert QApplication.clipboard().text() == command.field.text()
     _click_sidebar(qtbot, window, 1)
     assert window.current_workbench() == "formulas"
-    assert window.formulas.isVisible() and not window.pets.isVisible()
-    assert "Recognise single-line arithmetic" in _texts(window.formulas)
-    assert window.formulas.readings.isVisible()
+    assert window.workbenches["formulas"].isVisible() and not window.workbenches["pets"].isVisible()
+    assert "Recognise single-line arithmetic" in _texts(window.workbenches["formulas"])
+    assert window.workbenches["formulas"].readings.isVisible()
     qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
     assert window.current_workbench() == "pets"
     qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
@@ -90,33 +90,35 @@ def test_open_dataset_lists_it_and_remembers_it(make_window, qtbot, monkeypatch,
     root = _make_kaggle(tmp_path / "kaggle")
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(root))
     window = make_window()
-    with qtbot.waitSignal(window.pets.dataset_opened, timeout=10000):
-        qtbot.mouseClick(window.pets.empty.open_button, Qt.MouseButton.LeftButton)
-    overview = window.pets.overview
-    assert window.pets.pages.currentWidget() is window.pets.tabs
-    assert window.pets.tabs.currentWidget() is window.pets.browser
+    with qtbot.waitSignal(window.workbenches["pets"].dataset_opened, timeout=10000):
+        qtbot.mouseClick(window.workbenches["pets"].empty.open_button, Qt.MouseButton.LeftButton)
+    overview = window.workbenches["pets"].overview
+    assert window.workbenches["pets"].pages.currentWidget() is window.workbenches["pets"].tabs
+    assert window.workbenches["pets"].tabs.currentWidget() is window.workbenches["pets"].browser
     assert "3 labelled images (2 cats, 1 dogs), 1 test images" in overview.counts_label.text()
     assert overview.skipped_list.item(0).text().startswith("train/Thumbs.db")
-    recent = [a.text() for a in window.recent_menu.actions()]
+    recent = [a.text() for a in window.workbenches["pets"].recent_menu.actions()]
     assert recent[0] == str(root.resolve())
     window.close()
 
     again = make_window()
-    buttons = again.pets.empty.recent_box.findChildren(type(again.pets.empty.open_button))
+    buttons = again.workbenches["pets"].empty.recent_box.findChildren(
+        type(again.workbenches["pets"].empty.open_button)
+    )
     assert [b.text() for b in buttons] == [str(root.resolve())]
-    with qtbot.waitSignal(again.pets.dataset_opened, timeout=10000):
+    with qtbot.waitSignal(again.workbenches["pets"].dataset_opened, timeout=10000):
         qtbot.mouseClick(buttons[0], Qt.MouseButton.LeftButton)
-    assert again.pets.listing.counts()["cat"] == 2
+    assert again.workbenches["pets"].listing.counts()["cat"] == 2
 
 
 def test_opening_the_wrong_folder_explains_and_keeps_running(make_window, qtbot, tmp_path):
     window = make_window()
     (tmp_path / "holiday").mkdir()
-    window.open_dataset(str(tmp_path))
+    window.workbenches["pets"].open_dataset(str(tmp_path))
     qtbot.waitUntil(lambda: window.error_box is not None, timeout=10000)
     assert "kaggle competitions download" in window.error_box.text()
     assert window.error_box.windowTitle() == "Cannot open the dataset"
-    assert window.pets.pages.currentWidget() is window.pets.empty
+    assert window.workbenches["pets"].pages.currentWidget() is window.workbenches["pets"].empty
     assert window.settings.recent_folders() == []
     window.error_box.accept()
     qtbot.waitUntil(lambda: window.error_box is None)
@@ -159,10 +161,10 @@ def test_open_image_shows_it_in_formulas(make_window, monkeypatch, tmp_path):
     path = _png(tmp_path / "sum.png")
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
     window = make_window()
-    window.open_image_action.trigger()
+    window.workbenches["formulas"].open_image_action.trigger()
     assert window.current_workbench() == "formulas"
-    assert window.formulas.image_view.has_image()
-    assert window.formulas.caption.text() == "sum.png — 60×40 px"
+    assert window.workbenches["formulas"].image_view.has_image()
+    assert window.workbenches["formulas"].caption.text() == "sum.png — 60×40 px"
 
 
 def test_a_non_image_is_refused_with_a_message(make_window, monkeypatch, tmp_path, qtbot):
@@ -170,17 +172,17 @@ def test_a_non_image_is_refused_with_a_message(make_window, monkeypatch, tmp_pat
     path.write_text("not a picture")
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
     window = make_window()
-    window.open_image_action.trigger()
+    window.workbenches["formulas"].open_image_action.trigger()
     qtbot.waitUntil(lambda: window.error_box is not None)
     assert "not an image" in window.error_box.text()
-    assert not window.formulas.image_view.has_image()
+    assert not window.workbenches["formulas"].image_view.has_image()
 
 
 def test_dropping_an_image_loads_it(make_window, tmp_path):
     path = _png(tmp_path / "dropped.png")
     window = make_window()
     window.show_workbench("formulas")
-    view = window.formulas.image_view
+    view = window.workbenches["formulas"].image_view
     where = view.rect().center()  # drag events take a QPoint, drop events a QPointF
     args = (Qt.DropAction.CopyAction,)
     buttons = (Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
@@ -197,7 +199,7 @@ def test_dropping_an_image_loads_it(make_window, tmp_path):
     QApplication.sendEvent(view, enter)
     assert enter.isAccepted()
     QApplication.sendEvent(view, QDropEvent(QPointF(where), *args, image, *buttons))
-    assert window.formulas.caption.text().startswith("dropped.png")
+    assert window.workbenches["formulas"].caption.text().startswith("dropped.png")
 
 
 @pytest.mark.parametrize("action_name", ["shortcuts_action", "about_action"])
@@ -223,10 +225,10 @@ def test_help_dialogs(make_window, qtbot, action_name):
 def test_generate_training_data_from_the_gui(make_window, qtbot, tmp_path):
     window = make_window()
     window.show_workbench("formulas")
-    toolbar = [a.text() for a in window.formulas.toolbar.actions()]
+    toolbar = [a.text() for a in window.workbenches["formulas"].toolbar.actions()]
     assert "&Generate training data…" in toolbar
-    window.generate_action.trigger()
-    dialog = window.dialog
+    window.workbenches["formulas"].generate_action.trigger()
+    dialog = window.workbenches["formulas"].dialog
     qtbot.waitExposed(dialog)
     assert dialog.preview.pixmap() is not None and not dialog.preview.pixmap().isNull()
     ok = dialog.buttons.buttons()[0]
@@ -255,7 +257,7 @@ def test_generation_can_be_cancelled_from_the_status_bar(make_window, qtbot, tmp
     dialog.count.setValue(100_000)
     dialog.workers.setValue(1)
     assert isinstance(dialog.config(), GenerateConfig)
-    handle = window.generate_data(dialog)
+    handle = window.workbenches["formulas"].generate_data(dialog)
     qtbot.waitUntil(
         lambda: handle.last_progress is not None and handle.last_progress.done > 0, timeout=20000
     )
@@ -299,15 +301,17 @@ def test_the_downloaded_competition_zip_opens_from_every_entry(
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(competition), ""))
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(download))
     window = make_window()
-    with qtbot.waitSignal(window.pets.dataset_opened, timeout=20000):
+    with qtbot.waitSignal(window.workbenches["pets"].dataset_opened, timeout=20000):
         if entry == "zip button":
-            qtbot.mouseClick(window.pets.empty.zip_button, Qt.MouseButton.LeftButton)
+            qtbot.mouseClick(window.workbenches["pets"].empty.zip_button, Qt.MouseButton.LeftButton)
         elif entry == "folder button":
-            qtbot.mouseClick(window.pets.empty.open_button, Qt.MouseButton.LeftButton)
+            qtbot.mouseClick(
+                window.workbenches["pets"].empty.open_button, Qt.MouseButton.LeftButton
+            )
         else:
-            window.open_zip_action.trigger()
-    assert window.pets.listing.counts() == {"cat": 1, "dog": 1, "test": 1}
-    store = window.pets.store
+            window.workbenches["pets"].open_zip_action.trigger()
+    assert window.workbenches["pets"].listing.counts() == {"cat": 1, "dog": 1, "test": 1}
+    store = window.workbenches["pets"].store
     assert store.paths[0].startswith(competition.name if entry == "folder button" else "train.zip")
 
 
@@ -315,17 +319,85 @@ def test_tools_device_drives_every_panel(make_window, qtbot):
     window = make_window()
     window.set_device_preference("cpu")
     app_device = devices.choose("cpu")
-    scan, train = window.pets.scan, window.pets.train
-    formula_train = window.formulas.train
+    scan, train = window.workbenches["pets"].scan, window.workbenches["pets"].train
+    formula_train = window.workbenches["formulas"].train
     for combo in (scan.device, train.device, formula_train.device):
         assert combo.currentIndex() == 0  # inherited, and says so
         assert combo.currentText() == f"As the app: {app_device.describe()}"
         assert combo.choice() == "cpu"
     assert train.request().device == "cpu"
-    assert str(window.formulas.device.torch) == "cpu"
-    qtbot.waitUntil(lambda: window.formulas.recognizer is not None, timeout=30000)
-    assert str(window.formulas.recognizer.device.torch) == "cpu"
+    assert str(window.workbenches["formulas"].device.torch) == "cpu"
+    qtbot.waitUntil(lambda: window.workbenches["formulas"].recognizer is not None, timeout=30000)
+    assert str(window.workbenches["formulas"].recognizer.device.torch) == "cpu"
     # a panel may choose its own device; the others keep following the app
     train.device.setCurrentIndex(1)
     assert train.device.choice() == str(devices.available()[0].torch)
     assert "this panel only" in train.device.currentText()
+
+
+def test_a_third_workbench_needs_only_its_class(make_window, qtbot, monkeypatch):
+    """The window hosts whatever `WORKBENCH_TYPES` lists: side bar, View menu and Ctrl+3,
+    its File entries and their keys, its status widget, the device, its state, closing."""
+    from PySide6.QtGui import QAction
+
+    from gui import main_window
+    from gui.workbench import Workbench
+
+    calls = []
+
+    class Notes(Workbench):
+        name, title, tip = "notes", "&Notes", "Notes about the data"
+
+        def __init__(self, runner, settings, parent=None):
+            super().__init__(runner, settings, parent)
+            self.open_action = QAction("Open &notes…", self)
+            self.open_action.setShortcut("Ctrl+Alt+N")
+            self.open_action.triggered.connect(self.show_requested)
+            self.status = QLabel("3 notes")
+
+        def file_actions(self):
+            return [self.open_action]
+
+        def status_widgets(self):
+            return [self.status]
+
+        def set_device(self, device):
+            super().set_device(device)
+            calls.append(("device", str(device.torch)))
+
+        def restore_state(self):
+            calls.append(("restore", self.settings.text("notes/last")))
+
+        def save_state(self):
+            self.settings.set_text("notes/last", "kept")
+
+        def start(self):
+            calls.append(("start",))
+
+        def close_workbench(self):
+            calls.append(("close",))
+
+    monkeypatch.setattr(main_window, "WORKBENCH_TYPES", (*main_window.WORKBENCH_TYPES, Notes))
+    window = make_window()
+    assert [window.sidebar.item(r).text() for r in range(3)] == ["Pets", "Formulas", "Notes"]
+    assert [kind for kind, *_ in calls] == ["device", "restore", "start"]
+    view = [a.text().replace("&", "") for a in _menu(window, "View").actions()]
+    assert view == ["Pets", "Formulas", "Notes"]
+    assert "Open notes…" in [a.text().replace("&", "") for a in _menu(window, "File").actions()]
+    notes = window.workbenches["notes"]
+    assert notes.status.isVisibleTo(window)
+    qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert window.current_workbench() == "notes" and notes.isVisible()
+    window.show_workbench("pets")
+    qtbot.keyClick(
+        window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+    )
+    assert window.current_workbench() == "notes"  # its action, through show_requested
+    notes.say("noted", 3000)
+    assert window.statusBar().currentMessage() == "noted"
+    window.set_device_preference("cpu")
+    assert calls[-1] == ("device", "cpu")
+    window.close()  # waits for the model the device change reloads
+    qtbot.waitUntil(lambda: calls[-1] == ("close",), timeout=30000)
+    again = make_window()
+    assert ("restore", "kept") in calls and again.current_workbench() == "notes"

@@ -19,16 +19,16 @@ from tests.pets_data import make_pets
 
 
 def _open(window, qtbot, root: Path):
-    with qtbot.waitSignal(window.pets.dataset_opened, timeout=20000):
-        window.open_dataset(str(root))
-    return window.pets.scan
+    with qtbot.waitSignal(window.workbenches["pets"].dataset_opened, timeout=20000):
+        window.workbenches["pets"].open_dataset(str(root))
+    return window.workbenches["pets"].scan
 
 
 def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
     root = make_pets(tmp_path / "pets", cats=10, dogs=10, tests=4)
     window = make_window()
     panel = _open(window, qtbot, root)
-    window.pets.tabs.setCurrentWidget(window.pets.scan_page)
+    window.workbenches["pets"].tabs.setCurrentWidget(window.workbenches["pets"].scan_page)
     panel.backbone.setCurrentIndex(panel.backbone.findData("mobilenet_v3_small"))
     assert "will be downloaded" in panel.weights_label.text()
     assert not panel.show_buttons["outlier"].isEnabled()
@@ -82,8 +82,8 @@ def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
 
     # Show → the grid shows exactly the outliers; the inspector shows the top classes
     qtbot.mouseClick(panel.show_buttons["outlier"], Qt.MouseButton.LeftButton)
-    browser = window.pets.browser
-    assert window.pets.tabs.currentWidget() is browser
+    browser = window.workbenches["pets"].browser
+    assert window.workbenches["pets"].tabs.currentWidget() is browser
     assert browser.proxy.rowCount() == outliers
     assert browser.show_combo.currentText() == f"Outliers ({outliers})"
     shown = browser.proxy.source_rows()
@@ -117,7 +117,7 @@ def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
     issues = int(np.nansum(store.scores("label_issue") == 1))
     assert panel.count_labels["mislabelled"].text() == f"{issues:,}"
 
-    window.pets.tabs.setCurrentWidget(window.pets.scan_page)
+    window.workbenches["pets"].tabs.setCurrentWidget(window.workbenches["pets"].scan_page)
     panel.grab().save(str(tmp_path / "scan.png"))
 
 
@@ -126,7 +126,7 @@ def test_the_scan_tab_offers_the_installed_weights(make_window, qtbot, tmp_path:
 
     window = make_window()
     panel = _open(window, qtbot, make_pets(tmp_path / "pets", cats=2, dogs=2, tests=0))
-    window.pets.tabs.setCurrentWidget(window.pets.scan_page)
+    window.workbenches["pets"].tabs.setCurrentWidget(window.workbenches["pets"].scan_page)
     b = imagenet.backbone(imagenet.CPU_DEFAULT)
     if imagenet.installed_file(b) is None:
         pytest.skip(f"{b.distribution} is not installed")
@@ -150,7 +150,7 @@ def test_a_real_scan_flags_the_known_outliers_offline(make_window, qtbot, tmp_pa
         (root / name).symlink_to((data / "outliers" / name).resolve())
     window = make_window()
     panel = _open(window, qtbot, root.parent)
-    window.pets.tabs.setCurrentWidget(window.pets.scan_page)
+    window.workbenches["pets"].tabs.setCurrentWidget(window.workbenches["pets"].scan_page)
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.job is None, timeout=120000)
     assert "Scanned 20 images" in panel.status.text(), panel.status.text()
@@ -160,7 +160,7 @@ def test_a_real_scan_flags_the_known_outliers_offline(make_window, qtbot, tmp_pa
     for name in outliers:  # every full-size known outlier is flagged at the defaults
         assert flagged[store.row_for_path(f"train/{name}")], name
     qtbot.mouseClick(panel.show_buttons["outlier"], Qt.MouseButton.LeftButton)
-    browser = window.pets.browser
+    browser = window.workbenches["pets"].browser
     shown = {store.paths[r].rsplit("/", 1)[-1] for r in browser.proxy.source_rows()}
     assert set(outliers) <= shown
     assert len(shown - set(outliers)) <= 1  # few real photos among them

@@ -14,10 +14,10 @@ from tests.pets_data import make_pets
 
 
 def _open(window, qtbot, root: Path):
-    with qtbot.waitSignal(window.pets.dataset_opened, timeout=20000):
-        window.open_dataset(str(root))
-    window.pets.tabs.setCurrentWidget(window.pets.train_page)
-    return window.pets.train
+    with qtbot.waitSignal(window.workbenches["pets"].dataset_opened, timeout=20000):
+        window.workbenches["pets"].open_dataset(str(root))
+    window.workbenches["pets"].tabs.setCurrentWidget(window.workbenches["pets"].train_page)
+    return window.workbenches["pets"].train
 
 
 def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatch):
@@ -60,15 +60,15 @@ def test_train_compare_and_export(make_window, qtbot, tmp_path: Path, monkeypatc
     losses = store.scores("validation_loss")
     assert np.sum(~np.isnan(losses)) == 4  # the latest run's validation split only
     qtbot.mouseClick(panel.worst_button, Qt.MouseButton.LeftButton)
-    browser = window.pets.browser
-    assert window.pets.tabs.currentWidget() is browser
+    browser = window.workbenches["pets"].browser
+    assert window.workbenches["pets"].tabs.currentWidget() is browser
     assert browser.sort_combo.currentText() == "Validation loss"
     assert browser.current_row() == int(np.nanargmax(losses))
     assert browser.show_combo.currentText() == "Validation (latest run)"
     assert browser.proxy.rowCount() == 4  # the run's validation images, not every image
     assert "Latest run" in browser.inspector.predictions.text()
     assert "validation log loss" in browser.inspector.predictions.text()
-    window.pets.tabs.setCurrentWidget(window.pets.train_page)
+    window.workbenches["pets"].tabs.setCurrentWidget(window.workbenches["pets"].train_page)
 
     # a run cancelled after an epoch keeps its checkpoint; Resume finishes it
     panel.epochs.setValue(4)

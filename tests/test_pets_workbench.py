@@ -25,9 +25,9 @@ def dataset(tmp_path: Path) -> Path:
 
 
 def _open(window, qtbot, root: Path):
-    with qtbot.waitSignal(window.pets.dataset_opened, timeout=20000):
-        window.open_dataset(str(root))
-    browser = window.pets.browser
+    with qtbot.waitSignal(window.workbenches["pets"].dataset_opened, timeout=20000):
+        window.workbenches["pets"].open_dataset(str(root))
+    browser = window.workbenches["pets"].browser
     browser.view.setFocus()
     qtbot.waitUntil(browser.view.hasFocus)
     return browser
@@ -65,7 +65,7 @@ def test_browse_relabel_undo_and_persist(make_window, qtbot, dataset: Path):
     assert browser.current_row() == 1
     _key(qtbot, browser, Qt.Key.Key_X)  # exclude cat.1, on to cat.2
     assert store.excluded[1] and browser.current_row() == 2
-    qtbot.waitUntil(lambda: "1 excluded" in window.counts_label.text())
+    qtbot.waitUntil(lambda: "1 excluded" in window.workbenches["pets"].counts_label.text())
 
     _key(qtbot, browser, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert not store.excluded[1]
@@ -85,7 +85,7 @@ def test_browse_relabel_undo_and_persist(make_window, qtbot, dataset: Path):
     assert [store.effective_label(r) for r in dogs] == ["cat"] * 3
     assert store.undo_text() == "Label as cat 3 images"
     # cat.0, cat.1 and the three dogs
-    qtbot.waitUntil(lambda: "5 edited" in window.counts_label.text())
+    qtbot.waitUntil(lambda: "5 edited" in window.workbenches["pets"].counts_label.text())
 
     # filters and find
     browser.show_combo.setCurrentText("Excluded")
@@ -130,7 +130,7 @@ def test_browse_relabel_undo_and_persist(make_window, qtbot, dataset: Path):
 def test_bad_files_get_badges_and_the_app_goes_on(make_window, qtbot, dataset: Path):
     window = make_window()
     browser = _open(window, qtbot, dataset)
-    handle = window.pets.measure_images()
+    handle = window.workbenches["pets"].measure_images()
     with qtbot.waitSignal(handle.finished, timeout=60000):
         pass
     store = browser.store
@@ -147,12 +147,12 @@ def test_bad_files_get_badges_and_the_app_goes_on(make_window, qtbot, dataset: P
     }
     notes = store.decode_notes[store.row_for_path("train/cat.907.jpg")]
     assert notes == "rotated by its EXIF orientation"
-    qtbot.waitUntil(lambda: "4 unreadable" in window.counts_label.text())
+    qtbot.waitUntil(lambda: "4 unreadable" in window.workbenches["pets"].counts_label.text())
     browser.show_combo.setCurrentText("Unreadable")
     assert browser.proxy.rowCount() == 4
     browser.select_rows([store.row_for_path("train/dog.903.jpg")])
     assert "megapixel" in browser.inspector.notes_label.text()
-    explore = window.pets.explore
+    explore = window.workbenches["pets"].explore
     assert explore.stats is not None and explore.stats.unreadable == 4
     assert explore.stats.widths.size == 20 and explore.stats.missing == 0
     assert not explore.measure_button.isEnabled()
@@ -191,15 +191,15 @@ def test_two_windows_on_one_dataset_share_edits_and_keep_their_own_undo(
 ):
     first, second = make_window(), make_window()
     for window in (first, second):
-        with qtbot.waitSignal(window.pets.dataset_opened, timeout=20000):
-            window.open_dataset(str(dataset))
-    a, b = first.pets.browser, second.pets.browser
+        with qtbot.waitSignal(window.workbenches["pets"].dataset_opened, timeout=20000):
+            window.workbenches["pets"].open_dataset(str(dataset))
+    a, b = first.workbenches["pets"].browser, second.workbenches["pets"].browser
 
     def focus(window) -> None:
         window.activateWindow()
         qtbot.waitUntil(window.isActiveWindow)
-        window.pets.browser.view.setFocus()
-        qtbot.waitUntil(window.pets.browser.view.hasFocus)
+        window.workbenches["pets"].browser.view.setFocus()
+        qtbot.waitUntil(window.workbenches["pets"].browser.view.hasFocus)
 
     row = a.store.row_for_path("train/cat.3.jpg")
     focus(first)
@@ -238,4 +238,4 @@ def test_test_images_are_not_labelled_or_excluded(make_window, qtbot, dataset: P
     _key(qtbot, browser, Qt.Key.Key_D)
     assert store.effective_label(cat) == "dog" and store.effective_label(test) is None
     assert messages[-1].startswith("Label as dog") and "test image" in messages[-1]
-    qtbot.waitUntil(lambda: "1 edited" in window.counts_label.text())
+    qtbot.waitUntil(lambda: "1 edited" in window.workbenches["pets"].counts_label.text())

@@ -54,9 +54,9 @@ def main() -> None:
     window = MainWindow(save_settings=False)
     window.resize(1400, 1180)
     window.show()
-    bench = window.formulas
+    bench = window.workbenches["formulas"]
     wait(lambda: bench.recognizer is not None)
-    window.formulas_draw()
+    window.workbenches["formulas"].show_drawing()
     settle()
     canvas = bench.canvas
     strokes, pen, line = synth.stroke_layout("6*(3+7)=60", random.Random(3), 100.0)

@@ -69,10 +69,12 @@ def main() -> None:
     window = MainWindow(save_settings=False)
     window.resize(1400, 900)
     window.show()
-    pets = window.pets
+    pets = window.workbenches["pets"]
     opened = []
     pets.dataset_opened.connect(lambda *_: opened.append(True))
-    window.open_dataset(str(linked_dataset(args.data, scratch / "dogs_vs_cats")))
+    window.workbenches["pets"].open_dataset(
+        str(linked_dataset(args.data, scratch / "dogs_vs_cats"))
+    )
     wait(lambda: bool(opened))
     scan = pets.scan
     pets.tabs.setCurrentWidget(pets.scan_page)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QCheckBox,
+    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -32,6 +34,7 @@ from PySide6.QtWidgets import (
 from core import devices
 from core.formula import ctc, preprocess
 from core.formula.crnn import column_span
+from core.formula.generate import generate
 from core.formula.preprocess import MODEL_HEIGHT
 from core.formula.recognizer import SHIPPED_MODEL, Recognition, Recognizer, shape_problem
 from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
@@ -39,12 +42,15 @@ from core.jobs import single_step
 from gui.formula.dataset_panel import DatasetPanel
 from gui.formula.draw_tab import DrawTab
 from gui.formula.folder_panel import FolderPanel
+from gui.formula.generate_dialog import GenerateDialog
 from gui.formula.heatmaps import AlignmentView, PosteriorView
 from gui.formula.image_view import ImageView
 from gui.formula.preprocess_panel import PreprocessPanel
 from gui.formula.readings import ReadingsPanel
 from gui.formula.train_panel import FormulaTrainPanel
+from gui.settings import Settings
 from gui.widgets.common import heading, paragraph, scrolling, to_qimage
+from gui.workbench import MenuEntry, Workbench
 from gui.workers import JobHandle, JobRunner
 
 #: Coalesces quick edits (a held Ctrl+Z) into one reading; a stroke is read at once after.
@@ -63,20 +69,21 @@ def _dropped_image(mime: QMimeData) -> Path | None:
     return None
 
 
-class FormulaWorkbench(QWidget):
+class FormulaWorkbench(Workbench):
     """Formulas: the Read, Folder, Dataset and Train tabs around one loaded recogniser."""
 
-    problem = Signal(str, str, str)  # title, message, details
-    image_loaded = Signal(str)
+    name = "formulas"
+    title = "&Formulas"
+    tip = "Formula recognition with CTC"
+
     recognized = Signal(str)  # the greedy reading of the current image or drawing
     readings_updated = Signal()  # readings, heatmaps and alignment all show the latest
 
-    def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.runner = runner
+    def __init__(self, runner: JobRunner, settings: Settings, parent: QWidget | None = None):
+        super().__init__(runner, settings, parent)
         self.image_path: Path | None = None
         self.recognizer: Recognizer | None = None
-        self.device = devices.choose("cpu")  # the app's device, set by the main window
+        self.dialog: QWidget | None = None  # the open Generate dialog, if any
         self.model_problem = ""
         self.image: np.ndarray | None = None
         self.last_recognition: Recognition | None = None
@@ -178,6 +185,7 @@ class FormulaWorkbench(QWidget):
         self.train = FormulaTrainPanel(runner)
         self.train.use_model.connect(self.load_model)
         self.train.survey_requested.connect(self.open_dataset)
+        self.train.generate_requested.connect(self.generate_data_dialog)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("formulaTabs")
         self.tabs.setDocumentMode(True)
@@ -199,13 +207,69 @@ class FormulaWorkbench(QWidget):
         layout.addWidget(self.toolbar)
         layout.addWidget(self.tabs, 1)
         self.setAcceptDrops(True)
+        self._make_actions()
 
-    def add_actions(self, actions: list[QAction]) -> None:
-        """Put window actions (open, generate…) on the workbench's toolbar."""
-        for action in actions:
-            self.toolbar.addAction(action)
-        if self.paste_action not in self.toolbar.actions():
-            self.toolbar.addAction(self.paste_action)
+    def _make_actions(self) -> None:
+        def action(text: str, slot: object, keys: str | None, tip: str) -> QAction:
+            made = QAction(text, self)
+            if keys is not None:
+                made.setShortcut(QKeySequence(keys))
+            made.setStatusTip(tip)
+            made.triggered.connect(slot)
+            self.toolbar.addAction(made)
+            return made
+
+        self.open_image_action = action(
+            "Open &image…", self.open_image_dialog, "Ctrl+Shift+O", "Open a formula image"
+        )
+        self.open_folder_action = action(
+            "Open image &folder…",
+            self.open_folder_dialog,
+            "Ctrl+Shift+F",
+            "Read every formula image of a folder (scored where it has labels.txt)",
+        )
+        self.draw_action = action(
+            "&Draw a formula",
+            self.show_drawing,
+            "Ctrl+D",
+            "Write a formula with the mouse and watch it being read",
+        )
+        self.generate_action = action(
+            "&Generate training data…",
+            self.generate_data_dialog,
+            None,
+            "Draw synthetic formula images and labels.txt into a folder",
+        )
+        self.toolbar.addAction(self.paste_action)
+
+    # ------------------------------------------------------------ the contract
+    def file_actions(self) -> list[MenuEntry]:
+        return [self.open_image_action, self.open_folder_action, self.draw_action]
+
+    def tool_actions(self) -> list[MenuEntry]:
+        return [self.generate_action]
+
+    def shortcut_actions(self) -> list[QAction]:
+        """The workbench's own shortcuts, for the shortcuts dialog."""
+        return [self.paste_action, *self.draw.actions_for_help()]
+
+    def restore_state(self) -> None:
+        try:
+            options = json.loads(self.settings.text("formulas/options") or "{}")
+        except ValueError:
+            options = {}
+        if isinstance(options, dict):
+            self.restore_options(options)
+        splitter = self.settings.bytes("formulas/read_splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+
+    def save_state(self) -> None:
+        self.settings.set_bytes("formulas/read_splitter", self.splitter.saveState())
+        self.settings.set_text("formulas/options", json.dumps(self.options()))
+
+    def start(self) -> None:
+        self.load_model()
 
     def options(self) -> dict[str, object]:
         """What the window remembers between sessions: decoder options, display, pen."""
@@ -241,10 +305,6 @@ class FormulaWorkbench(QWidget):
                 except (TypeError, ValueError):
                     continue
 
-    def menu_actions(self) -> list[QAction]:
-        """The workbench's own shortcuts, for the shortcuts dialog."""
-        return [self.paste_action, *self.draw.actions_for_help()]
-
     def current_page(self) -> str:
         """The name of the tab shown: read, folder, dataset or train."""
         return next(name for name, page in self.pages.items() if page is self.tabs.currentWidget())
@@ -263,6 +323,7 @@ class FormulaWorkbench(QWidget):
         return self.source_tabs.currentWidget() is self.draw
 
     def show_drawing(self) -> None:
+        self.show_requested.emit()
         self.tabs.setCurrentWidget(self.read_page)
         self.source_tabs.setCurrentWidget(self.draw)
         self.canvas.setFocus()
@@ -297,8 +358,13 @@ class FormulaWorkbench(QWidget):
             return False
         self.image_path = path
         self._show_image(image, f"{path.name}")
-        self.image_loaded.emit(str(path))
+        self._loaded(path.name)
         return True
+
+    def _loaded(self, name: str) -> None:
+        self.show_requested.emit()
+        # replaces an earlier 'Cannot open the image', which would otherwise linger
+        self.say(f"Reading {name}")
 
     def _show_image(self, image: np.ndarray, name: str) -> None:
         self.image = image
@@ -329,7 +395,7 @@ class FormulaWorkbench(QWidget):
                     return False
                 self.image_path = None
                 self._show_image(array.reshape(height, width, 3).copy(), "pasted image")
-                self.image_loaded.emit("pasted image")
+                self._loaded("pasted image")
                 return True
         if mime is not None and (path := _dropped_image(mime)) is not None:
             return self.load_image(path)
@@ -349,13 +415,56 @@ class FormulaWorkbench(QWidget):
             event.acceptProposedAction()
             self.load_image(path)
 
+    def open_image_dialog(self) -> None:
+        patterns = " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open a formula image",
+            self.settings.text("formulas/last_dir"),
+            f"Images ({patterns});;All files (*)",
+        )
+        if path:
+            self.settings.set_text("formulas/last_dir", str(Path(path).parent))
+            self.show_requested.emit()
+            self.load_image(path)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a folder of formula images", self.settings.text("formulas/last_dir")
+        )
+        if folder:
+            self.settings.set_text("formulas/last_dir", folder)
+            self.open_folder(folder)
+
     def open_folder(self, folder: str | Path) -> JobHandle | None:
+        self.show_requested.emit()
         self.tabs.setCurrentWidget(self.folder)
         return self.folder.open_folder(folder, self.recognizer)
 
     def open_dataset(self, folder: str | Path) -> JobHandle:
         self.tabs.setCurrentWidget(self.dataset_page)
         return self.dataset.open_folder(folder)
+
+    def generate_data_dialog(self) -> None:
+        dialog = GenerateDialog(self.settings.text("formulas/generate_dir"), self)
+        dialog.accepted.connect(partial(self.generate_data, dialog))
+        self.dialog = dialog
+        dialog.open()
+
+    def generate_data(self, dialog: GenerateDialog) -> JobHandle:
+        """Start drawing the set the dialog describes, in the background."""
+        out, config, workers = dialog.out(), dialog.config(), dialog.workers.value()
+        self.settings.set_text("formulas/generate_dir", str(out))
+        handle = self.runner.start(
+            f"Generating {config.count:,} formulas", partial(generate, out, config, workers=workers)
+        )
+        handle.succeeded.connect(partial(self._generated, config.count))
+        handle.failed.connect(partial(self.problem.emit, "Cannot generate the data"))
+        return handle
+
+    def _generated(self, count: int, folder: Path) -> None:
+        self.say(f"Wrote {count:,} images and labels.txt to {folder}", 20000)
+        self.train.data_generated(str(folder))
 
     # ---------------------------------------------------------------- model
     def load_model(self, path: Path | str = SHIPPED_MODEL) -> JobHandle:
@@ -374,7 +483,7 @@ class FormulaWorkbench(QWidget):
         uses it unless the Train tab chooses its own."""
         self.train.device.set_app_device(device)
         changed = str(device.torch) != str(self.device.torch)
-        self.device = device
+        super().set_device(device)
         if changed and self.recognizer is not None and self.recognizer.path is not None:
             self.load_model(self.recognizer.path)
 

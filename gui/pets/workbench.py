@@ -7,13 +7,15 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QMenu,
     QPushButton,
     QStackedWidget,
     QTabWidget,
@@ -31,7 +33,9 @@ from gui.pets.browser import PetsBrowser
 from gui.pets.explore import ExplorePanel
 from gui.pets.scan_panel import ScanPanel
 from gui.pets.train_panel import TrainPanel
+from gui.settings import Settings
 from gui.widgets.common import CommandBox, heading, paragraph, scrolling
+from gui.workbench import MenuEntry, Workbench
 from gui.workers import JobHandle, JobRunner
 
 _MAX_SKIPPED_SHOWN = 500
@@ -163,20 +167,17 @@ class DatasetOverview(QWidget):
         self.skipped_box.setVisible(bool(listing.skipped))
 
 
-class PetsWorkbench(QWidget):
+class PetsWorkbench(Workbench):
     """Pets: the empty state until a dataset is open, then its images, overview and plots."""
 
-    open_requested = Signal()
-    recent_requested = Signal(str)
-    open_zip_requested = Signal()
-    dataset_opened = Signal(str)  # the folder, once listed and its store open
-    problem = Signal(str, str, str)  # title, message, details
-    counts_changed = Signal(str)
-    message = Signal(str)
+    name = "pets"
+    title = "&Pets"
+    tip = "Dogs vs. Cats: browse, clean, train, submit"
 
-    def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.runner = runner
+    dataset_opened = Signal(str)  # the folder, once listed and its store open
+
+    def __init__(self, runner: JobRunner, settings: Settings, parent: QWidget | None = None):
+        super().__init__(runner, settings, parent)
         self.listing: DatasetListing | None = None
         self.store: LabelStore | None = None
         self.empty = EmptyState()
@@ -199,47 +200,134 @@ class PetsWorkbench(QWidget):
         self.pages.addWidget(self.tabs)
         layout = QVBoxLayout(self)
         layout.addWidget(self.pages)
-        self.empty.open_requested.connect(self.open_requested)
-        self.empty.open_zip_requested.connect(self.open_zip_requested)
-        self.empty.recent_requested.connect(self.recent_requested)
-        self.browser.counts_changed.connect(self.counts_changed)
-        self.browser.message.connect(self.message)
+        self.counts_label = QLabel()
+        self.counts_label.setObjectName("petsCounts")
+        self.counts_label.setMinimumWidth(1)  # long counts are clipped, never widen the window
+        self._make_actions()
+        self.empty.open_requested.connect(self.open_dataset_dialog)
+        self.empty.open_zip_requested.connect(self.open_zip_dialog)
+        self.empty.recent_requested.connect(self.open_dataset)
+        self.dataset_opened.connect(self._remember_folder)
+        self.browser.counts_changed.connect(self.counts_label.setText)
+        self.browser.message.connect(self.say)
         self.explore.measure_requested.connect(self.measure_images)
         self.scan.flags_changed.connect(self.browser.set_scan_view)
         self.scan.show_requested.connect(self.show_flag)
         self.scan.problem.connect(self.problem)
-        self.scan.message.connect(self.message)
+        self.scan.message.connect(self.say)
         self.train.problem.connect(self.problem)
-        self.train.message.connect(self.message)
+        self.train.message.connect(self.say)
         self.train.show_worst.connect(self.show_worst_losses)
         self.tabs.currentChanged.connect(self._tab_changed)
-        self.measure_action = QAction("&Measure every image", self)
-        self.measure_action.setStatusTip(
-            "Decode every image once, in the background: sizes for the plots, problems found"
-        )
-        self.measure_action.triggered.connect(self.measure_images)
-        self.measure_action.setEnabled(False)
         # edits another window or process commits to the same dataset show up here
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setInterval(REFRESH_MS)
         self.refresh_timer.timeout.connect(self._refresh)
 
-    def set_recent(self, folders: list[str]) -> None:
-        self.empty.set_recent(folders)
+    def _make_actions(self) -> None:
+        def action(text: str, slot: object, keys: object = None, tip: str = "") -> QAction:
+            made = QAction(text, self)
+            if keys is not None:
+                made.setShortcut(QKeySequence(keys))
+            made.setStatusTip(tip)
+            made.triggered.connect(slot)
+            return made
+
+        self.open_dataset_action = action(
+            "Open &dataset folder…",
+            self.open_dataset_dialog,
+            QKeySequence.StandardKey.Open,
+            "Open a Dogs vs. Cats folder: the download's, or unzipped train/ and test/",
+        )
+        self.open_zip_action = action(
+            "Open dataset &zip…",
+            self.open_zip_dialog,
+            "Ctrl+Alt+O",
+            "Open the downloaded Dogs vs. Cats zip itself, without unzipping it",
+        )
+        self.recent_menu = QMenu("Open &recent", self)
+        self.measure_action = action(
+            "&Measure every image",
+            self.measure_images,
+            tip="Decode every image once, in the background: sizes for the plots, problems found",
+        )
+        self.measure_action.setEnabled(False)
+
+    # ------------------------------------------------------------ the contract
+    def file_actions(self) -> list[MenuEntry]:
+        return [self.open_dataset_action, self.open_zip_action, self.recent_menu]
+
+    def edit_actions(self) -> list[MenuEntry]:
+        entries: list[MenuEntry] = []
+        for action in self.browser.edit_actions:
+            entries.append(action)
+            if action is self.browser.redo_action:
+                entries.append(None)
+        return entries
+
+    def tool_actions(self) -> list[MenuEntry]:
+        return [self.measure_action]
+
+    def status_widgets(self) -> list[QWidget]:
+        return [self.counts_label]
 
     def set_device(self, device: devices.Device) -> None:
         """The app's device (Tools ▸ Device): the scan and training use it unless their
         panel chooses its own."""
+        super().set_device(device)
         self.scan.device.set_app_device(device)
         self.train.device.set_app_device(device)
 
-    def menu_actions(self) -> list[QAction]:
-        return [*self.browser.edit_actions, self.measure_action]
+    def restore_state(self) -> None:
+        self._update_recent(self.settings.recent_folders())
+
+    def close_workbench(self) -> None:
+        self.close_dataset()
+
+    # ------------------------------------------------------------ opening
+    def open_dataset_dialog(self) -> None:
+        recent = self.settings.recent_folders()
+        folder = QFileDialog.getExistingDirectory(
+            self,
+            "Open the Dogs vs. Cats folder (it holds train/ and test/)",
+            recent[0] if recent else str(Path.home()),
+        )
+        if folder:
+            self.open_dataset(folder)
+
+    def open_zip_dialog(self) -> None:
+        recent = self.settings.recent_folders()
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open the downloaded Dogs vs. Cats zip",
+            recent[0] if recent else str(Path.home()),
+            "Zip files (*.zip);;All files (*)",
+        )
+        if path:
+            self.open_dataset(path)
+
+    def _remember_folder(self, folder: str) -> None:
+        self._update_recent(self.settings.add_recent_folder(folder))
+
+    def _update_recent(self, folders: list[str]) -> None:
+        self.recent_menu.clear()
+        for folder in folders:
+            self.recent_menu.addAction(folder, partial(self.open_dataset, folder))
+        if folders:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self._clear_recent)
+        self.recent_menu.setEnabled(bool(folders))
+        self.empty.set_recent(folders)
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent_folders()
+        self._update_recent([])
 
     def open_dataset(self, folder: str | Path) -> JobHandle:
         """List `folder` and open its label store in the background; shows it when done,
         reports a problem if not."""
         folder = Path(folder)
+        self.show_requested.emit()
         title = f"Opening {folder.name or folder}"
         handle = self.runner.start(title, partial(open_store, folder))
         handle.succeeded.connect(self._show_store)
@@ -257,7 +345,7 @@ class PetsWorkbench(QWidget):
         try:
             cache = DiskCache(cache_location(listing.root))
         except (OSError, sqlite3.Error) as error:
-            self.message.emit(f"Thumbnails are not cached on disk: {error}")
+            self.say(f"Thumbnails are not cached on disk: {error}")
         self.browser.attach(store, cache)
         self.scan.attach(store)
         self.train.attach(store)
