@@ -55,15 +55,15 @@ def _wait(app: QApplication, condition, seconds: float = 30.0) -> None:
 def stroke_latency(app: QApplication, window, count: int) -> tuple[list[float], list[float]]:
     bench = window.workbenches["formulas"]
     bench.show_drawing()
-    canvas = bench.canvas
+    canvas = bench.read.canvas
     app.processEvents()
     rng = random.Random(FORMULAS_SEED)
     texts = [expressions.sample(rng, "equation").text for _ in range(count)]
     updated = []
-    bench.readings_updated.connect(lambda: updated.append(time.perf_counter()))
+    bench.read.readings_updated.connect(lambda: updated.append(time.perf_counter()))
     gui, direct = [], []
     recognizer = bench.recognizer
-    options = bench.readings.decoder_options()
+    options = bench.read.readings.decoder_options()
     for n, text in enumerate(texts):
         canvas.clear()
         _wait(app, lambda: not window.runner.active())
@@ -81,9 +81,9 @@ def stroke_latency(app: QApplication, window, count: int) -> tuple[list[float], 
             released = time.perf_counter()
             _send(canvas, QEvent.Type.MouseButtonRelease, points[-1], Qt.MouseButton.NoButton)
             _wait(app, lambda before=before: len(updated) > before)
-            bench.posterior.repaint()
-            bench.alignment_view.repaint()
-            bench.readings.repaint()
+            bench.read.posterior.repaint()
+            bench.read.alignment_view.repaint()
+            bench.read.readings.repaint()
             gui.append(time.perf_counter() - released)
             image = canvas.image()
             start = time.perf_counter()

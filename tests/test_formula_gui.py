@@ -80,52 +80,52 @@ def _settled(qtbot, window) -> None:
 def test_drawing_with_the_mouse_is_read_stroke_by_stroke(formulas, qtbot, tmp_path):
     window, bench = formulas
     window.workbenches["formulas"].draw_action.trigger()
-    assert bench.is_drawing() and bench.preprocess.steps() >= {"crop"}
-    canvas = bench.canvas
+    assert bench.read.is_drawing() and bench.read.preprocess.steps() >= {"crop"}
+    canvas = bench.read.canvas
     qtbot.waitUntil(lambda: canvas.width() > 400)
     strokes, pen = strokes_for("6*(3+7)=60", canvas.width(), canvas.height())
-    bench.draw.width.setValue(round(pen))
+    bench.read.draw.width.setValue(round(pen))
     seen = []
-    bench.recognized.connect(seen.append)
+    bench.read.recognized.connect(seen.append)
     for stroke in strokes:
         drag(canvas, stroke)
         _settled(qtbot, window)
     assert len(canvas.strokes) == len(strokes)
     assert len(seen) >= 3  # read as the formula grew, not only at the end
-    result = bench.last_recognition
+    result = bench.read.last_recognition
     assert result.text == "6*(3+7)=60"
-    assert "true" in bench.readings.verdict.text()
-    assert bench.readings.table.item(0, 0).text() == "6*(3+7)=60"
-    assert bench.posterior.steps == len(result.log_probs)
-    assert bench.alignment.text == "6*(3+7)=60"
+    assert "true" in bench.read.readings.verdict.text()
+    assert bench.read.readings.table.item(0, 0).text() == "6*(3+7)=60"
+    assert bench.read.posterior.steps == len(result.log_probs)
+    assert bench.read.alignment.text == "6*(3+7)=60"
     bench.grab().save(str(tmp_path / "drawing.png"))
 
     # undo the last stroke (the 0), redo it, by the keyboard
     canvas.setFocus()
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert len(canvas.strokes) == len(strokes) - 1
-    assert bench.last_recognition.text == "6*(3+7)=6"
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    assert bench.read.last_recognition.text == "6*(3+7)=6"
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         qtbot.keyClick(canvas, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
-    assert bench.last_recognition.text == "6*(3+7)=60"
+    assert bench.read.last_recognition.text == "6*(3+7)=60"
 
     # the eraser paints paper over ink: rub out the final 0
-    bench.draw.eraser_action.trigger()
-    bench.draw.width.setValue(40)
+    bench.read.draw.eraser_action.trigger()
+    bench.read.draw.width.setValue(40)
     xs = [x for x, _ in strokes[-1]]
     ys = [y for _, y in strokes[-1]]
     for y in np.linspace(min(ys) - 10, max(ys) + 10, 6):
         drag(canvas, [(min(xs) - 12, y), (max(xs) + 12, y)])
     _settled(qtbot, window)
-    assert bench.last_recognition.text == "6*(3+7)=6"
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    assert bench.read.last_recognition.text == "6*(3+7)=6"
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         qtbot.keyClick(canvas, Qt.Key.Key_Delete)
-    assert canvas.strokes == [] and bench.last_recognition is None
-    assert "Draw a formula" in bench.readings.status.text()
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):  # the clear undone
+    assert canvas.strokes == [] and bench.read.last_recognition is None
+    assert "Draw a formula" in bench.read.readings.status.text()
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):  # the clear undone
         qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert bench.last_recognition.text == "6*(3+7)=6"
+    assert bench.read.last_recognition.text == "6*(3+7)=6"
 
 
 def test_the_canvas_renders_what_was_drawn(qtbot):
@@ -157,11 +157,11 @@ def test_the_real_samples_are_read_and_shown(formulas, qtbot):
     folder = shared_data("formula_samples")
     rows = [line.split("\t") for line in (folder / "SOURCES.tsv").read_text().splitlines()[1:]]
     for name, truth, *_ in rows:
-        with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+        with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
             assert bench.load_image(folder / name)
-        assert bench.last_recognition.text == truth, name
-        assert bench.readings.reading.text()
-        assert bench.caption.text().startswith(name)
+        assert bench.read.last_recognition.text == truth, name
+        assert bench.read.readings.reading.text()
+        assert bench.read.caption.text().startswith(name)
     # the same folder on the Folder tab: read in one job, listed with each reading
     bench.open_folder(folder)
     _settled(qtbot, window)
@@ -174,78 +174,81 @@ def test_the_real_samples_are_read_and_shown(formulas, qtbot):
 def test_picking_a_reading_or_typing_one_shows_its_alignment(formulas, qtbot, tmp_path):
     _window, bench = formulas
     path = _drawn_file(tmp_path / "f.png", "(4*8)+8", 11, "captcha")
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.load_image(path)
-    result = bench.last_recognition
-    first = bench.alignment
+    result = bench.read.last_recognition
+    first = bench.read.alignment
     assert first.text == result.beams[0].text
-    view = bench.alignment_view
+    view = bench.read.alignment_view
     assert view.alignment is first and len(view.path_points()) == len(result.log_probs)
 
     assert len(result.beams) >= 2
     other = len(result.beams) - 1  # the least probable reading shown
-    bench.readings.select_row(other)
-    second = bench.alignment
+    bench.read.readings.select_row(other)
+    second = bench.read.alignment
     assert second.text == result.beams[other].text != first.text
     assert view.alignment is second
     assert second.gamma.shape == (len(result.log_probs), 2 * len(second.text) + 1)
     assert np.allclose(second.gamma.sum(axis=1), 1)
     assert second.log_prob == pytest.approx(ctc.log_prob(result.log_probs, second.text))
-    assert f"{second.log_prob:.3f}" in bench.readings.alignment_info.text()
+    assert f"{second.log_prob:.3f}" in bench.read.readings.alignment_info.text()
 
-    field = bench.readings.own_text
+    field = bench.read.readings.own_text
     field.setText("1+1")
     qtbot.keyClick(field, Qt.Key.Key_Return)
-    assert bench.alignment.text == "1+1" and bench.alignment.log_prob < second.log_prob
+    assert bench.read.alignment.text == "1+1" and bench.read.alignment.log_prob < second.log_prob
     field.setText("1" * 60)  # more symbols than time steps
     qtbot.keyClick(field, Qt.Key.Key_Return)
-    assert bench.alignment is None and view.alignment is None
-    assert "time steps" in bench.readings.alignment_info.text()
+    assert bench.read.alignment is None and view.alignment is None
+    assert "time steps" in bench.read.readings.alignment_info.text()
 
     # hovering a time step: its top 3 in words, the band it reads marked on the image
     step = first.spans[0][0]
-    x0, x1 = bench.posterior.column(step)
+    x0, x1 = bench.read.posterior.column(step)
     _mouse(
-        bench.posterior, QEvent.Type.MouseMove, QPointF((x0 + x1) / 2, 120), Qt.MouseButton.NoButton
+        bench.read.posterior,
+        QEvent.Type.MouseMove,
+        QPointF((x0 + x1) / 2, 120),
+        Qt.MouseButton.NoButton,
     )
-    assert bench.hover_label.text().startswith(f"time step {step}:")
-    assert bench.alignment_view.highlight == step
-    assert bench.image_view.band is not None and 0 <= bench.image_view.band[0] < 0.3
+    assert bench.read.hover_label.text().startswith(f"time step {step}:")
+    assert bench.read.alignment_view.highlight == step
+    assert bench.read.image_view.band is not None and 0 <= bench.read.image_view.band[0] < 0.3
 
 
 def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
     _window, bench = formulas
     # drawn so that the model's n-best holds a true reading (=60) below the false one it sees
     path = _drawn_file(tmp_path / "eq.png", "6*(3+7)=61", 3, "fonts")
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.load_image(path)
-    assert [title for title, _ in bench.last_recognition.stages] == [
+    assert [title for title, _ in bench.read.last_recognition.stages] == [
         "Grayscale",
         "Crop loose margins",  # on by default; this image is tight, so left as it is
         "Resize to model height",
         "Normalise",
     ]
-    stages = bench.last_recognition.stages
+    stages = bench.read.last_recognition.stages
     assert stages[1][1].shape == stages[0][1].shape
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
-        bench.preprocess.boxes["otsu"].setChecked(True)
-    stages = bench.last_recognition.stages
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.read.preprocess.boxes["otsu"].setChecked(True)
+    stages = bench.read.last_recognition.stages
     assert "Binarise (Otsu)" in [title for title, _ in stages]
     assert set(np.unique(stages[1][1])) <= {0, 255}
-    assert bench.preprocess.strip_layout.count() == len(stages) + 1  # and a stretch
+    assert bench.read.preprocess.strip_layout.count() == len(stages) + 1  # and a stretch
 
-    panel = bench.readings
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    panel = bench.read.readings
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         panel.nbest.setValue(3)
     assert panel.table.rowCount() <= 3
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         panel.grammar.setChecked(True)
     assert panel.table.horizontalHeaderItem(0).text() == "Constrained search"
     assert all(panel.table.item(r, 3).text() != "✗" for r in range(panel.table.rowCount()))
     from core.formula.grammar import parse
 
     assert not parse(panel.table.item(0, 0).text()).is_true  # what the image shows
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         panel.truth_weight.setValue(30.0)
     assert parse(panel.table.item(0, 0).text()).is_true  # the weight puts a true one first
 
@@ -254,10 +257,10 @@ def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):
     _window, bench = formulas
     image = synth.render("7+3*0", random.Random(4), "captcha")
     QGuiApplication.clipboard().setImage(to_qimage(image))
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.paste_action.trigger()
-    assert bench.image_path is None and bench.caption.text().startswith("pasted image")
-    assert bench.last_recognition.image_size == (image.shape[1], image.shape[0])
+    assert bench.read.image_path is None and bench.read.caption.text().startswith("pasted image")
+    assert bench.read.last_recognition.image_size == (image.shape[1], image.shape[0])
     path = tmp_path / "dropped.png"
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     mime = QMimeData()
@@ -269,9 +272,9 @@ def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):
         Qt.MouseButton.NoButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.dropEvent(drop)
-    assert bench.image_path == path and drop.isAccepted()
+    assert bench.read.image_path == path and drop.isAccepted()
     QGuiApplication.clipboard().setText("no image here")
     with qtbot.waitSignal(bench.problem) as problem:
         assert not bench.paste()
@@ -299,9 +302,9 @@ def test_a_labelled_folder_is_scored_and_its_bad_files_named(formulas, qtbot, tm
     hidden = sum(panel.table.isRowHidden(r) for r in range(panel.table.rowCount()))
     assert hidden == marks.count("✓")
     panel.mistakes_only.setChecked(False)
-    with qtbot.waitSignal(bench.readings_updated, timeout=20000):
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         panel.table.cellDoubleClicked.emit(0, 0)
-    assert bench.image_path == panel.reading.paths[0] and bench.current_page() == "read"
+    assert bench.read.image_path == panel.reading.paths[0] and bench.current_page() == "read"
 
 
 def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):
@@ -422,18 +425,20 @@ def test_evaluating_shows_the_scores_and_the_mistakes(formulas, qtbot, tmp_path)
 def test_reading_options_are_remembered(make_window, qtbot):
     window = make_window()
     bench = window.workbenches["formulas"]
-    bench.readings.beam_width.setValue(25)
-    bench.readings.grammar.setChecked(True)
-    bench.readings.truth_weight.setValue(3.5)
-    bench.log_scale.setChecked(True)
-    bench.draw.width.setValue(14)
+    bench.read.readings.beam_width.setValue(25)
+    bench.read.readings.grammar.setChecked(True)
+    bench.read.readings.truth_weight.setValue(3.5)
+    bench.read.log_scale.setChecked(True)
+    bench.read.draw.width.setValue(14)
     bench.show_page("dataset")
     window.close()
     again = make_window().workbenches["formulas"]
-    assert again.readings.beam_width.value() == 25
-    assert again.readings.grammar.isChecked() and again.readings.truth_weight.value() == 3.5
-    assert again.log_scale.isChecked() and again.posterior.log_scale
-    assert again.canvas.pen_width == 14 and again.current_page() == "dataset"
+    assert again.read.readings.beam_width.value() == 25
+    assert (
+        again.read.readings.grammar.isChecked() and again.read.readings.truth_weight.value() == 3.5
+    )
+    assert again.read.log_scale.isChecked() and again.read.posterior.log_scale
+    assert again.read.canvas.pen_width == 14 and again.current_page() == "dataset"
     again.show_page(3)  # a position saved by an older version still reads
     assert again.current_page() == "train"
 

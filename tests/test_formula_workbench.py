@@ -34,12 +34,12 @@ def test_an_opened_image_is_read_and_shown(make_window, qtbot, tmp_path, tiny_mo
     handle = workbench.load_model(tiny_model)  # while the shipped model may still load
     qtbot.waitUntil(lambda: not window.runner.active(), timeout=20000)
     assert workbench.recognizer is not None and workbench.recognizer.path == tiny_model
-    with qtbot.waitSignal(workbench.recognized, timeout=20000) as read:
+    with qtbot.waitSignal(workbench.read.recognized, timeout=20000) as read:
         assert workbench.load_image(_image(tmp_path))
-    result = workbench.last_recognition
+    result = workbench.read.last_recognition
     assert read.args == [result.text]
     assert result.log_probs.shape == (48, 17)  # 180×60 is read at 96×32: T = 96 / 2
-    panel = workbench.readings
+    panel = workbench.read.readings
     assert panel.table.rowCount() == len(result.beams) > 0
     assert panel.table.item(0, 0).text() == (result.beams[0].text or "∅")
     assert "Greedy reading by tiny.pt" in panel.status.text()
@@ -53,8 +53,11 @@ def test_a_bad_model_file_is_explained_and_the_app_goes_on(make_window, qtbot, t
     window.workbenches["formulas"].load_model(bad)
     qtbot.waitUntil(lambda: not window.runner.active(), timeout=20000)
     assert window.workbenches["formulas"].recognizer is None
-    assert "No recognition model is loaded" in window.workbenches["formulas"].readings.status.text()
-    assert "damaged or incomplete" in window.workbenches["formulas"].readings.status.text()
+    assert (
+        "No recognition model is loaded"
+        in window.workbenches["formulas"].read.readings.status.text()
+    )
+    assert "damaged or incomplete" in window.workbenches["formulas"].read.readings.status.text()
     assert window.workbenches["formulas"].load_image(_image(tmp_path))  # still shows the image
 
 
@@ -62,7 +65,7 @@ def test_a_bad_model_file_is_explained_and_the_app_goes_on(make_window, qtbot, t
 def test_the_shipped_model_reads_in_the_app(make_window, qtbot, tmp_path):
     window = make_window()
     qtbot.waitUntil(lambda: window.workbenches["formulas"].recognizer is not None, timeout=30000)
-    with qtbot.waitSignal(window.workbenches["formulas"].recognized, timeout=20000) as read:
+    with qtbot.waitSignal(window.workbenches["formulas"].read.recognized, timeout=20000) as read:
         window.workbenches["formulas"].load_image(_image(tmp_path, "6*(3+7)"))
     assert read.args == ["6*(3+7)"]
-    assert "= <b>60</b>" in window.workbenches["formulas"].readings.verdict.text()
+    assert "= <b>60</b>" in window.workbenches["formulas"].read.readings.verdict.text()

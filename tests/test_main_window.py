@@ -60,7 +60,7 @@ def test_workbenches_switch_from_the_side_bar_and_keyboard(make_window, qtbot):
     assert window.current_workbench() == "formulas"
     assert window.workbenches["formulas"].isVisible() and not window.workbenches["pets"].isVisible()
     assert "Recognise single-line arithmetic" in _texts(window.workbenches["formulas"])
-    assert window.workbenches["formulas"].readings.isVisible()
+    assert window.workbenches["formulas"].read.readings.isVisible()
     qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
     assert window.current_workbench() == "pets"
     qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
@@ -163,8 +163,8 @@ def test_open_image_shows_it_in_formulas(make_window, monkeypatch, tmp_path):
     window = make_window()
     window.workbenches["formulas"].open_image_action.trigger()
     assert window.current_workbench() == "formulas"
-    assert window.workbenches["formulas"].image_view.has_image()
-    assert window.workbenches["formulas"].caption.text() == "sum.png — 60×40 px"
+    assert window.workbenches["formulas"].read.image_view.has_image()
+    assert window.workbenches["formulas"].read.caption.text() == "sum.png — 60×40 px"
 
 
 def test_a_non_image_is_refused_with_a_message(make_window, monkeypatch, tmp_path, qtbot):
@@ -175,14 +175,14 @@ def test_a_non_image_is_refused_with_a_message(make_window, monkeypatch, tmp_pat
     window.workbenches["formulas"].open_image_action.trigger()
     qtbot.waitUntil(lambda: window.error_box is not None)
     assert "not an image" in window.error_box.text()
-    assert not window.workbenches["formulas"].image_view.has_image()
+    assert not window.workbenches["formulas"].read.image_view.has_image()
 
 
 def test_dropping_an_image_loads_it(make_window, tmp_path):
     path = _png(tmp_path / "dropped.png")
     window = make_window()
     window.show_workbench("formulas")
-    view = window.workbenches["formulas"].image_view
+    view = window.workbenches["formulas"].read.image_view
     where = view.rect().center()  # drag events take a QPoint, drop events a QPointF
     args = (Qt.DropAction.CopyAction,)
     buttons = (Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
@@ -199,7 +199,7 @@ def test_dropping_an_image_loads_it(make_window, tmp_path):
     QApplication.sendEvent(view, enter)
     assert enter.isAccepted()
     QApplication.sendEvent(view, QDropEvent(QPointF(where), *args, image, *buttons))
-    assert window.workbenches["formulas"].caption.text().startswith("dropped.png")
+    assert window.workbenches["formulas"].read.caption.text().startswith("dropped.png")
 
 
 @pytest.mark.parametrize("action_name", ["shortcuts_action", "about_action"])

@@ -58,7 +58,7 @@ def main() -> None:
     wait(lambda: bench.recognizer is not None)
     window.workbenches["formulas"].show_drawing()
     settle()
-    canvas = bench.canvas
+    canvas = bench.read.canvas
     strokes, pen, line = synth.stroke_layout("6*(3+7)=60", random.Random(3), 100.0)
     scale = min(0.6 * canvas.height() / 100.0, (canvas.width() - 20) / line)
     canvas.set_pen_width(pen * scale)
@@ -68,19 +68,19 @@ def main() -> None:
         wait(lambda: not window.runner.active())
     app.processEvents()
     wait(lambda: not window.runner.active())
-    step = bench.alignment.spans[4][0] if bench.alignment else 20
-    x0, x1 = bench.posterior.column(step)
+    step = bench.read.alignment.spans[4][0] if bench.read.alignment else 20
+    x0, x1 = bench.read.posterior.column(step)
     point = QPointF((x0 + x1) / 2, 120)
     move = QMouseEvent(
         QEvent.Type.MouseMove,
         point,
-        bench.posterior.mapToGlobal(point),
+        bench.read.posterior.mapToGlobal(point),
         Qt.MouseButton.NoButton,
         Qt.MouseButton.NoButton,
         Qt.KeyboardModifier.NoModifier,
     )
     settle()
-    QApplication.sendEvent(bench.posterior, move)
+    QApplication.sendEvent(bench.read.posterior, move)
     app.processEvents()
     window.grab().save(str(HERE / "formulas.png"))
 
