@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -83,13 +82,8 @@ class DatasetPanel(FollowsJob, QWidget):
         self.problems_box = QGroupBox("Problems")
         QVBoxLayout(self.problems_box).addWidget(self.problems)
         self.problems_box.setVisible(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("formulaDatasetCancel")
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(False)
-        self.controls = JobControls(
-            self.cancel_button, self.progress, self.summary, lambda: None, describe=_reading
-        )
+        self.controls = JobControls("formulaDataset", self.summary, describe=_reading)
+        self.cancel_button, self.progress, _summary = self.controls.widgets()
         top = job_row(self.open_button, self.cancel_button, progress=self.progress)
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Look at a dataset", 1.2))

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QTableWidgetItem,
     QVBoxLayout,
@@ -72,13 +71,8 @@ class FolderPanel(FollowsJob, QWidget):
         )
         self.table.cellActivated.connect(self._activated)
         self.table.cellDoubleClicked.connect(self._activated)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("formulaFolderCancel")
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(False)
-        self.controls = JobControls(
-            self.cancel_button, self.progress, self.summary, lambda: None, describe=_reading
-        )
+        self.controls = JobControls("formulaFolder", self.summary, describe=_reading)
+        self.cancel_button, self.progress, _summary = self.controls.widgets()
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)

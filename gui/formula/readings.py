@@ -88,6 +88,54 @@ class ReadingsPanel(QGroupBox):
         self.verdict.setObjectName("formulaVerdict")
         self.verdict.setWordWrap(True)
 
+        option_rows = self._make_options()
+
+        self.table = row_table(
+            ["Beam search", "log p", "p", "valid"],
+            "formulaBeams",
+            "Pick a reading to see its alignment",
+        )
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._picked)
+        self.table.setMinimumHeight(120)
+
+        own_row = self._make_own_text()
+        self.alignment_info = QLabel()
+        self.alignment_info.setObjectName("formulaAlignmentInfo")
+        self.alignment_info.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status)
+        layout.addWidget(self.reading)
+        layout.addWidget(self.confidence)
+        layout.addWidget(self.verdict)
+        for row in option_rows:
+            layout.addLayout(row)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(own_row)
+        layout.addWidget(self.alignment_info)
+        self.shown: list[Hypothesis] = []
+        self._filling = False
+        self.show_message("<b>No recognition model is loaded.</b>")
+
+    def _make_own_text(self) -> QHBoxLayout:
+        """A field to type any text and see how it aligns."""
+        self.own_text = QLineEdit()
+        self.own_text.setObjectName("formulaOwnText")
+        self.own_text.setPlaceholderText("type a text, e.g. 6*(3+7)=60, and press Enter")
+        self.own_text.setValidator(
+            QRegularExpressionValidator(QRegularExpression(r"[0-9+\-*()= ]*"), self.own_text)
+        )
+        self.own_text.returnPressed.connect(self._typed)
+        own_row = QHBoxLayout()
+        own_row.addWidget(QLabel("Align:"))
+        own_row.addWidget(self.own_text, 1)
+        return own_row
+
+    def _make_options(self) -> list[QHBoxLayout]:
+        """Beam width, n-best, the grammar switch and the weight of true equations."""
         self.beam_width = QSpinBox()
         self.beam_width.setObjectName("formulaBeamWidth")
         self.beam_width.setRange(1, 200)
@@ -132,46 +180,7 @@ class ReadingsPanel(QGroupBox):
         truth_row.addWidget(QLabel("Prefer true equations by"))
         truth_row.addWidget(self.truth_weight)
         truth_row.addStretch(1)
-
-        self.table = row_table(
-            ["Beam search", "log p", "p", "valid"],
-            "formulaBeams",
-            "Pick a reading to see its alignment",
-        )
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        self.table.itemSelectionChanged.connect(self._picked)
-        self.table.setMinimumHeight(120)
-
-        self.own_text = QLineEdit()
-        self.own_text.setObjectName("formulaOwnText")
-        self.own_text.setPlaceholderText("type a text, e.g. 6*(3+7)=60, and press Enter")
-        self.own_text.setValidator(
-            QRegularExpressionValidator(QRegularExpression(r"[0-9+\-*()= ]*"), self.own_text)
-        )
-        self.own_text.returnPressed.connect(self._typed)
-        own_row = QHBoxLayout()
-        own_row.addWidget(QLabel("Align:"))
-        own_row.addWidget(self.own_text, 1)
-        self.alignment_info = QLabel()
-        self.alignment_info.setObjectName("formulaAlignmentInfo")
-        self.alignment_info.setWordWrap(True)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.status)
-        layout.addWidget(self.reading)
-        layout.addWidget(self.confidence)
-        layout.addWidget(self.verdict)
-        layout.addLayout(options)
-        layout.addLayout(grammar_row)
-        layout.addLayout(truth_row)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(own_row)
-        layout.addWidget(self.alignment_info)
-        self.shown: list[Hypothesis] = []
-        self._filling = False
-        self.show_message("<b>No recognition model is loaded.</b>")
+        return [options, grammar_row, truth_row]
 
     def decoder_options(self) -> dict[str, object]:
         """Keyword arguments for Recognizer.recognize from the controls."""

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -96,7 +95,22 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         self.runs: list[RunInfo] = []
         self._curves: dict[str, tuple[list[float], list[float]]] = {}
 
-        # ------------------------------------------------------------ models
+        models_box = self._make_models()
+        train_box = self._make_training()
+        eval_box = self._make_evaluation()
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Train and evaluate", 1.2))
+        layout.addWidget(models_box)
+        layout.addWidget(train_box)
+        layout.addWidget(eval_box)
+        layout.addStretch(1)
+        self.recognizer: Recognizer | None = None
+        self.models.currentIndexChanged.connect(self._update_buttons)
+        self.models.addItem(f"Shipped model ({SHIPPED_MODEL.name})", str(SHIPPED_MODEL))
+        self._update_buttons()  # runs are read from disk when the tab is first shown
+
+    def _make_models(self) -> QGroupBox:
+        """The model in use, the runs and the shipped model to choose from, a model file."""
         self.current = QLabel("Model: loading…")
         self.current.setObjectName("formulaCurrentModel")
         self.current.setWordWrap(True)
@@ -115,8 +129,10 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         models_layout = QVBoxLayout(models_box)
         models_layout.addWidget(self.current)
         models_layout.addLayout(models_row)
+        return models_box
 
-        # ------------------------------------------------------------ data
+    def _make_training(self) -> QGroupBox:
+        """Data, options, Train / Resume / Cancel, progress, status and the live curves."""
         self.generate_button = QPushButton("Generate training data…")
         self.generate_button.setObjectName("formulaGenerate")
         self.generate_button.clicked.connect(self.generate_requested)
@@ -154,38 +170,8 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         self.data = QLineEdit()
         self.data.setObjectName("formulaMixFolder")
         self.data.setPlaceholderText("optional: a Baidu-format folder mixed into each batch")
-        self.train_button = QPushButton("Train")
-        self.train_button.setObjectName("formulaTrainButton")
-        self.train_button.clicked.connect(self.start)
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setObjectName("formulaResume")
-        self.resume_button.setToolTip("Continue the run chosen in the list above where it stopped")
-        self.resume_button.clicked.connect(self.resume)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("formulaCancelTraining")
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(False)
-        self.status = QLabel(f"New runs go to {runs_root()}")
-        self.status.setObjectName("formulaTrainStatus")
-        self.status.setWordWrap(True)
-        self.controls = JobControls(
-            self.cancel_button,
-            self.progress,
-            self.status,
-            self._update_buttons,
-            cancelling="Cancelling… (the steps made are saved; Resume continues)",
-            describe=_describe_step,
-        )
-        self.controls.progressed.connect(self._show_progress)
-        self.loss_plot = _plot("Training loss (CTC)", "loss")
-        self.acc_plot = _plot("Validation sequence accuracy", "accuracy")
-        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(_LOSS, width=2))
-        self.acc_plot.setYRange(0, 1)
-        self.acc_plot.getAxis("left").enableAutoSIPrefix(False)
-        self.loss_plot.getAxis("left").enableAutoSIPrefix(False)
-        self.acc_curve = self.acc_plot.plot(
-            [], [], pen=pg.mkPen(_ACC, width=2), symbol="o", symbolSize=6, symbolBrush=_ACC
-        )
+        self._make_job_controls()
+        self._make_curves()
         form = QFormLayout()
         form.addRow("Model size", self.size)
         form.addRow("Steps", self.steps)
@@ -216,8 +202,41 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         train_layout.addWidget(self.progress)
         train_layout.addWidget(self.status)
         train_layout.addLayout(plots)
+        return train_box
 
-        # ------------------------------------------------------------ evaluation
+    def _make_curves(self) -> None:
+        """The loss and validation accuracy curves of the run being trained."""
+        self.loss_plot = _plot("Training loss (CTC)", "loss")
+        self.acc_plot = _plot("Validation sequence accuracy", "accuracy")
+        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(_LOSS, width=2))
+        self.acc_plot.setYRange(0, 1)
+        self.acc_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.loss_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.acc_curve = self.acc_plot.plot(
+            [], [], pen=pg.mkPen(_ACC, width=2), symbol="o", symbolSize=6, symbolBrush=_ACC
+        )
+
+    def _make_job_controls(self) -> None:
+        """Train, Resume and Cancel, the progress bar and the status line, bound by JobControls."""
+        self.train_button = QPushButton("Train")
+        self.train_button.setObjectName("formulaTrainButton")
+        self.train_button.clicked.connect(self.start)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setObjectName("formulaResume")
+        self.resume_button.setToolTip("Continue the run chosen in the list above where it stopped")
+        self.resume_button.clicked.connect(self.resume)
+        self.controls = JobControls(
+            "formulaTrain",
+            f"New runs go to {runs_root()}",
+            self._update_buttons,
+            cancelling="Cancelling… (the steps made are saved; Resume continues)",
+            describe=_describe_step,
+        )
+        self.cancel_button, self.progress, self.status = self.controls.widgets()
+        self.controls.progressed.connect(self._show_progress)
+
+    def _make_evaluation(self) -> QGroupBox:
+        """A labelled folder read by the model in use: accuracy, CER and the error gallery."""
         self.eval_folder = QLineEdit()
         self.eval_folder.setObjectName("formulaEvalFolder")
         self.eval_folder.setPlaceholderText("a folder with labels.txt")
@@ -237,17 +256,7 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         eval_layout.addLayout(eval_row)
         eval_layout.addWidget(self.eval_result)
         eval_layout.addWidget(self.gallery)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(heading("Train and evaluate", 1.2))
-        layout.addWidget(models_box)
-        layout.addWidget(train_box)
-        layout.addWidget(eval_box)
-        layout.addStretch(1)
-        self.recognizer: Recognizer | None = None
-        self.models.currentIndexChanged.connect(self._update_buttons)
-        self.models.addItem(f"Shipped model ({SHIPPED_MODEL.name})", str(SHIPPED_MODEL))
-        self._update_buttons()  # runs are read from disk when the tab is first shown
+        return eval_box
 
     # ---------------------------------------------------------------- models
     def showEvent(self, event: QShowEvent) -> None:

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -74,110 +73,8 @@ class ScanPanel(FollowsJob, QWidget):
         self.view: ScanView | None = None
         self._listed = False
 
-        self.backbone = QComboBox()
-        self.backbone.setObjectName("scanBackbone")
-        for key, b in imagenet.BACKBONES.items():
-            self.backbone.addItem(f"{b.title} — {b.note}", key)
-        self.device = DeviceChoice("scanDevice")
-        best = devices.choose(None)
-        self.backbone.setCurrentIndex(self.backbone.findData(imagenet.default_backbone(best)))
-        self.batch = QSpinBox()
-        self.batch.setRange(1, 1024)
-        self.batch.setValue(DEFAULT_BATCH)
-        self.include_test = QCheckBox("Test images too")
-        self.include_test.setChecked(True)
-        self.weights_label = QLabel()
-        self.weights_label.setObjectName("scanWeights")
-        self.weights_label.setWordWrap(True)
-        # room for three lines: a wrapped label in a form row is not given its height
-        self.weights_label.setMinimumHeight(self.weights_label.fontMetrics().lineSpacing() * 3)
-        self.weights_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.import_button = QPushButton("Import weights file…")
-        self.import_button.setObjectName("scanImport")
-        self.start_button = QPushButton("Start scan")
-        self.start_button.setObjectName("scanStart")
-        self.start_button.setDefault(True)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("scanCancel")
-        self.progress = QProgressBar()
-        self.progress.setObjectName("scanProgress")
-        self.progress.setTextVisible(False)
-        self.status = QLabel("Not scanned yet.")
-        self.status.setObjectName("scanStatus")
-        self.status.setWordWrap(True)
-        self.controls = JobControls(
-            self.cancel_button,
-            self.progress,
-            self.status,
-            self._refresh_start,
-            cancelling="Cancelling… (what is scanned is kept)",
-        )
-        self.controls.progressed.connect(self._show_progress)
-
-        settings = QFormLayout()
-        settings.addRow("Model:", self.backbone)
-        settings.addRow("Device:", self.device)
-        batch_row = QHBoxLayout()
-        batch_row.addWidget(self.batch)
-        batch_row.addWidget(self.include_test)
-        batch_row.addStretch(1)
-        settings.addRow("Batch size:", batch_row)
-        weights_row = QHBoxLayout()
-        weights_row.addWidget(self.weights_label, 1)
-        weights_row.addWidget(self.import_button)
-        settings.addRow("Weights:", weights_row)
-        buttons = job_row(self.start_button, self.cancel_button, progress=self.progress)
-        run_box = QGroupBox("Scan")
-        run_layout = QVBoxLayout(run_box)
-        run_layout.addLayout(settings)
-        run_layout.addLayout(buttons)
-        run_layout.addWidget(self.status)
-
-        self.model_combo = QComboBox()
-        self.model_combo.setObjectName("scanResults")
-        self.top_n = QSlider(Qt.Orientation.Horizontal)
-        self.top_n.setObjectName("scanTopN")
-        self.top_n.setRange(1, TOP_K)
-        self.top_n.setValue(FlagSettings.top_n)
-        self.top_n.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.top_n_label = QLabel()
-        self.wild_cats = QCheckBox("Count cougar and lynx as cats")
-        self.wild_cats.setObjectName("scanWildCats")
-        self.count_labels: dict[str, QLabel] = {}
-        self.show_buttons: dict[str, QPushButton] = {}
-        counts = QGridLayout()
-        for line, (key, title, meaning) in enumerate(FLAG_FILTERS):
-            meaning = f"{meaning} (grid badge {FLAG_SYMBOLS[key]})"
-            count = QLabel("–")
-            count.setObjectName(f"scanCount_{key}")
-            count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            button = QPushButton("Show")
-            button.setObjectName(f"scanShow_{key}")
-            button.clicked.connect(partial(self.show_requested.emit, key))
-            counts.addWidget(QLabel(f"<b>{title}</b>"), line, 0)
-            counts.addWidget(count, line, 1)
-            counts.addWidget(QLabel(meaning), line, 2)
-            counts.addWidget(button, line, 3)
-            self.count_labels[key], self.show_buttons[key] = count, button
-        counts.setColumnStretch(2, 1)
-        self.export_button = QPushButton("Export flags as CSV…")
-        self.export_button.setObjectName("scanExport")
-        top_row = QHBoxLayout()
-        top_row.addWidget(self.top_n, 1)
-        top_row.addWidget(self.top_n_label)
-        results_form = QFormLayout()
-        results_form.addRow("Results of:", self.model_combo)
-        results_form.addRow("Top N:", top_row)
-        results_form.addRow("", self.wild_cats)
-        results_box = QGroupBox("Flags")
-        results_layout = QVBoxLayout(results_box)
-        results_layout.addLayout(results_form)
-        results_layout.addLayout(counts)
-        export_row = QHBoxLayout()
-        export_row.addStretch(1)
-        export_row.addWidget(self.export_button)
-        results_layout.addLayout(export_row)
-
+        run_box = self._make_scan()
+        results_box = self._make_flags()
         column = QVBoxLayout(self)
         column.addWidget(heading("Outliers and label issues", 1.25))
         column.addWidget(
@@ -203,6 +100,113 @@ class ScanPanel(FollowsJob, QWidget):
         self._recompute_timer = QTimer(self, singleShot=True, interval=150)
         self._recompute_timer.timeout.connect(self.recompute)
         self.attach(None)  # the weights line is filled when the panel is first shown
+
+    def _make_scan(self) -> QGroupBox:
+        """Model, device, batch and weights; Start / Cancel, progress and status."""
+        self.backbone = QComboBox()
+        self.backbone.setObjectName("scanBackbone")
+        for key, b in imagenet.BACKBONES.items():
+            self.backbone.addItem(f"{b.title} — {b.note}", key)
+        self.device = DeviceChoice("scanDevice")
+        best = devices.choose(None)
+        self.backbone.setCurrentIndex(self.backbone.findData(imagenet.default_backbone(best)))
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 1024)
+        self.batch.setValue(DEFAULT_BATCH)
+        self.include_test = QCheckBox("Test images too")
+        self.include_test.setChecked(True)
+        self.weights_label = QLabel()
+        self.weights_label.setObjectName("scanWeights")
+        self.weights_label.setWordWrap(True)
+        # room for three lines: a wrapped label in a form row is not given its height
+        self.weights_label.setMinimumHeight(self.weights_label.fontMetrics().lineSpacing() * 3)
+        self.weights_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.import_button = QPushButton("Import weights file…")
+        self.import_button.setObjectName("scanImport")
+        self.start_button = QPushButton("Start scan")
+        self.start_button.setObjectName("scanStart")
+        self.start_button.setDefault(True)
+        self.controls = JobControls(
+            "scan",
+            "Not scanned yet.",
+            self._refresh_start,
+            cancelling="Cancelling… (what is scanned is kept)",
+        )
+        self.cancel_button, self.progress, self.status = self.controls.widgets()
+        self.controls.progressed.connect(self._show_progress)
+
+        settings = QFormLayout()
+        settings.addRow("Model:", self.backbone)
+        settings.addRow("Device:", self.device)
+        batch_row = QHBoxLayout()
+        batch_row.addWidget(self.batch)
+        batch_row.addWidget(self.include_test)
+        batch_row.addStretch(1)
+        settings.addRow("Batch size:", batch_row)
+        weights_row = QHBoxLayout()
+        weights_row.addWidget(self.weights_label, 1)
+        weights_row.addWidget(self.import_button)
+        settings.addRow("Weights:", weights_row)
+        buttons = job_row(self.start_button, self.cancel_button, progress=self.progress)
+        run_box = QGroupBox("Scan")
+        run_layout = QVBoxLayout(run_box)
+        run_layout.addLayout(settings)
+        run_layout.addLayout(buttons)
+        run_layout.addWidget(self.status)
+        return run_box
+
+    def _make_flags(self) -> QGroupBox:
+        """Whose results, top N, wild cats, and each flag's count with Show; the CSV export."""
+        self.model_combo = QComboBox()
+        self.model_combo.setObjectName("scanResults")
+        self.top_n = QSlider(Qt.Orientation.Horizontal)
+        self.top_n.setObjectName("scanTopN")
+        self.top_n.setRange(1, TOP_K)
+        self.top_n.setValue(FlagSettings.top_n)
+        self.top_n.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.top_n_label = QLabel()
+        self.wild_cats = QCheckBox("Count cougar and lynx as cats")
+        self.wild_cats.setObjectName("scanWildCats")
+        counts = self._make_counts()
+        self.export_button = QPushButton("Export flags as CSV…")
+        self.export_button.setObjectName("scanExport")
+        top_row = QHBoxLayout()
+        top_row.addWidget(self.top_n, 1)
+        top_row.addWidget(self.top_n_label)
+        results_form = QFormLayout()
+        results_form.addRow("Results of:", self.model_combo)
+        results_form.addRow("Top N:", top_row)
+        results_form.addRow("", self.wild_cats)
+        results_box = QGroupBox("Flags")
+        results_layout = QVBoxLayout(results_box)
+        results_layout.addLayout(results_form)
+        results_layout.addLayout(counts)
+        export_row = QHBoxLayout()
+        export_row.addStretch(1)
+        export_row.addWidget(self.export_button)
+        results_layout.addLayout(export_row)
+        return results_box
+
+    def _make_counts(self) -> QGridLayout:
+        """A row per flag: its name, how many images it marks, what it means, Show."""
+        self.count_labels: dict[str, QLabel] = {}
+        self.show_buttons: dict[str, QPushButton] = {}
+        counts = QGridLayout()
+        for line, (key, title, meaning) in enumerate(FLAG_FILTERS):
+            meaning = f"{meaning} (grid badge {FLAG_SYMBOLS[key]})"
+            count = QLabel("–")
+            count.setObjectName(f"scanCount_{key}")
+            count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            button = QPushButton("Show")
+            button.setObjectName(f"scanShow_{key}")
+            button.clicked.connect(partial(self.show_requested.emit, key))
+            counts.addWidget(QLabel(f"<b>{title}</b>"), line, 0)
+            counts.addWidget(count, line, 1)
+            counts.addWidget(QLabel(meaning), line, 2)
+            counts.addWidget(button, line, 3)
+            self.count_labels[key], self.show_buttons[key] = count, button
+        counts.setColumnStretch(2, 1)
+        return counts
 
     # ---------------------------------------------------------------- a dataset
     def attach(self, store: LabelStore | None) -> None:

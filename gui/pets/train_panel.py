@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -73,6 +72,71 @@ class TrainPanel(FollowsJob, QWidget):
         self.store: LabelStore | None = None
         self.runs: list[RunResult] = []
 
+        settings = self._make_settings()
+        plots = self._make_plots()
+        runs_box = self._make_runs()
+        layout = QVBoxLayout(self)
+        layout.addWidget(settings)
+        layout.addLayout(plots, 3)
+        layout.addWidget(runs_box, 2)
+
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.start_button.clicked.connect(self.start)
+        self.resume_button.clicked.connect(self.resume)
+        self.export_button.clicked.connect(self.export_submission)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self._mode_changed()
+        self.attach(None)
+
+    def _make_settings(self) -> QGroupBox:
+        """The options, Train / Resume / Cancel with the progress bar, the status line."""
+        self._make_cnn_options()
+        self._make_head_options()
+        self.start_button = QPushButton("Train")
+        self.start_button.setObjectName("trainStart")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setObjectName("trainResume")
+        self.resume_button.setToolTip("Continue the run cancelled last, from its last epoch")
+        self.resume_button.setEnabled(False)
+        self.controls = JobControls(
+            "train",
+            "Train a model on the effective labels (edits applied, exclusions left out).",
+            self._refresh_start,
+            describe=lambda progress, _left: rate_and_time_left(progress, None),
+        )
+        self.cancel_button, self.progress, self.status = self.controls.widgets()
+        self.controls.progressed.connect(self._show_progress)
+
+        form = QFormLayout()
+        form.addRow("Mode:", self.mode)
+        form.addRow("Device:", self.device)
+        form.addRow("Backbone:", self.backbone)
+        form.addRow("", self.random_weights)
+        form.addRow("", self.gradual)
+        form.addRow("Epochs:", self.epochs)
+        form.addRow("Learning rate:", self.lr)
+        self._size_row = QHBoxLayout()
+        self._size_row.addWidget(self.image_size, 1)
+        self._size_row.addWidget(self.preview_button)
+        form.addRow("Image size:", self._size_row)
+        form.addRow("Classifier:", self.classic_model)
+        form.addRow("Embeddings of:", self.scans)
+        form.addRow("Folds:", self.folds)
+        form.addRow("", self.compare)
+        self._form = form
+        buttons = job_row(
+            self.start_button, self.resume_button, self.cancel_button, progress=self.progress
+        )
+        settings = QGroupBox("Training")
+        settings_layout = QVBoxLayout(settings)
+        settings_layout.addLayout(form)
+        settings_layout.addLayout(buttons)
+        settings_layout.addWidget(self.status)
+        settings_layout.addWidget(self.preview)
+        return settings
+
+    def _make_cnn_options(self) -> None:
+        """Mode, device, backbone and what fine-tuning and training from scratch use."""
         self.mode = QComboBox()
         self.mode.setObjectName("trainMode")
         for key, text in MODES.items():
@@ -103,6 +167,10 @@ class TrainPanel(FollowsJob, QWidget):
         self.image_size.setRange(32, 512)
         self.image_size.setSingleStep(16)
         self.image_size.setValue(128)
+
+    def _make_head_options(self) -> None:
+        """The classic models, the embeddings heads' scans and folds, the cleaning comparison,
+        the augmentation preview."""
         self.classic_model = QComboBox()
         self.classic_model.setObjectName("trainClassic")
         for key, text in classic.MODELS.items():
@@ -135,57 +203,9 @@ class TrainPanel(FollowsJob, QWidget):
         self.preview = QLabel()
         self.preview.setObjectName("trainPreviewImages")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.start_button = QPushButton("Train")
-        self.start_button.setObjectName("trainStart")
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setObjectName("trainResume")
-        self.resume_button.setToolTip("Continue the run cancelled last, from its last epoch")
-        self.resume_button.setEnabled(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("trainCancel")
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(False)
-        self.status = QLabel(
-            "Train a model on the effective labels (edits applied, exclusions left out)."
-        )
-        self.status.setObjectName("trainStatus")
-        self.status.setWordWrap(True)
-        self.controls = JobControls(
-            self.cancel_button,
-            self.progress,
-            self.status,
-            self._refresh_start,
-            describe=lambda progress, _left: rate_and_time_left(progress, None),
-        )
-        self.controls.progressed.connect(self._show_progress)
 
-        form = QFormLayout()
-        form.addRow("Mode:", self.mode)
-        form.addRow("Device:", self.device)
-        form.addRow("Backbone:", self.backbone)
-        form.addRow("", self.random_weights)
-        form.addRow("", self.gradual)
-        form.addRow("Epochs:", self.epochs)
-        form.addRow("Learning rate:", self.lr)
-        self._size_row = QHBoxLayout()
-        self._size_row.addWidget(self.image_size, 1)
-        self._size_row.addWidget(self.preview_button)
-        form.addRow("Image size:", self._size_row)
-        form.addRow("Classifier:", self.classic_model)
-        form.addRow("Embeddings of:", self.scans)
-        form.addRow("Folds:", self.folds)
-        form.addRow("", self.compare)
-        self._form = form
-        buttons = job_row(
-            self.start_button, self.resume_button, self.cancel_button, progress=self.progress
-        )
-        settings = QGroupBox("Training")
-        settings_layout = QVBoxLayout(settings)
-        settings_layout.addLayout(form)
-        settings_layout.addLayout(buttons)
-        settings_layout.addWidget(self.status)
-        settings_layout.addWidget(self.preview)
-
+    def _make_plots(self) -> QHBoxLayout:
+        """Loss and accuracy curves of the running job, reliability of the selected run."""
         self.loss_plot = _plot("Loss", "step", "log loss")
         self.accuracy_plot = _plot("Accuracy", "step", "share right")
         self.reliability_plot = _plot("Reliability (selected run)", "predicted P(dog)", "dogs")
@@ -209,7 +229,10 @@ class TrainPanel(FollowsJob, QWidget):
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.accuracy_plot)
         plots.addWidget(self.reliability_plot)
+        return plots
 
+    def _make_runs(self) -> QGroupBox:
+        """The runs table, its details, the worst images and the submission export."""
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("trainRuns")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -240,19 +263,7 @@ class TrainPanel(FollowsJob, QWidget):
         row.addWidget(self.worst_button)
         row.addWidget(self.export_button)
         runs_layout.addLayout(row)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(settings)
-        layout.addLayout(plots, 3)
-        layout.addWidget(runs_box, 2)
-
-        self.mode.currentIndexChanged.connect(self._mode_changed)
-        self.start_button.clicked.connect(self.start)
-        self.resume_button.clicked.connect(self.resume)
-        self.export_button.clicked.connect(self.export_submission)
-        self.table.itemSelectionChanged.connect(self._selection_changed)
-        self._mode_changed()
-        self.attach(None)
+        return runs_box
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

@@ -54,21 +54,40 @@ class JobControls(QObject):
 
     def __init__(
         self,
-        cancel_button: QPushButton,
-        progress: QProgressBar,
-        status: QLabel,
-        refresh: Callable[[], None],
+        name: str,
+        status: QLabel | str,
+        refresh: Callable[[], None] | None = None,
         cancelling: str = "Cancelling…",
         describe: Describe = rate_and_time_left,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent or status)
-        self.cancel_button, self.progress, self.status = cancel_button, progress, status
-        self.refresh, self.cancelling, self.describe = refresh, cancelling, describe
+        """Makes the Cancel button and the progress bar (object names `<name>Cancel`,
+        `<name>Progress`) and, given a text, the status line (`<name>Status`); a panel
+        that has a status label of its own passes it. `refresh` enables the panel's start
+        buttons as fits, when a job starts and ends."""
+        if isinstance(status, str):
+            label = QLabel(status)
+            label.setObjectName(f"{name}Status")
+            label.setWordWrap(True)
+        else:
+            label = status
+        super().__init__(parent or label)
+        self.status = label
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName(f"{name}Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setObjectName(f"{name}Progress")
+        self.progress.setTextVisible(False)
+        self.refresh = refresh or (lambda: None)
+        self.cancelling, self.describe = cancelling, describe
         self.job: JobHandle | None = None
         self._eta = Eta()
-        cancel_button.setEnabled(False)
-        cancel_button.clicked.connect(self.cancel)
+
+    def widgets(self) -> tuple[QPushButton, QProgressBar, QLabel]:
+        """Cancel, the progress bar and the status line, for the panel's layout."""
+        return self.cancel_button, self.progress, self.status
 
     @property
     def running(self) -> bool:
