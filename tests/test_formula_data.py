@@ -274,6 +274,20 @@ def test_cleaning_augmentations_do_what_they_say():
     assert 40 <= two_tone <= 140
 
 
+def test_training_sees_the_apps_optional_steps():
+    """Some training images go through the Read tab's own optional steps (the pipeline's
+    functions, in its order), so turning one on shows the model nothing new."""
+    image = synth.render("6*(3+7)", random.Random(0), "printed")
+    rng = np.random.default_rng(0)
+    outputs = [augment.app_steps(image, rng) for _ in range(40)]
+    assert all(out.ndim == 2 and out.dtype == np.uint8 and out.min() < 100 for out in outputs)
+    gray = preprocess.to_gray(image)
+    closed = preprocess.closing(gray)
+    assert any(np.array_equal(out, closed) for out in outputs)
+    assert set(augment.APP_STEPS) <= set(preprocess.STEP_NAMES)
+    assert abs(sum(augment.APP_STEPS.values()) - 1) < 1e-9
+
+
 def test_loose_margins_are_trimmed_and_tight_images_left_alone():
     image = synth.render("6*(3+7)=60", random.Random(2), "fonts")
     assert preprocess.trim_margins(image) is image  # drawn tight: untouched

@@ -4,7 +4,9 @@ Small geometric jitter, elastic distortion, blur, noise, other resolutions and w
 that a 120×40 photo reads like a 180×60 original; and what users do to real images before
 they read them (`clean`): global, Otsu and adaptive thresholding, strokes thickened or
 thinned, median and Gaussian filters, opening and closing, speckle left after binarising,
-JPEG, other ink and paper colours. Never a flip, never a large rotation: they turn 6 into 9
+JPEG, other ink and paper colours; and the app's own optional steps (`app_steps`: median,
+Gaussian, opening, closing, deskew), so that turning one on in the Read tab shows the model
+nothing new. Never a flip, never a large rotation: they turn 6 into 9
 and + into ×.
 
 Each operation is one OpenCV call (the library the field uses for these); no augmentation
@@ -181,6 +183,28 @@ def clean(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 #: The share of training images (at strength 1) that go through `clean`.
 CLEAN_SHARE = 0.45
 
+#: The Read and Folder tabs' optional steps that keep an image a photo of ink on paper
+#: (binarising is `clean`'s part; cropping is what the default step does to loose images),
+#: and how often `app_steps` picks each: the median least, since at 5 px it can wipe out a
+#: thin printed asterisk that the label still names.
+APP_STEPS = {"median": 0.1, "gaussian": 0.2, "open": 0.25, "close": 0.3, "deskew": 0.15}
+#: The share of the other training images that go through `app_steps`.
+APP_STEP_SHARE = 0.15
+
+
+def app_steps(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One or two of the optional steps a user can turn on before reading, applied as the
+    app applies them (after the grayscale step, in the pipeline's order), so that turning
+    one on does not show the model an image it never saw. Returns gray uint8."""
+    names, weights = list(APP_STEPS), list(APP_STEPS.values())
+    count = int(rng.integers(1, 3))
+    chosen = set(rng.choice(names, size=count, replace=False, p=weights).tolist())
+    image = preprocess.to_gray(image)
+    for step in preprocess.STEPS:
+        if step.name in chosen:
+            image = step.apply(image)
+    return image
+
 
 def augment(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
     """A randomly altered copy; each change happens with probability ∝ `strength`."""
@@ -203,6 +227,8 @@ def augment(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) 
     if maybe(CLEAN_SHARE):
         binary = clean(image, rng)
         image = recolour(binary, rng) if maybe(0.3) else cv2.cvtColor(binary, cv2.COLOR_GRAY2RGB)
+    elif maybe(APP_STEP_SHARE):
+        image = cv2.cvtColor(app_steps(image, rng), cv2.COLOR_GRAY2RGB)
     elif maybe(0.15):
         image = _gray(image)
     elif maybe(0.1):
