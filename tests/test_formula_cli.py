@@ -105,3 +105,36 @@ def test_eval_with_no_mistakes_writes_no_gallery_and_two_decimals(tmp_path: Path
     assert not gallery.exists()
     progress = [line for line in err.splitlines() if line.strip()]
     assert len(progress) == len(set(progress)), "a progress line was printed twice"
+
+
+def test_average_writes_the_mean_of_the_weights_and_refuses_strangers(tmp_path: Path, capsys):
+    import torch
+
+    from core.formula.crnn import CRNN, CRNNConfig
+    from core.formula.recognizer import Recognizer
+    from core.formula.training import TrainConfig, save_model
+
+    config = CRNNConfig(channels=(4, 8, 8, 8, 8), hidden=8, layers=1)
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        train = TrainConfig(val_size=8, model=config)
+        paths.append(save_model(tmp_path / f"m{seed}.pt", CRNN(config), train, 0, {}))
+    out = tmp_path / "soup.pt"
+    assert main(["formula", "average", *map(str, paths), "--out", str(out)]) == 0
+    assert "averaged 2 models" in capsys.readouterr().out
+    soup = Recognizer.load(out).model.state_dict()
+    parts = [Recognizer.load(p).model.state_dict() for p in paths]
+    for name, tensor in soup.items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor, (parts[0][name] + parts[1][name]) / 2)
+    assert Recognizer.load(out).recognize(np.full((60, 180, 3), 255, np.uint8)) is not None
+    assert 0 <= Recognizer.load(out).meta["metrics"]["val_acc"] <= 1  # measured, not copied
+    other = save_model(
+        tmp_path / "other.pt", CRNN(CRNNConfig(channels=(4, 8, 8, 8, 8), hidden=16, layers=1)),
+        TrainConfig(), 0, {},
+    )  # fmt: skip
+    assert main(["formula", "average", str(paths[0]), str(other), "--out", str(out)]) == 1
+    assert "another configuration" in capsys.readouterr().err
+    assert main(["formula", "average", str(paths[0]), "--out", str(out)]) == 1
+    assert "at least two" in capsys.readouterr().err

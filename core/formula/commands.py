@@ -137,6 +137,15 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--model", metavar="M", help=model_help)
     export.add_argument("--out", required=True, metavar="F.onnx")
+    average = commands.add_parser(
+        "average",
+        help="average the weights of recognisers fine-tuned from one another",
+        description="Write the recogniser whose weights are the mean of the given ones (a "
+        "'model soup'). They must share a configuration, and should be of one lineage: one "
+        "fine-tuned from the other, or both from one parent.",
+    )
+    average.add_argument("models", nargs="+", metavar="MODEL")
+    average.add_argument("--out", required=True, metavar="F.pt")
 
 
 def _add_generate(commands: argparse._SubParsersAction) -> None:
@@ -198,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
         "eval": _eval,
         "recognize": _recognize,
         "export-onnx": _export,
+        "average": _average,
     }
     return commands[args.formula_command](args)
 
@@ -288,6 +298,14 @@ def _export(args: argparse.Namespace) -> int:
         f"ONNX model: {out} (input 'images' N×1×{recognizer.config.height}×W, "
         "output 'log_probs' T×N×17)"
     )
+    return 0
+
+
+def _average(args: argparse.Namespace) -> int:
+    from core.formula.averaging import average_models
+
+    out = average_models(args.models, args.out)
+    print(f"averaged {len(args.models)} models into {out}")
     return 0
 
 
