@@ -28,6 +28,7 @@ from gui.dialogs import ShortcutsDialog, about_box
 from gui.formula.workbench import FormulaWorkbench
 from gui.pets.workbench import PetsWorkbench
 from gui.settings import Settings
+from gui.widgets.common import make_action
 from gui.widgets.job_indicator import JobIndicator
 from gui.workbench import MenuEntry, Workbench
 from gui.workers import JobRunner, collect_garbage_on_ui_thread
@@ -121,12 +122,7 @@ class MainWindow(QMainWindow):
         shortcut: QKeySequence | str | None = None,
         tip: str = "",
     ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
+        action = make_action(self, text, slot, shortcut, tip)
         self.addAction(action)
         return action
 

@@ -23,9 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.formula.survey import SAMPLE_HEIGHT, Survey, survey
-from core.jobs import Progress
 from gui.widgets.common import heading, paragraph, to_qimage
-from gui.widgets.job_controls import FollowsJob, JobControls, job_row
+from gui.widgets.job_controls import FollowsJob, JobControls, job_row, reading_and_time_left
 from gui.workers import JobHandle, JobRunner
 
 _BAR = "#4263eb"
@@ -40,10 +39,6 @@ def _bar_plot(title: str, x_label: str) -> pg.PlotWidget:
     plot.hideButtons()
     plot.setMinimumHeight(180)
     return plot
-
-
-def _reading(progress: Progress, _left: str | None) -> str:
-    return f"Reading … {progress.message}"
 
 
 class DatasetPanel(FollowsJob, QWidget):
@@ -82,7 +77,7 @@ class DatasetPanel(FollowsJob, QWidget):
         self.problems_box = QGroupBox("Problems")
         QVBoxLayout(self.problems_box).addWidget(self.problems)
         self.problems_box.setVisible(False)
-        self.controls = JobControls("formulaDataset", self.summary, describe=_reading)
+        self.controls = JobControls("formulaDataset", self.summary, describe=reading_and_time_left)
         self.cancel_button, self.progress, _summary = self.controls.widgets()
         top = job_row(self.open_button, self.cancel_button, progress=self.progress)
         layout = QVBoxLayout(self)
@@ -105,17 +100,15 @@ class DatasetPanel(FollowsJob, QWidget):
             self.open_folder(folder)
 
     def open_folder(self, folder: str | Path) -> JobHandle:
-        if self.job is not None:
-            self.job.cancel()
         folder = Path(folder)
         self.clear()  # an error about this folder must not sit under the last one's plots
         handle = self.runner.start(f"Looking at {folder.name}", partial(survey, folder))
         return self.controls.follow(
-            handle, f"Reading {folder} …", succeeded=self.show_survey, failed=self._failed
+            handle,
+            f"Reading {folder} …",
+            succeeded=self.show_survey,
+            failed="Cannot open the dataset",
         )
-
-    def _failed(self, message: str, _details: str) -> None:
-        self.summary.setText(f"Cannot open the dataset: {message}")
 
     def clear(self) -> None:
         self.survey = None

@@ -21,17 +21,11 @@ from PySide6.QtWidgets import (
 
 from core.formula.evaluation import FolderReading, read_images
 from core.formula.recognizer import Recognizer
-from core.jobs import Progress
 from gui.widgets.common import heading, paragraph, row_table
-from gui.widgets.job_controls import FollowsJob, JobControls, job_row
+from gui.widgets.job_controls import FollowsJob, JobControls, job_row, reading_and_time_left
 from gui.workers import JobHandle, JobRunner
 
 _RIGHT, _WRONG = QColor(47, 158, 68), QColor(201, 42, 42)
-
-
-def _reading(progress: Progress, left: str | None) -> str:
-    text = f"Reading … {progress.message}"
-    return f"{text} · {left} left" if left is not None else text
 
 
 class FolderPanel(FollowsJob, QWidget):
@@ -71,7 +65,7 @@ class FolderPanel(FollowsJob, QWidget):
         )
         self.table.cellActivated.connect(self._activated)
         self.table.cellDoubleClicked.connect(self._activated)
-        self.controls = JobControls("formulaFolder", self.summary, describe=_reading)
+        self.controls = JobControls("formulaFolder", self.summary, describe=reading_and_time_left)
         self.cancel_button, self.progress, _summary = self.controls.widgets()
 
         buttons = QHBoxLayout()
@@ -112,8 +106,6 @@ class FolderPanel(FollowsJob, QWidget):
         if recognizer is None:
             self.summary.setText("No recognition model is loaded yet: try again in a moment.")
             return None
-        if self.job is not None:
-            self.job.cancel()
         self.table.setRowCount(0)
         handle = self.runner.start(
             f"Reading {self.folder.name}",
@@ -127,11 +119,8 @@ class FolderPanel(FollowsJob, QWidget):
             handle,
             f"Reading {self.folder} …",
             succeeded=self.show_reading,
-            failed=self._failed,
+            failed="Cannot read the folder",
         )
-
-    def _failed(self, message: str, _details: str) -> None:
-        self.summary.setText(f"Cannot read the folder: {message}")
 
     def show_reading(self, reading: FolderReading) -> None:
         self.reading = reading

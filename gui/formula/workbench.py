@@ -25,7 +25,7 @@ from gui.formula.generate_dialog import GenerateDialog
 from gui.formula.read_page import ReadPage, dropped_image
 from gui.formula.train_panel import FormulaTrainPanel
 from gui.settings import Settings
-from gui.widgets.common import scrolling
+from gui.widgets.common import make_action, scrolling
 from gui.workbench import MenuEntry, Workbench
 from gui.workers import JobHandle, JobRunner
 
@@ -81,11 +81,7 @@ class FormulaWorkbench(Workbench):
 
     def _make_actions(self) -> None:
         def action(text: str, slot: object, keys: object, tip: str) -> QAction:
-            made = QAction(text, self)
-            if keys is not None:
-                made.setShortcut(QKeySequence(keys))
-            made.setStatusTip(tip)
-            made.triggered.connect(slot)
+            made = make_action(self, text, slot, keys, tip)
             self.toolbar.addAction(made)
             return made
 

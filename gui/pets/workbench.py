@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -30,7 +30,7 @@ from gui.pets.overview import DatasetOverview, EmptyState
 from gui.pets.scan_panel import ScanPanel
 from gui.pets.train_panel import TrainPanel
 from gui.settings import Settings
-from gui.widgets.common import scrolling
+from gui.widgets.common import make_action, scrolling
 from gui.workbench import MenuEntry, Workbench
 from gui.workers import JobHandle, JobRunner
 
@@ -96,14 +96,7 @@ class PetsWorkbench(Workbench):
         self.refresh_timer.timeout.connect(self._refresh)
 
     def _make_actions(self) -> None:
-        def action(text: str, slot: object, keys: object = None, tip: str = "") -> QAction:
-            made = QAction(text, self)
-            if keys is not None:
-                made.setShortcut(QKeySequence(keys))
-            made.setStatusTip(tip)
-            made.triggered.connect(slot)
-            return made
-
+        action = partial(make_action, self)
         self.open_dataset_action = action(
             "Open &dataset folder…",
             self.open_dataset_dialog,

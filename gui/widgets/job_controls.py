@@ -37,6 +37,12 @@ def rate_and_time_left(progress: Progress, left: str | None) -> str:
     return text
 
 
+def reading_and_time_left(progress: Progress, left: str | None) -> str:
+    """For jobs that read a folder: the report's message and the time left."""
+    text = f"Reading … {progress.message}"
+    return f"{text} · {left} left" if left is not None else text
+
+
 def job_row(*buttons: QWidget, progress: QProgressBar) -> QHBoxLayout:
     """The buttons side by side, then the progress bar taking the rest of the row."""
     row = QHBoxLayout()
@@ -50,7 +56,6 @@ class JobControls(QObject):
     """Cancel, a progress bar and a status line bound to the panel's current job."""
 
     progressed = Signal(object)  # each Progress shown, for the panel's curves
-    ended = Signal()  # the job has ended (after its own succeeded / failed / cancelled)
 
     def __init__(
         self,
@@ -89,22 +94,23 @@ class JobControls(QObject):
         """Cancel, the progress bar and the status line, for the panel's layout."""
         return self.cancel_button, self.progress, self.status
 
-    @property
-    def running(self) -> bool:
-        return self.job is not None
-
     def follow(
         self,
         handle: JobHandle,
         starting: str = "Starting…",
         succeeded: Callable[[Any], object] | None = None,
-        failed: Callable[[str, str], object] | None = None,
+        failed: Callable[[str, str], object] | str | None = None,
         cancelled: Callable[[], object] | None = None,
     ) -> JobHandle:
-        """Show `handle` from now on: the bar busy, `starting` in the status line; the
-        panel's replies to its outcome connected, each heard only while `handle` is still
-        the one shown (a newer job of the panel replaces it). Without a reply to
-        cancellation, the status line says Cancelled."""
+        """Show `handle` from now on, cancelling the job it replaces: the bar busy,
+        `starting` in the status line; the panel's replies to its outcome connected, each
+        heard only while `handle` is still the one shown. A text for `failed` puts
+        "text: message" in the status line; without a reply to cancellation, the status
+        line says Cancelled."""
+        if self.job is not None:
+            self.job.cancel()  # superseded: its replies are no longer heard
+        if isinstance(failed, str):
+            failed = partial(self._failed, failed)
         if cancelled is None:
             cancelled = partial(self.status.setText, "Cancelled.")
         for signal, reply in (
@@ -123,6 +129,9 @@ class JobControls(QObject):
         self.status.setText(starting)
         self.refresh()
         return handle
+
+    def _failed(self, failure: str, message: str, _details: str) -> None:
+        self.status.setText(f"{failure}: {message}")
 
     def _reply(self, handle: JobHandle, reply: Callable[..., object], *args: object) -> None:
         if handle is self.job:
@@ -151,7 +160,6 @@ class JobControls(QObject):
         self.cancel_button.setEnabled(False)
         show_fraction(self.progress, 0.0)
         self.refresh()
-        self.ended.emit()
 
 
 class FollowsJob:
