@@ -1,11 +1,13 @@
 """How formula recognisers read images that went through what real images go through:
 binarised (several methods, thin, normal and thick strokes), read with each optional
 preprocessing step of the app, printed in font families no style draws with, and the four
-real Baidu samples under every step.
+real Baidu samples under every step and every binarisation.
 
     python -m benchmarks.formula_robustness --baseline OLD.pt [--model NEW.pt] [--count 1000]
+        [--without STEP]
 
-Every model reads the same images in the same run; the first column is the baseline. The
+Every model reads the same images in the same run; the first column is the baseline, read
+with the app's default steps less any `--without` names (the pipeline before a step). The
 images come from seed 737373, which no training run uses. Binarisation thresholds a global
 level at 30 %, 50 % and 70 % of the way from the ink to the paper (`preprocess.levels`),
 Otsu's, the app's Gaussian adaptive threshold (block 31, offset 10), and two methods that
@@ -141,19 +143,28 @@ def formula_kept(binary: np.ndarray, mask: np.ndarray) -> bool:
     return bool(mask.any()) and float((binary[mask] == 0).mean()) >= 0.5
 
 
+@dataclass(frozen=True)
+class Reader:
+    """A recogniser and the default steps it reads with (the app's, or fewer: `--without`)."""
+
+    recognizer: Recognizer
+    defaults: frozenset[str] = preprocess.DEFAULT
+
+
 def read_all(
-    recognizer: Recognizer, images: Sequence[np.ndarray], steps: Iterable[str] | None = None
+    reader: Reader, images: Sequence[np.ndarray], steps: Iterable[str] | None = None
 ) -> list[str]:
     texts = []
-    steps = None if steps is None else set(steps) | preprocess.DEFAULT
+    enabled = set(steps or ()) | reader.defaults
     for start in range(0, len(images), 256):
-        inputs = [recognizer.prepare(im, steps=steps) for im in images[start : start + 256]]
-        texts.extend(greedy(lp).text for lp in recognizer.forward(inputs))
+        batch = images[start : start + 256]
+        inputs = [reader.recognizer.prepare(im, steps=enabled) for im in batch]
+        texts.extend(greedy(lp).text for lp in reader.recognizer.forward(inputs))
     return texts
 
 
 def score(
-    recognizers: Sequence[Recognizer],
+    recognizers: Sequence[Reader],
     images: Sequence[np.ndarray],
     truths: Sequence[str],
     steps: Iterable[str] | None = None,
@@ -207,9 +218,18 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="models to compare (default shipped)")
     parser.add_argument("--count", type=int, default=1000, help="images a row")
     parser.add_argument("--unseen-fonts", type=Path, help="folder holding the unseen fonts")
+    optional = sorted(preprocess.DEFAULT - {"resize", "normalize"})
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=optional,
+        help="a default step the baseline reads without (the pipeline before it)",
+    )
     options = parser.parse_args()
     paths = [options.baseline, *(options.model or [str(SHIPPED_MODEL)])]
-    recognizers = [Recognizer.load(p) for p in paths]
+    recognizers = [Reader(Recognizer.load(p)) for p in paths]
+    recognizers[0] = Reader(recognizers[0].recognizer, preprocess.DEFAULT - set(options.without))
     count = options.count
     rows: list[Row] = []
 
@@ -279,6 +299,8 @@ def main() -> None:
         print("No unseen font family found: see assets/fonts/README.md.", file=sys.stderr)
 
     names = [Path(p).name for p in paths]
+    if options.without:
+        names[0] += f" without {', '.join(options.without)}"
     print(f"{count:,} images a row, seed {SEED}; models: {', '.join(names)} (first: baseline).\n")
     print("| section | images | " + " | ".join(names) + " |")
     print("| --- | --- | " + " | ".join("---:" for _ in names) + " |")
@@ -327,6 +349,37 @@ def main() -> None:
                     + (f" ({', '.join(wrong)})" if wrong else "")
                 )
             print(f"| {' + '.join(steps) or 'default'} | " + " | ".join(cells) + " |")
+        print_real_binarised(recognizers, names, samples)
+
+
+def print_real_binarised(
+    recognizers: Sequence[Reader], names: Sequence[str], samples: Sequence[tuple]
+) -> None:
+    """The real samples through every binarisation and stroke change of the binarised rows:
+    how many readings are exact, by stroke, and which are not."""
+    print("\n| real samples binarised (7 methods each) | " + " | ".join(names) + " |")
+    print("| --- | " + " | ".join("---" for _ in names) + " |")
+    misses: list[list[str]] = [[] for _ in recognizers]
+    for stroke, change in STROKES.items():
+        cells = []
+        for recognizer, missed in zip(recognizers, misses, strict=True):
+            images, truths, labels = [], [], []
+            for name, image, truth in samples:
+                for method, binarise in BINARISE.items():
+                    images.append(change(binarise(image)))
+                    truths.append(truth)
+                    labels.append(f"{name} {method}")
+            reads = read_all(recognizer, images)
+            wrong = [
+                f"{label}, {stroke}: `{read}`"
+                for label, truth, read in zip(labels, truths, reads, strict=True)
+                if read != truth
+            ]
+            missed.extend(wrong)
+            cells.append(f"{len(images) - len(wrong)}/{len(images)}")
+        print(f"| {stroke} strokes | " + " | ".join(cells) + " |")
+    for name, missed in zip(names, misses, strict=True):
+        print(f"\n{name} misreads: " + ("; ".join(missed) or "none") + ".")
 
 
 if __name__ == "__main__":

@@ -297,3 +297,33 @@ def test_loose_margins_are_trimmed_and_tight_images_left_alone():
     trimmed = preprocess.trim_margins(loose)
     assert trimmed.shape[0] < loose.shape[0] / 2 and trimmed.shape[1] < loose.shape[1] / 2
     assert "trim" in preprocess.DEFAULT and "trim" in preprocess.CANVAS
+
+
+def _bars(width: int, height: int = 60) -> np.ndarray:
+    """Black bars `width` px wide on white, with a 2 px minus beside them."""
+    image = np.full((height, 180), 255, np.uint8)
+    for left in (20, 60, 100):
+        image[10:50, left : left + width] = 0
+    image[29:31, 130:160] = 0
+    return image
+
+
+def test_bold_strokes_of_a_binary_image_are_thinned_and_thin_parts_kept():
+    bold = _bars(10)
+    assert preprocess.is_binary(bold)
+    assert preprocess.stroke_width(bold) == pytest.approx(10, abs=1.5)
+    thinned = preprocess.thin_bold(bold)
+    assert preprocess.stroke_width(thinned) <= preprocess.BOLD_SHARE * 60 + 1e-6
+    assert (thinned[29:31, 130:160] == 0).all()  # the minus is thinner than a cut: kept
+    assert (thinned[10:50, 20:30] == 0).sum() < (bold[10:50, 20:30] == 0).sum()
+    normal = _bars(5)
+    assert preprocess.thin_bold(normal) is normal  # no wider than the training images'
+
+
+def test_thin_bold_leaves_gray_images_and_drawings_alone():
+    captcha = preprocess.to_gray(synth.render("(4*8)+8", random.Random(5), "captcha"))
+    assert not preprocess.is_binary(captcha)
+    assert preprocess.thin_bold(captcha) is captcha
+    small = _bars(4, height=30)  # over a tenth of the height, but thinning would break it up
+    assert preprocess.thin_bold(small) is small
+    assert "bold" in preprocess.DEFAULT and "bold" not in preprocess.CANVAS

@@ -13,7 +13,7 @@ from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from core.formula import ctc, synth
+from core.formula import ctc, preprocess, synth
 from core.formula.generate import GenerateConfig, generate
 from core.formula.recognizer import SHIPPED_MODEL
 from core.jobs import CancelToken, drive
@@ -225,6 +225,7 @@ def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
     assert [title for title, _ in bench.read.last_recognition.stages] == [
         "Grayscale",
         "Crop loose margins",  # on by default; this image is tight, so left as it is
+        "Thin bold strokes",  # on by default; this image is not black and white
         "Resize to model height",
         "Normalise",
     ]
@@ -251,6 +252,29 @@ def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         panel.truth_weight.setValue(30.0)
     assert parse(panel.table.item(0, 0).text()).is_true  # the weight puts a true one first
+
+
+def test_a_thickened_black_and_white_image_is_read_with_its_strokes_thinned(
+    formulas, qtbot, tmp_path
+):
+    _window, bench = formulas
+    image = preprocess.binarize_otsu(
+        preprocess.to_gray(synth.render("(4*8)+8", random.Random(8), "captcha"))
+    )
+    path = tmp_path / "thick.png"
+    cv2.imwrite(str(path), cv2.erode(image, np.ones((5, 5), np.uint8)))  # the user's bold image
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    titles = [title for title, _ in bench.read.last_recognition.stages]
+    stages = dict(bench.read.last_recognition.stages)
+    before, after = stages["Crop loose margins"], stages["Thin bold strokes"]
+    assert (after == 0).sum() < 0.8 * (before == 0).sum()  # thinner, as previewed
+    box = bench.read.preprocess.boxes["bold"]
+    assert box.isChecked() and "black-and-white" in box.toolTip()
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        box.setChecked(False)  # the user can read it as it is
+    assert "Thin bold strokes" not in [t for t, _ in bench.read.last_recognition.stages]
+    assert "Thin bold strokes" in titles
 
 
 def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):

@@ -53,6 +53,8 @@ class PreprocessPanel(QGroupBox):
                 box.setToolTip("Always applied: the model reads this height, in [0, 1]")
             elif step.cost:
                 box.setToolTip(f"Changes what the model sees: {step.cost}")
+            elif step.tip:
+                box.setToolTip(step.tip)
             box.toggled.connect(self.changed)
             self.boxes[step.name] = box
             grid.addWidget(box, i // 3, i % 3)

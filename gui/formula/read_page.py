@@ -39,7 +39,7 @@ from gui.workers import JobHandle, JobRunner
 DEBOUNCE_MS = 25
 #: Steps that keep the image's geometry: with only these, a time step's region can be shown
 #: on the original image too.
-_GEOMETRY_KEEPING = {"gray", "median", "gaussian", "otsu", "adaptive", "open", "close"}
+_GEOMETRY_KEEPING = {"gray", "median", "gaussian", "otsu", "adaptive", "open", "close", "bold"}
 _HOVER_HINT = "Hover over the heatmaps to inspect a time step."
 
 
