@@ -132,9 +132,10 @@ def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
 
 
 #: `thin_bold` thins a binary image's strokes while they are wider than this share of its
-#: height: 3.5 px at the model's 32. Strokes of the training images, binarised as drawn,
-#: are at most that wide in 95 % of captcha images (3.2 px in the median; seed 11 of
-#: every style, not a benchmark seed); thickened ones are 4.3 px in the median.
+#: height: 3.5 px at the model's 32. The training styles' images binarised as drawn have
+#: strokes of 2.1–3.2 px in the median, and 95 % of the captcha ones at most 3.2 px (99 %:
+#: 3.8); thickened as training thickens them, 4.3 px in the median (300 images of each
+#: style from seed 11, not a benchmark seed).
 BOLD_SHARE = 3.5 / 32
 #: ... and never thins strokes narrower than this (in pixels of the image): a small
 #: image's 4 px strokes would break up.
@@ -257,19 +258,20 @@ class Step:
 #: measured accuracy (python -m benchmarks.formula_robustness, docs/benchmarks.md): the
 #: Read tab says so when one is on. Steps not named here read at least as well.
 COSTS: dict[str, str] = {
-    "median": "it reads 94.3 % of printed formulas (99.9 % without it), 96.0 % of mixed "
-    "styles (99.2 %), 98.0 % of captcha images (98.7 %)",
-    "gaussian": "it reads 99.0 % of mixed styles (99.2 % without it)",
-    "otsu": "it reads 96.6 % of captcha images (98.7 % without it), 97.9 % of mixed styles "
+    "median": "it reads 94.2 % of printed formulas (99.9 % without it), 95.8 % of mixed "
+    "styles (99.2 %), 98.3 % of captcha images (98.9 %)",
+    "gaussian": "it reads 99.0 % of mixed styles (99.2 % without it), 98.5 % of captcha "
+    "images (98.9 %)",
+    "otsu": "it reads 96.8 % of captcha images (98.9 % without it), 98.1 % of mixed styles "
     "(99.2 %); useful only where the image's own contrast is the problem",
-    "adaptive": "it reads 97.5 % of captcha images (98.7 % without it), 98.5 % of mixed "
+    "adaptive": "it reads 97.7 % of captcha images (98.9 % without it), 98.8 % of mixed "
     "styles (99.2 %); for uneven lighting only",
     "open": "it reads 98.8 % of mixed styles (99.2 % without it)",
-    "close": "it reads 98.9 % of mixed styles (99.2 % without it)",
-    "deskew": "it reads 99.0 % of mixed styles (99.2 % without it); the model reads tilts "
+    "close": "it reads 99.0 % of mixed styles (99.2 % without it)",
+    "deskew": "it reads 99.1 % of mixed styles (99.2 % without it); the model reads tilts "
     "of a few degrees as they are",
-    "crop": "it reads 98.1 % of mixed styles (99.2 % without it), 97.9 % of captcha images "
-    "(98.7 %); Crop loose margins, on by default, crops only loose images",
+    "crop": "it reads 97.6 % of mixed styles (99.2 % without it), 98.1 % of captcha images "
+    "(98.9 %); Crop loose margins, on by default, crops only loose images",
 }
 
 STEPS: tuple[Step, ...] = (
