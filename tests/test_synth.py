@@ -111,6 +111,25 @@ def test_printed_style_draws_whole_lines_in_one_typeface():
     assert max(heights) > 1.5 * min(heights)
 
 
+def test_printed_lines_are_sometimes_spaced_and_sometimes_cropped_to_the_ink():
+    """Spaces around the operators and `=` but not inside a signed number; some lines fill
+    the height as a tight crop does."""
+    forms = {synth.spaced("(1-9)-4=-12", random.Random(seed)) for seed in range(40)}
+    assert {form.replace(" ", "") for form in forms} == {"(1-9)-4=-12"}
+    assert "(1 - 9) - 4 = -12" in forms and "(1-9)-4 = -12" in forms
+    assert not any("- 12" in form or "( " in form for form in forms)
+    assert synth.spaced("-3+4=1", random.Random(1)).startswith("-3")
+    spaced = filled = 0
+    for seed in range(80):
+        rng = random.Random(seed)
+        image = synth.render("(3*8)+2=26", rng, "printed")
+        gray = image.astype(int).sum(axis=2) / 3
+        rows = np.nonzero((gray < np.median(gray) - 60).any(axis=1))[0]
+        filled += rows[0] <= 3 and rows[-1] >= image.shape[0] - 4
+        spaced += image.shape[1] > synth.auto_width("(3*8)+2=26")
+    assert 5 <= spaced <= 40 and 4 <= filled <= 30
+
+
 def test_refuses_symbols_outside_the_alphabet():
     with pytest.raises(ValueError, match="cannot draw"):
         synth.render("8/2", random.Random(0))

@@ -8,7 +8,8 @@
   look-alikes of the 15 fonts the real set used.
 - "fonts": handwriting-style fonts, gently rotated, uneven in size, spacing and baseline.
 - "strokes": each symbol drawn as jittered pen strokes of random width, as a mouse would.
-- "printed": a line typeset in one printed typeface, as a document or a screen shows it.
+- "printed": a line typeset in one printed typeface, as a document or a screen shows it,
+  a quarter of the lines with spaces around the operators and `=` (`3 + 4 = 7`).
   The captcha style also draws with these typefaces part of the time, so that `+`, `*` and
   `-` are learnt in many designs, rotated and warped too.
 
@@ -47,6 +48,10 @@ CAPTCHA_PRINTED_SHARE = 0.3
 HEIGHT = 60
 WIDTH = 180
 _MASK_TABLE = [min(255, int(i * 1.97)) for i in range(256)]
+#: The share of printed lines set with spaces around their operators (`spaced`).
+SPACED_SHARE = 0.25
+#: The share of printed lines cropped to their ink: the line fills the height.
+TIGHT_SHARE = 0.15
 #: Glyphs the captcha style neither resizes nor warps. The real set did so for the minus;
 #: "=" (absent from it) would otherwise be stretched into a block.
 _THIN = frozenset("-=")
@@ -175,6 +180,20 @@ def render_fonts(text: str, rng: random.Random, width: int, height: int) -> Imag
 
 
 # ----------------------------------------------------------------------------- printed
+def spaced(text: str, rng: random.Random) -> str:
+    """`text` as documents often set it: one or two spaces around `=` and, mostly, around
+    the binary operators too (`(4 * 8) + 8 = 40`); a sign (`=-12`, `(-3`) stays by its
+    number. The spaces are only drawn: the label stays `text`."""
+    operators = "+-*=" if rng.random() < 0.75 else "="
+    gap = " " * (1 if rng.random() < 0.8 else 2)
+    out = []
+    for index, char in enumerate(text):
+        after = text[index - 1] if index else ""
+        binary = char == "=" or after.isdigit() or after == ")"
+        out.append(f"{gap}{char}{gap}" if char in operators and binary else char)
+    return "".join(out)
+
+
 def render_printed(
     text: str,
     rng: random.Random,
@@ -184,22 +203,28 @@ def render_printed(
 ) -> Image.Image:
     """A line typeset in one typeface (from `fonts`, by default the printed ones), with the
     font's own spacing: dark or coloured ink on white or tinted paper, any size from small
-    to filling the height, sometimes letter-spaced or emboldened, aligned left or centred."""
+    to filling the height, sometimes letter-spaced or emboldened, aligned left or centred;
+    `TIGHT_SHARE` of the lines cropped to the ink, as a user's crop or a screenshot of a
+    formula is. `text` may hold spaces (`spaced`)."""
     path = rng.choice(list(fonts) if fonts else font_paths("printed"))
     digit_height = rng.uniform(0.35, 0.72) * height
     size = max(8, round(digit_height / digit_height_per_point(path)))
-    font = typeface(path, size)
-    tracking = round(size * rng.uniform(0.05, 0.3)) if rng.random() < 0.2 else 0
+    tracking_share = rng.uniform(0.05, 0.3) if rng.random() < 0.2 else 0.0
     bold = 1 if size >= 20 and rng.random() < 0.15 else 0
-    boxes = [font.getbbox(c, stroke_width=bold) for c in text]
-    if tracking:
-        advances = [round(font.getlength(c)) + tracking for c in text]
-        text_width = sum(advances[:-1]) + boxes[-1][2]
+    tight = rng.random() < TIGHT_SHARE
+    font, advances, text_width, top, bottom = _set_line(text, path, size, tracking_share, bold)
+    if tight:  # the line fills the height, 0–2 px from its edges
+        edge = rng.randint(0, 2)
+        size = max(8, round(size * (height - 2 * edge) / (bottom - top)))
+        font, advances, text_width, top, bottom = _set_line(text, path, size, tracking_share, bold)
+        while bottom - top > height and size > 8:
+            size -= 1
+            font, advances, text_width, top, bottom = _set_line(
+                text, path, size, tracking_share, bold
+            )
+        margin = rng.randint(0, 3)
     else:
-        text_width = round(font.getlength(text)) + 2 * bold
-    top = min(box[1] for box in boxes)
-    bottom = max(box[3] for box in boxes)
-    margin = round(height * rng.uniform(0.05, 0.2))
+        margin = round(height * rng.uniform(0.05, 0.2))
     canvas_width = max(text_width + 2 * margin, width)
     alpha = Image.new("L", (canvas_width, height), 0)
     draw = ImageDraw.Draw(alpha)
@@ -207,8 +232,9 @@ def render_printed(
         x = (canvas_width - text_width) // 2
     else:
         x = margin
-    y = round((height - (bottom - top)) / 2 - top + rng.uniform(-0.08, 0.08) * height)
-    if tracking:
+    shift = 0.0 if tight else rng.uniform(-0.08, 0.08) * height
+    y = round((height - (bottom - top)) / 2 - top + shift)
+    if advances:
         for char, advance in zip(text, advances, strict=True):
             draw.text((x, y), char, font=font, fill=255, stroke_width=bold, stroke_fill=255)
             x += advance
@@ -216,7 +242,7 @@ def render_printed(
         draw.text((x, y), text, font=font, fill=255, stroke_width=bold, stroke_fill=255)
     if canvas_width > width:
         alpha = alpha.resize((width, height), Image.Resampling.LANCZOS)
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and not tight:
         alpha = alpha.rotate(rng.uniform(-2, 2), Image.Resampling.BILINEAR)
     background = (255, 255, 255) if rng.random() < 0.5 else _pale(rng)
     dark = rng.random() < 0.7
@@ -224,6 +250,24 @@ def render_printed(
     image = Image.new("RGB", alpha.size, background)
     image.paste(Image.new("RGB", alpha.size, color), (0, 0), alpha)
     return image
+
+
+def _set_line(
+    text: str, path: Path, size: int, tracking_share: float, bold: int
+) -> tuple[object, list[int], int, int, int]:
+    """The font at `size`; each symbol's advance when letter-spaced (else none); the line's
+    width; the top and bottom of its ink (spaces have none)."""
+    font = typeface(path, size)
+    boxes = [font.getbbox(c, stroke_width=bold) for c in text]
+    inked = [box for c, box in zip(text, boxes, strict=True) if c != " "]
+    advances: list[int] = []
+    if tracking_share:
+        tracking = round(size * tracking_share)
+        advances = [round(font.getlength(c)) + tracking for c in text]
+        text_width = sum(advances[:-1]) + boxes[-1][2]
+    else:
+        text_width = round(font.getlength(text)) + 2 * bold
+    return font, advances, text_width, min(b[1] for b in inked), max(b[3] for b in inked)
 
 
 # ----------------------------------------------------------------------------- strokes
@@ -358,8 +402,11 @@ def render(
         raise ValueError(f"cannot draw {text!r}: only {SYMBOLS} are drawn")
     if style not in _RENDERERS:
         raise ValueError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
-    width = width or auto_width(text, height)
-    image = _RENDERERS[style](text, rng, width, height)
+    drawn = text
+    if style == "printed" and rng.random() < SPACED_SHARE:
+        drawn = spaced(text, rng)
+    width = width or auto_width(drawn, height)
+    image = _RENDERERS[style](drawn, rng, width, height)
     if style != "captcha":  # the captcha style already looks as the real set does
         image = _degrade(image, rng)
     array = np.asarray(image.convert("RGB"))
