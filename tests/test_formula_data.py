@@ -299,6 +299,18 @@ def test_loose_margins_are_trimmed_and_tight_images_left_alone():
     assert "trim" in preprocess.DEFAULT and "trim" in preprocess.CANVAS
 
 
+def test_a_small_formula_on_a_large_page_is_cropped_whole_without_the_dots_off_its_line():
+    page = np.full((240, 720), 255, np.uint8)
+    cv2.putText(page, "18-8", (300, 130), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 0, 2)
+    page[123:125, 350:358] = 0  # a minus at the end, smaller than a fifth of an 8
+    for y, x in [(10, 10), (200, 650), (60, 500), (126, 640)]:
+        page[y : y + 3, x : x + 3] = 0  # dots: three off the line, one on it but far out
+    assert preprocess.ink_box(page) == (116, 130, 301, 358)
+    trimmed = preprocess.trim_margins(page)
+    assert trimmed.shape[0] < 30 and trimmed.shape[1] < 100
+    assert (trimmed < 128).sum() == (page[100:140, 290:400] < 128).sum()
+
+
 def _bars(width: int, height: int = 60) -> np.ndarray:
     """Black bars `width` px wide on white, with a 2 px minus beside them."""
     image = np.full((height, 180), 255, np.uint8)

@@ -64,13 +64,58 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else to_gray(image)
 
 
-def ink_mask(image: np.ndarray, min_area_fraction: float = 0.002) -> np.ndarray:
-    """Boolean mask of ink, without connected blobs too small to be part of a symbol."""
+#: A blob is ink on its own when it covers 0.2 % of the image, or this share of the largest
+#: blob: a formula set small on a large page has symbols far under the first.
+SHARE_OF_LARGEST = 0.2
+
+
+def _blobs(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dark connected blobs (Otsu): their label image, their stats (without the
+    background) and whether each is large enough to be ink on its own."""
     binary = binarize_otsu(image) == 0
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), 8)
-    keep = np.zeros(count, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(2, min_area_fraction * binary.size)
-    return keep[labels]
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), 8)
+    stats = stats[1:]
+    areas = stats[:, cv2.CC_STAT_AREA]
+    largest = int(areas.max()) if len(areas) else 0
+    return labels, stats, areas >= max(2, min(0.002 * binary.size, SHARE_OF_LARGEST * largest))
+
+
+def ink_mask(image: np.ndarray) -> np.ndarray:
+    """Boolean mask of ink, without connected blobs too small to be part of a symbol."""
+    labels, _, large = _blobs(image)
+    return np.concatenate([[False], large])[labels]
+
+
+def ink_box(image: np.ndarray, grow: bool = True) -> tuple[int, int, int, int] | None:
+    """The formula's bounding box (top, bottom, left, right; bottom and right exclusive), or
+    None without ink: the box of the blobs large enough to be ink on their own, and with
+    `grow` also of the smaller ones that sit on its line (their middle inside its rows, at
+    most a line's height beyond its sides), so that a minus, a 1 or an asterisk at either
+    end is kept and noise dots off the line are not."""
+    _, stats, large = _blobs(image)
+    if not large.any():
+        return None
+    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    right = left + stats[:, cv2.CC_STAT_WIDTH]
+    bottom = top + stats[:, cv2.CC_STAT_HEIGHT]
+    box = [top[large].min(), bottom[large].max(), left[large].min(), right[large].max()]
+    middle = (top + bottom) / 2
+    inside = large.copy()
+    while grow:
+        reach = box[1] - box[0]
+        on_line = (middle >= box[0]) & (middle <= box[1])
+        near = (right >= box[2] - reach) & (left <= box[3] + reach)
+        joining = on_line & near & ~inside
+        if not joining.any():
+            break
+        inside |= joining
+        box = [
+            min(box[0], top[joining].min()),
+            max(box[1], bottom[joining].max()),
+            min(box[2], left[joining].min()),
+            max(box[3], right[joining].max()),
+        ]
+    return tuple(int(v) for v in box)  # type: ignore[return-value]
 
 
 def deskew(image: np.ndarray, max_angle: float = 10.0) -> np.ndarray:
@@ -94,14 +139,13 @@ def deskew(image: np.ndarray, max_angle: float = 10.0) -> np.ndarray:
 
 
 def crop_to_ink(image: np.ndarray, margin: float = 0.15, min_aspect: float = 2.0) -> np.ndarray:
-    """Crops to the ink and pads with paper: `margin` of the ink's height on each side,
-    and wider when needed so the result is at least `min_aspect` times as wide as high
-    (as the training images are)."""
-    mask = ink_mask(image)
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    if len(rows) == 0:
+    """Crops to the formula (`ink_box`) and pads with paper: `margin` of the ink's height on
+    each side, and wider when needed so the result is at least `min_aspect` times as wide as
+    high (as the training images are)."""
+    box = ink_box(image)
+    if box is None:
         return image
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    top, bottom, left, right = box
     crop = image[top:bottom, left:right]
     pad = max(2, round(margin * (bottom - top)))
     height = crop.shape[0] + 2 * pad
@@ -120,14 +164,14 @@ LOOSE_SHARE = 0.3
 
 
 def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
-    """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped, its ink's
+    """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped, its formula's
     bounding box covering less than `share` of it; a tightly drawn image is left as it is,
     since cropping one the model already reads well costs accuracy."""
-    mask = ink_mask(image)
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    if len(rows) == 0:
+    box = ink_box(image, grow=False)
+    if box is None:
         return image
-    covered = (rows[-1] + 1 - rows[0]) * (cols[-1] + 1 - cols[0]) / mask.size
+    top, bottom, left, right = box
+    covered = (bottom - top) * (right - left) / (image.shape[0] * image.shape[1])
     return crop_to_ink(image) if covered < (LOOSE_SHARE if share is None else share) else image
 
 
