@@ -5,9 +5,13 @@
 Single image: one 180×60 PNG end to end (decode, preprocess, forward, greedy decode),
 median over 200 images. Batch: images/s reading 1,024 prepared images in batches of 256.
 Baseline in the same run: the model's forward pass alone on an all-zero input of the same
-size, the floor the rest is measured against. Then the default step that inspects every
-image, *Thin bold strokes*, alone: on the gray images, on them binarised (Otsu) and on them
-binarised with strokes thickened by a 3×3 square (the ones it thins).
+size, the floor the rest is measured against; and the single image read with torch's own
+GRU, as before `crnn.small_batch_gru`, interleaved with the app's way. Then the default step
+that inspects every image, *Thin bold strokes*, alone: on the gray images, on them binarised
+(Otsu) and on them binarised with strokes thickened by a 3×3 square (the ones it thins).
+Last, the GRU of small
+batches (`crnn.small_batch_gru`, NumPy) against torch's own GRU, the former way, on the same
+inputs: the batch size up to which NumPy is used comes from this table.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 import torch
 
 from benchmarks.harness import machine
-from core.formula import preprocess
+from core.formula import crnn, preprocess
 from core.formula.generate import GenerateConfig, make_one
 from core.formula.recognizer import SHIPPED_MODEL, Recognizer
 
@@ -44,11 +48,14 @@ def main() -> None:
             paths.append(path)
         for path in paths[:20]:  # warm-up
             recognizer.recognize_file(path)
-        single = []
+        single, single_torch_gru = [], []  # interleaved: the app's way and the former one
+        limit = crnn.NUMPY_GRU_MAX_BATCH
         for path in paths:
-            start = time.perf_counter()
-            recognizer.recognize_file(path)
-            single.append((time.perf_counter() - start) * 1e3)
+            for times, crnn.NUMPY_GRU_MAX_BATCH in ((single, limit), (single_torch_gru, 0)):
+                start = time.perf_counter()
+                recognizer.recognize_file(path)
+                times.append((time.perf_counter() - start) * 1e3)
+        crnn.NUMPY_GRU_MAX_BATCH = limit
     zero = torch.zeros(1, 1, recognizer.config.height, 96)
     with torch.inference_mode():  # as the recogniser runs it
         for _ in range(20):
@@ -82,6 +89,10 @@ def main() -> None:
         f"{statistics.median(single):.2f} ms | ≤ 5 ms |"
     )
     print(
+        f"| the same, with torch's GRU (the former way, interleaved with the row above) | "
+        f"{statistics.median(single_torch_gru):.2f} ms | |"
+    )
+    print(
         f"| batches of 256, forward pass on prepared images | "
         f"{statistics.median(rates):,.0f} images/s | |"
     )
@@ -91,6 +102,7 @@ def main() -> None:
     )
 
     print_step_times(images[:200])
+    print_gru_times(recognizer)
 
 
 def print_step_times(images: list[np.ndarray]) -> None:
@@ -112,6 +124,33 @@ def print_step_times(images: list[np.ndarray]) -> None:
                 preprocess.thin_bold(image)
             times.append((time.perf_counter() - start) * 1e2)
         print(f"| {name} | {statistics.median(times):.3f} ms |")
+
+
+def print_gru_times(recognizer: Recognizer) -> None:
+    """The median forward pass of 48-step inputs (180×60 images) by batch size, with the GRU
+    read in NumPy and in torch, interleaved."""
+    print("\n| batch (96×32 images) | forward, GRU in NumPy | forward, torch's GRU |")
+    print("| ---: | ---: | ---: |")
+    limit = crnn.NUMPY_GRU_MAX_BATCH
+    try:
+        for batch in (1, 2, 4, 8, 16):
+            inputs = torch.rand(batch, 1, recognizer.config.height, 96)
+            times: dict[int, list[float]] = {batch: [], 0: []}
+            with torch.inference_mode():
+                for repeat in range(220):
+                    for crnn.NUMPY_GRU_MAX_BATCH in (batch, 0):
+                        start = time.perf_counter()
+                        recognizer.model(inputs)
+                        if repeat >= 20:  # warm-up
+                            times[crnn.NUMPY_GRU_MAX_BATCH].append(
+                                (time.perf_counter() - start) * 1e3
+                            )
+            print(
+                f"| {batch} | {statistics.median(times[batch]):.2f} ms | "
+                f"{statistics.median(times[0]):.2f} ms |"
+            )
+    finally:
+        crnn.NUMPY_GRU_MAX_BATCH = limit
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import torch
 from core import checkpoints
 from core.devices import choose
 from core.formula import ctc
-from core.formula.crnn import CRNN, CRNNConfig, column_span
+from core.formula.crnn import CRNN, NUMPY_GRU_MAX_BATCH, CRNNConfig, column_span, small_batch_gru
 from core.formula.recognizer import Recognizer
 from core.formula.training import MODEL_KIND, TrainConfig, save_model, train
 from core.jobs import Cancelled, CancelToken, JobError, drive
@@ -53,6 +53,27 @@ def test_model_shapes_and_column_mapping():
     with pytest.raises(ValueError):
         CRNNConfig(height=30)
     assert CRNNConfig.from_dict(CRNNConfig.preset("large").to_dict()).hidden == 256
+
+
+def test_small_batches_read_the_gru_in_numpy_as_torch_reads_it():
+    torch.manual_seed(0)
+    model = CRNN(CRNNConfig(channels=(4, 8, 8, 8, 8), hidden=8, layers=2)).eval()
+    for batch in (1, NUMPY_GRU_MAX_BATCH, NUMPY_GRU_MAX_BATCH + 1):
+        images = torch.rand(batch, 1, 32, 61)
+        with torch.no_grad():
+            sequence = model.cnn(images).mean(dim=2).permute(2, 0, 1)
+            expected = model.head(model.rnn(sequence)[0]).log_softmax(dim=-1)
+            assert model._reads_gru_in_numpy(sequence) == (batch <= NUMPY_GRU_MAX_BATCH)
+            assert torch.allclose(model(images), expected, atol=1e-5)
+        numpy_read = small_batch_gru(model.rnn, sequence.numpy())
+        assert np.allclose(numpy_read, model.rnn(sequence)[0].detach().numpy(), atol=1e-5)
+    one = sequence[:, :1]
+    assert not model._reads_gru_in_numpy(one)  # a gradient is wanted
+    with torch.no_grad():
+        assert model._reads_gru_in_numpy(one)
+        assert not model.train()._reads_gru_in_numpy(one)
+        lstm = CRNN(CRNNConfig(rnn="lstm")).eval()
+        assert not lstm._reads_gru_in_numpy(torch.zeros(5, 1, 96))
 
 
 def test_short_run_lowers_the_loss_and_writes_the_run(tmp_path):

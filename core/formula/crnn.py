@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -112,15 +113,72 @@ class CRNN(nn.Module):
         """(N, 1, H, W) → log-posteriors (T, N, classes), T = W // 2."""
         features = self.cnn(images).mean(dim=2)  # (N, C, T): the height averaged away
         sequence = features.permute(2, 0, 1)  # (T, N, C)
-        sequence, _ = self.rnn(sequence)
+        if self._reads_gru_in_numpy(sequence):
+            sequence = torch.from_numpy(small_batch_gru(self.rnn, sequence.numpy()))
+        else:
+            sequence, _ = self.rnn(sequence)
         logits = self.head(self.dropout(sequence))
         return logits.float().log_softmax(dim=-1)
+
+    def _reads_gru_in_numpy(self, sequence: torch.Tensor) -> bool:
+        return (
+            isinstance(self.rnn, nn.GRU)
+            and not self.training
+            and not torch.is_grad_enabled()
+            and sequence.device.type == "cpu"
+            and sequence.dtype == torch.float32
+            and sequence.shape[1] <= NUMPY_GRU_MAX_BATCH
+        )
 
     def output_lengths(self, widths: torch.Tensor) -> torch.Tensor:
         return torch.div(widths, self.config.stride, rounding_mode="floor")
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+#: Batches up to this size are read through the GRU by `small_batch_gru` on the CPU. Torch's
+#: CPU GRU dispatches a dozen small operations a time step and direction, which for one image
+#: take longer than the arithmetic; larger batches read faster in torch
+#: (benchmarks/formula_speed.py).
+NUMPY_GRU_MAX_BATCH = 4
+
+
+def small_batch_gru(rnn: nn.GRU, sequence: np.ndarray) -> np.ndarray:
+    """What a bidirectional `rnn` returns for a float32 (T, N, C) sequence in evaluation,
+    computed in NumPy with both directions stepped together: one matrix product a step for
+    the two, the input's part of every step in one product beforehand."""
+    size = rnn.hidden_size
+    steps, batch = sequence.shape[:2]
+    x = sequence
+    for layer in range(rnn.num_layers):
+        weights = {
+            name: [
+                getattr(rnn, f"{name}_l{layer}{suffix}").detach().numpy()
+                for suffix in ("", "_reverse")
+            ]
+            for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
+        }
+        from_input = x.reshape(steps * batch, -1) @ np.concatenate(weights["weight_ih"]).T
+        from_input = (from_input + np.concatenate(weights["bias_ih"])).reshape(
+            steps, batch, 2, 3 * size
+        )
+        # (T, 2, N, 3H), the backward direction in the order it reads
+        from_input = np.stack([from_input[:, :, 0], from_input[::-1, :, 1]], axis=1)
+        recurrent = np.stack([w.T for w in weights["weight_hh"]])  # (2, H, 3H)
+        recurrent_bias = np.stack(weights["bias_hh"])[:, None]  # (2, 1, 3H)
+        hidden = np.zeros((2, batch, size), np.float32)
+        out = np.empty((steps, 2, batch, size), np.float32)
+        two = 2 * size
+        for step in range(steps):
+            gates, own = from_input[step], hidden @ recurrent + recurrent_bias
+            # reset and update gates: sigmoid(a) = (1 + tanh(a / 2)) / 2, which cannot overflow
+            reset_update = 0.5 + 0.5 * np.tanh(0.5 * (gates[..., :two] + own[..., :two]))
+            new = np.tanh(gates[..., two:] + reset_update[..., :size] * own[..., two:])
+            hidden = new + reset_update[..., size:] * (hidden - new)
+            out[step] = hidden
+        x = np.concatenate([out[:, 0], out[::-1, 1]], axis=-1)
+    return x
 
 
 def column_span(step: int, config: CRNNConfig) -> tuple[float, float]:
