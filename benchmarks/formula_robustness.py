@@ -19,7 +19,9 @@ row is also scored on the images whose formula the binarisation kept (at least h
 glyphs' pixels, found by drawing the same image without its dots), the only ones a user
 would label. The unseen font families
 (`core.formula.fonts.UNSEEN_FONTS`) are found where Debian installs them, or under
-`--unseen-fonts`; assets/fonts/README.md gives the install line.
+`--unseen-fonts`; assets/fonts/README.md gives the install line. They are read as the
+printed style sets them, and in three layouts of documents and screens (`LAYOUTS`): spaced,
+cut out to the ink, and small on a large page.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.formula_margins import with_margins
 from core.formula import expressions, fonts, preprocess, synth
 from core.formula.decoding import greedy
 from core.formula.evaluation import EvalReport
@@ -191,18 +194,42 @@ def drawn(style: str, form: str, count: int) -> tuple[list[np.ndarray], list[str
 
 
 def printed_in(
-    fonts: Sequence[Path], form: str, count: int, offset: int = 0
+    fonts: Sequence[Path], form: str, count: int, offset: int = 0, layout: str = "as set"
 ) -> tuple[list[np.ndarray], list[str]]:
-    """`count` formulas printed in `fonts` (the printed style's layout and colours)."""
+    """`count` formulas printed in `fonts` (the printed style's layout and colours), laid out
+    as `LAYOUTS` says."""
     images, truths = [], []
     for index in range(count):
         rng = synth.rng_for(SEED + 1, offset + index)
         text = expressions.sample(rng, form).text
-        width = synth.auto_width(text)
-        image = synth.render_printed(text, rng, width, synth.HEIGHT, fonts=fonts)
-        images.append(np.asarray(image.convert("RGB")))
+        drawn = synth.spaced(text, rng) if layout == "spaced" else text
+        image = synth.render_printed(drawn, rng, synth.auto_width(drawn), synth.HEIGHT, fonts)
+        image = np.asarray(image.convert("RGB"))
+        if layout == "cropped to the ink":
+            image = to_the_ink(image, rng.randint(0, 2))
+        elif layout == "small on a large page":
+            image = with_margins(image, rng, scale=3.0)
+        images.append(image)
         truths.append(text)
     return images, truths
+
+
+#: How the unseen families' formulas are laid out: as the printed style sets them; with
+#: spaces around the operators and `=`; cut out to their ink, 0–2 px around it (as a tight
+#: crop or a screenshot); and on a page of paper 1.5–6 line heights to each side.
+LAYOUTS = ("as set", "spaced", "cropped to the ink", "small on a large page")
+
+
+def to_the_ink(image: np.ndarray, edge: int) -> np.ndarray:
+    """`image` cut to the pixels darker than halfway from its paper to its ink, `edge` px
+    of paper around them."""
+    gray = preprocess.to_gray(image)
+    ink, _, paper, _ = preprocess.levels(gray)
+    rows = np.nonzero((gray < (ink + paper) / 2).any(axis=1))[0]
+    cols = np.nonzero((gray < (ink + paper) / 2).any(axis=0))[0]
+    top, bottom = max(0, rows[0] - edge), min(image.shape[0], rows[-1] + 1 + edge)
+    left, right = max(0, cols[0] - edge), min(image.shape[1], cols[-1] + 1 + edge)
+    return image[top:bottom, left:right]
 
 
 def real_samples() -> list[tuple[str, np.ndarray, str]]:
@@ -286,6 +313,9 @@ def main() -> None:
         for form, label in (("level1", "level 1"), ("equation", "equations")):
             images, truths = printed_in(all_fonts, form, count)
             add("unseen font families", label, images, truths)
+        for layout in LAYOUTS[1:]:
+            images, truths = printed_in(all_fonts, "mixed", count, offset=20_000, layout=layout)
+            add("unseen font families", f"mixed, {layout}", images, truths)
         per_family = max(50, count // 5)
         for family, faces in families.items():
             images, truths = [], []
