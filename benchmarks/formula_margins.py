@@ -5,9 +5,11 @@ as drawn and with paper margins added around them, and on the real Baidu samples
 
 The margins are what a user's own crop leaves: paper of the image's own colour added on each
 side, left and right 0.5–2 times the image's height, top and bottom 0.2–1 times (drawn per
-image from the seed). The same images are read six ways in one run: as drawn or with
-margins, each without the *Crop loose margins* step (the former default, the baseline), with
-the default preprocessing (which trims loose margins), and with *Crop to ink* always on.
+image from the seed); wide margins, three times those, are a formula small on a page or a
+screenshot. The same images are read nine ways in one run: as drawn, with margins or with
+wide margins, each without the *Crop loose margins* step (the former default, the
+baseline), with the default preprocessing (which trims loose margins), and with *Crop to
+ink* always on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from core.formula.recognizer import SHIPPED_MODEL, Recognizer
 from core.images import read_image
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "formula_samples"
+KINDS = {"as drawn": 0.0, "margins": 1.0, "wide margins": 3.0}
 WAYS = {
     "no trim": preprocess.DEFAULT - {"trim"},
     "default (trim loose margins)": preprocess.DEFAULT,
@@ -77,19 +80,19 @@ def main() -> None:
         f"trim below {args.share:g} of the image.\n"
     )
     print("| style | formulas | images | " + " | ".join(
-        f"{kind}, {way}" for kind in ("as drawn", "margins") for way in WAYS
+        f"{kind}, {way}" for kind in KINDS for way in WAYS
     ) + " |")  # fmt: skip
-    print("| --- | --- | ---: |" + " ---: |" * (2 * len(WAYS)))
+    print("| --- | --- | ---: |" + " ---: |" * (len(KINDS) * len(WAYS)))
     for style, form in [("captcha", "level1"), ("fonts", "mixed"), ("strokes", "mixed"),
-                        ("mixed", "mixed")]:  # fmt: skip
+                        ("printed", "mixed"), ("mixed", "mixed")]:  # fmt: skip
         config = GenerateConfig(args.count, style=style, form=form, seed=args.seed)
         items = [make_one(config, i) for i in range(args.count)]
         truths = [item.text for item, _style, _image in items]
         drawn = [image for _item, _style, image in items]
-        rng = random.Random(args.seed)
-        loose = [with_margins(image, rng) for image in drawn]
         cells = []
-        for images in (drawn, loose):
+        for scale in KINDS.values():
+            rng = random.Random(args.seed)
+            images = [with_margins(image, rng, scale) if scale else image for image in drawn]
             for steps in WAYS.values():
                 report = EvalReport()
                 for i, (truth, text) in enumerate(
@@ -104,13 +107,14 @@ def main() -> None:
         ]
         rng = random.Random(args.seed)
         print("\n| real image | truth | " + " | ".join(
-            f"{kind}, {way}" for kind in ("as drawn", "margins") for way in WAYS
+            f"{kind}, {way}" for kind in KINDS for way in WAYS
         ) + " |")  # fmt: skip
-        print("| --- | --- |" + " --- |" * (2 * len(WAYS)))
+        print("| --- | --- |" + " --- |" * (len(KINDS) * len(WAYS)))
         for name, truth in rows:
             image = read_image(REAL / name)
             cells = []
-            for picture in (image, with_margins(image, rng)):
+            for scale in KINDS.values():
+                picture = with_margins(image, rng, scale) if scale else image
                 for steps in WAYS.values():
                     text = read(recognizer, [picture], steps)[0]
                     cells.append(f"`{text}` {'✓' if text == truth else '✗'}")

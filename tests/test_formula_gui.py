@@ -277,6 +277,22 @@ def test_a_thickened_black_and_white_image_is_read_with_its_strokes_thinned(
     assert "Thin bold strokes" in titles
 
 
+def test_a_small_formula_on_a_large_page_is_cropped_and_read(formulas, qtbot, tmp_path):
+    _window, bench = formulas
+    line = synth.render("(4*8)+8", random.Random(3), "printed")
+    small = cv2.resize(line, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    height, width = small.shape[:2]
+    page = np.full((10 * height, 5 * width, 3), 255, np.uint8)
+    page[5 * height : 6 * height, width : 2 * width] = small
+    path = tmp_path / "page.png"
+    cv2.imwrite(str(path), page)
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    stages = dict(bench.read.last_recognition.stages)
+    assert stages["Crop loose margins"].shape[0] < page.shape[0] / 4
+    assert bench.read.last_recognition.text == "(4*8)+8"
+
+
 def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):
     _window, bench = formulas
     image = synth.render("7+3*0", random.Random(4), "captcha")
