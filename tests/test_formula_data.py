@@ -309,6 +309,10 @@ def test_a_small_formula_on_a_large_page_is_cropped_whole_without_the_dots_off_i
     trimmed = preprocess.trim_margins(page)
     assert trimmed.shape[0] < 30 and trimmed.shape[1] < 100
     assert (trimmed < 128).sum() == (page[100:140, 290:400] < 128).sum()
+    dots = np.full((60, 180), 255, np.uint8)  # a threshold that kept only the noise dots
+    for y, x in np.random.default_rng(0).integers((0, 0), (56, 176), (30, 2)):
+        dots[y : y + 3, x : x + 4] = 0
+    assert preprocess.crop_to_ink(dots) is dots and preprocess.trim_margins(dots) is dots
 
 
 def _bars(width: int, height: int = 60) -> np.ndarray:

@@ -64,9 +64,12 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else to_gray(image)
 
 
-#: A blob is ink on its own when it covers 0.2 % of the image, or this share of the largest
-#: blob: a formula set small on a large page has symbols far under the first.
+#: A blob is ink on its own when it covers 0.2 % of the image; where the largest blob is under
+#: five times that but at least MIN_SYMBOL px long (a formula set small on a large page), when
+#: it covers this share of the largest. Noise dots alone (a threshold that lost pale glyphs)
+#: are shorter, and leave the image as it is.
 SHARE_OF_LARGEST = 0.2
+MIN_SYMBOL = 10
 
 
 def _blobs(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,8 +79,13 @@ def _blobs(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     _, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), 8)
     stats = stats[1:]
     areas = stats[:, cv2.CC_STAT_AREA]
-    largest = int(areas.max()) if len(areas) else 0
-    return labels, stats, areas >= max(2, min(0.002 * binary.size, SHARE_OF_LARGEST * largest))
+    floor = 0.002 * binary.size
+    if len(areas):
+        biggest = stats[int(areas.argmax())]
+        long_side = max(biggest[cv2.CC_STAT_WIDTH], biggest[cv2.CC_STAT_HEIGHT])
+        if areas.max() < 5 * floor and long_side >= MIN_SYMBOL:  # a small formula on a page
+            floor = SHARE_OF_LARGEST * areas.max()
+    return labels, stats, areas >= max(2, floor)
 
 
 def ink_mask(image: np.ndarray) -> np.ndarray:
@@ -89,9 +97,9 @@ def ink_mask(image: np.ndarray) -> np.ndarray:
 def ink_box(image: np.ndarray, grow: bool = True) -> tuple[int, int, int, int] | None:
     """The formula's bounding box (top, bottom, left, right; bottom and right exclusive), or
     None without ink: the box of the blobs large enough to be ink on their own, and with
-    `grow` also of the smaller ones that sit on its line (their middle inside its rows, at
-    most a line's height beyond its sides), so that a minus, a 1 or an asterisk at either
-    end is kept and noise dots off the line are not."""
+    `grow` also of the smaller strokes that sit on its line (their middle inside its rows, at
+    most a line's height beyond its sides, twice as long as wide and a quarter of the line's
+    height long), so that a minus or a 1 at either end is kept and noise dots are not."""
     _, stats, large = _blobs(image)
     if not large.any():
         return None
@@ -100,12 +108,14 @@ def ink_box(image: np.ndarray, grow: bool = True) -> tuple[int, int, int, int] |
     bottom = top + stats[:, cv2.CC_STAT_HEIGHT]
     box = [top[large].min(), bottom[large].max(), left[large].min(), right[large].max()]
     middle = (top + bottom) / 2
+    long_side = np.maximum(right - left, bottom - top)
+    stroke = long_side >= 2 * np.minimum(right - left, bottom - top)  # a dot is round
     inside = large.copy()
     while grow:
         reach = box[1] - box[0]
-        on_line = (middle >= box[0]) & (middle <= box[1])
+        on_line = (middle >= box[0]) & (middle <= box[1]) & (long_side >= reach / 4)
         near = (right >= box[2] - reach) & (left <= box[3] + reach)
-        joining = on_line & near & ~inside
+        joining = on_line & near & stroke & ~inside
         if not joining.any():
             break
         inside |= joining
