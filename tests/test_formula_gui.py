@@ -293,6 +293,19 @@ def test_a_small_formula_on_a_large_page_is_cropped_and_read(formulas, qtbot, tm
     assert bench.read.last_recognition.text == "(4*8)+8"
 
 
+def test_a_printed_formula_with_spaces_is_read_without_them(formulas, qtbot, tmp_path):
+    _window, bench = formulas
+    text = "(4*8)+8=40"
+    rng = random.Random(5)
+    spaced = "(4 * 8) + 8 = 40"
+    image = synth.render_printed(spaced, rng, synth.auto_width(spaced), synth.HEIGHT)
+    path = tmp_path / "spaced.png"
+    image.save(path)
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    assert bench.read.last_recognition.text == text
+
+
 def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):
     _window, bench = formulas
     image = synth.render("7+3*0", random.Random(4), "captcha")
