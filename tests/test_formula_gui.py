@@ -297,7 +297,7 @@ def test_a_printed_formula_with_spaces_is_read_without_them(formulas, qtbot, tmp
     _window, bench = formulas
     text = "(4*8)+8=40"
     rng = random.Random(5)
-    spaced = "(4 * 8) + 8 = 40"
+    spaced = "(4  *  8)  +  8  =  40"  # two spaces a side: read "=-40" before
     image = synth.render_printed(spaced, rng, synth.auto_width(spaced), synth.HEIGHT)
     path = tmp_path / "spaced.png"
     image.save(path)
