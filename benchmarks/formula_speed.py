@@ -1,6 +1,6 @@
 """How fast the formula recogniser reads, and trains, on this machine.
 
-    python -m benchmarks.formula_speed [--model M] [--repeats 5]
+    python -m benchmarks.formula_speed [--model M] [--repeats 5] [--threads N]
 
 Single image: one 180×60 PNG end to end (decode, preprocess, forward, greedy decode),
 median over 200 images. Batch: images/s reading 1,024 prepared images in batches of 256.
@@ -36,7 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(SHIPPED_MODEL))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch's threads (default: torch's own)")
     options = parser.parse_args()
+    if options.threads:
+        torch.set_num_threads(options.threads)
     recognizer = Recognizer.load(options.model)
     config = GenerateConfig(1024, style="captcha", form="level1", seed=99)
     images = [make_one(config, i)[2] for i in range(1024)]
