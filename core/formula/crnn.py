@@ -125,6 +125,7 @@ class CRNN(nn.Module):
             isinstance(self.rnn, nn.GRU)
             and not self.training
             and not torch.is_grad_enabled()
+            and not torch.jit.is_tracing()  # an export records torch's GRU
             and sequence.device.type == "cpu"
             and sequence.dtype == torch.float32
             and sequence.shape[1] <= NUMPY_GRU_MAX_BATCH
