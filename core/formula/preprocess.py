@@ -94,38 +94,52 @@ def ink_mask(image: np.ndarray) -> np.ndarray:
     return np.concatenate([[False], large])[labels]
 
 
-def ink_box(image: np.ndarray, grow: bool = True) -> tuple[int, int, int, int] | None:
+Box = tuple[int, int, int, int]
+
+
+def ink_box(image: np.ndarray, grow: bool = True) -> Box | None:
     """The formula's bounding box (top, bottom, left, right; bottom and right exclusive), or
     None without ink: the box of the blobs large enough to be ink on their own, and with
     `grow` also of the smaller strokes that sit on its line (their middle inside its rows, at
     most a line's height beyond its sides, twice as long as wide and a quarter of the line's
     height long), so that a minus or a 1 at either end is kept and noise dots are not."""
+    boxes = _ink_boxes(image)
+    return None if boxes is None else boxes[1] if grow else boxes[0]
+
+
+def _ink_boxes(image: np.ndarray) -> tuple[Box, Box] | None:
+    """`ink_box` without and with `grow`, from one pass over the blobs."""
     _, stats, large = _blobs(image)
     if not large.any():
         return None
     left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     right = left + stats[:, cv2.CC_STAT_WIDTH]
     bottom = top + stats[:, cv2.CC_STAT_HEIGHT]
-    box = [top[large].min(), bottom[large].max(), left[large].min(), right[large].max()]
+    core = (
+        int(top[large].min()),
+        int(bottom[large].max()),
+        int(left[large].min()),
+        int(right[large].max()),
+    )
+    box = core
     middle = (top + bottom) / 2
     long_side = np.maximum(right - left, bottom - top)
     stroke = long_side >= 2 * np.minimum(right - left, bottom - top)  # a dot is round
     inside = large.copy()
-    while grow:
+    while True:
         reach = box[1] - box[0]
         on_line = (middle >= box[0]) & (middle <= box[1]) & (long_side >= reach / 4)
         near = (right >= box[2] - reach) & (left <= box[3] + reach)
         joining = on_line & near & stroke & ~inside
         if not joining.any():
-            break
+            return core, box
         inside |= joining
-        box = [
-            min(box[0], top[joining].min()),
-            max(box[1], bottom[joining].max()),
-            min(box[2], left[joining].min()),
-            max(box[3], right[joining].max()),
-        ]
-    return tuple(int(v) for v in box)  # type: ignore[return-value]
+        box = (
+            min(box[0], int(top[joining].min())),
+            max(box[1], int(bottom[joining].max())),
+            min(box[2], int(left[joining].min())),
+            max(box[3], int(right[joining].max())),
+        )
 
 
 def deskew(image: np.ndarray, max_angle: float = 10.0) -> np.ndarray:
@@ -148,13 +162,22 @@ def deskew(image: np.ndarray, max_angle: float = 10.0) -> np.ndarray:
     )
 
 
-def crop_to_ink(image: np.ndarray, margin: float = 0.15, min_aspect: float = 2.0) -> np.ndarray:
+#: Paper `crop_to_ink` leaves around the ink (a share of its height), and the least width
+#: to height of its result (as the training images are).
+CROP_MARGIN, CROP_ASPECT = 0.15, 2.0
+
+
+def crop_to_ink(
+    image: np.ndarray, margin: float = CROP_MARGIN, min_aspect: float = CROP_ASPECT
+) -> np.ndarray:
     """Crops to the formula (`ink_box`) and pads with paper: `margin` of the ink's height on
     each side, and wider when needed so the result is at least `min_aspect` times as wide as
     high (as the training images are)."""
     box = ink_box(image)
-    if box is None:
-        return image
+    return image if box is None else _crop_and_pad(image, box, margin, min_aspect)
+
+
+def _crop_and_pad(image: np.ndarray, box: Box, margin: float, min_aspect: float) -> np.ndarray:
     top, bottom, left, right = box
     crop = image[top:bottom, left:right]
     pad = max(2, round(margin * (bottom - top)))
@@ -174,15 +197,17 @@ LOOSE_SHARE = 0.3
 
 
 def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
-    """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped, its formula's
-    bounding box covering less than `share` of it; a tightly drawn image is left as it is,
-    since cropping one the model already reads well costs accuracy."""
-    box = ink_box(image, grow=False)
-    if box is None:
+    """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped, the box of its
+    blobs large enough to be ink covering less than `share` of it; a tightly drawn image is
+    left as it is, since cropping one the model already reads well costs accuracy."""
+    boxes = _ink_boxes(image)
+    if boxes is None:
         return image
-    top, bottom, left, right = box
+    (top, bottom, left, right), grown = boxes
     covered = (bottom - top) * (right - left) / (image.shape[0] * image.shape[1])
-    return crop_to_ink(image) if covered < (LOOSE_SHARE if share is None else share) else image
+    if covered >= (LOOSE_SHARE if share is None else share):
+        return image
+    return _crop_and_pad(image, grown, CROP_MARGIN, CROP_ASPECT)
 
 
 #: `thin_bold` thins a binary image's strokes while they are wider than this share of its
