@@ -225,8 +225,8 @@ def to_the_ink(image: np.ndarray, edge: int) -> np.ndarray:
     of paper around them."""
     gray = preprocess.to_gray(image)
     ink, _, paper, _ = preprocess.levels(gray)
-    rows = np.nonzero((gray < (ink + paper) / 2).any(axis=1))[0]
-    cols = np.nonzero((gray < (ink + paper) / 2).any(axis=0))[0]
+    dark = gray < (ink + paper) / 2
+    rows, cols = np.nonzero(dark.any(axis=1))[0], np.nonzero(dark.any(axis=0))[0]
     top, bottom = max(0, rows[0] - edge), min(image.shape[0], rows[-1] + 1 + edge)
     left, right = max(0, cols[0] - edge), min(image.shape[1], cols[-1] + 1 + edge)
     return image[top:bottom, left:right]

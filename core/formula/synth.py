@@ -216,12 +216,12 @@ def render_printed(
     if tight:  # the line fills the height, 0–2 px from its edges
         edge = rng.randint(0, 2)
         size = max(8, round(size * (height - 2 * edge) / (bottom - top)))
-        font, advances, text_width, top, bottom = _set_line(text, path, size, tracking_share, bold)
-        while bottom - top > height and size > 8:
+        while True:  # from that size down until the line fits
+            line = _set_line(text, path, size, tracking_share, bold)
+            font, advances, text_width, top, bottom = line
+            if bottom - top <= height or size <= 8:
+                break
             size -= 1
-            font, advances, text_width, top, bottom = _set_line(
-                text, path, size, tracking_share, bold
-            )
         margin = rng.randint(0, 3)
     else:
         margin = round(height * rng.uniform(0.05, 0.2))
