@@ -130,6 +130,49 @@ def test_printed_lines_are_sometimes_spaced_and_sometimes_cropped_to_the_ink():
     assert 5 <= spaced <= 40 and 4 <= filled <= 30
 
 
+def _ink_mask(image: np.ndarray) -> np.ndarray:
+    gray = image.astype(int).sum(axis=2) / 3
+    return gray < np.median(gray) - 60
+
+
+def test_printed_lines_are_sometimes_bold_slanted_or_in_small_print(monkeypatch):
+    """Bold lines carry more ink, slanted ones lean right as an italic face does, and small
+    print is typeset at a few pixels' height and scaled up to the image's."""
+    font = [synth.font_paths("printed")[0]]
+
+    def ink_with(bold_share: float) -> int:
+        monkeypatch.setattr(synth, "BOLD_SHARE", bold_share)
+        lines = [synth.render_printed("1+1", random.Random(s), 120, 60, font) for s in range(20)]
+        return sum(int(_ink_mask(np.asarray(line)).sum()) for line in lines)
+
+    assert ink_with(1.0) > 1.2 * ink_with(0.0)
+    monkeypatch.setattr(synth, "BOLD_SHARE", 0.0)
+    for slant_share, leans in ((0.0, False), (1.0, True)):
+        monkeypatch.setattr(synth, "SLANT_SHARE", slant_share)
+        monkeypatch.setattr(synth, "TIGHT_SHARE", 0.0)
+        mask = _ink_mask(np.asarray(synth.render_printed("1", random.Random(3), 60, 60, font)))
+        rows = np.nonzero(mask.any(axis=1))[0]
+        top, bottom = mask[rows[0] : rows[0] + 5], mask[rows[-1] - 4 : rows[-1] + 1]
+        shift = np.nonzero(top)[1].mean() - np.nonzero(bottom)[1].mean()
+        assert (shift > 2) == leans, shift
+    typeset = []
+    render_printed = synth.render_printed
+
+    def spy(text, rng, width, height, fonts=None):
+        typeset.append(height)
+        return render_printed(text, rng, width, height, fonts)
+
+    monkeypatch.setattr(synth, "render_printed", spy)
+    monkeypatch.setitem(synth._RENDERERS, "printed", spy)
+    monkeypatch.setattr(synth, "SMALL_PRINT_SHARE", 1.0)
+    image = synth.render("(3*8)+2=26", random.Random(0), "printed")
+    assert image.shape[0] == synth.HEIGHT
+    assert synth.SMALL_PRINT[0] <= typeset[-1] <= synth.SMALL_PRINT[1]
+    monkeypatch.setattr(synth, "SMALL_PRINT_SHARE", 0.0)
+    synth.render("(3*8)+2=26", random.Random(0), "printed")
+    assert typeset[-1] == synth.HEIGHT
+
+
 def test_refuses_symbols_outside_the_alphabet():
     with pytest.raises(ValueError, match="cannot draw"):
         synth.render("8/2", random.Random(0))

@@ -23,6 +23,7 @@ the seed and the image's index only, never on how the work is split between proc
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -52,6 +53,16 @@ _MASK_TABLE = [min(255, int(i * 1.97)) for i in range(256)]
 SPACED_SHARE = 0.25
 #: The share of printed lines cropped to their ink: the line fills the height.
 TIGHT_SHARE = 0.15
+#: The share of printed lines emboldened by 1 px, or 2 px at large sizes: as heavy as the
+#: bold faces the printed typefaces (regular weights) lack.
+BOLD_SHARE = 0.2
+#: The share of printed lines slanted as an italic face is, and the slant (x per y).
+SLANT_SHARE = 0.15
+SLANT = (0.1, 0.25)
+#: The share of printed lines typeset in small print, `SMALL_PRINT` px high (as a
+#: screenshot of 8–10 pt text), then scaled up to the image's height as a reader does.
+SMALL_PRINT_SHARE = 0.1
+SMALL_PRINT = (14, 26)
 #: Glyphs the captcha style neither resizes nor warps. The real set did so for the minus;
 #: "=" (absent from it) would otherwise be stretched into a block.
 _THIN = frozenset("-=")
@@ -203,14 +214,17 @@ def render_printed(
 ) -> Image.Image:
     """A line typeset in one typeface (from `fonts`, by default the printed ones), with the
     font's own spacing: dark or coloured ink on white or tinted paper, any size from small
-    to filling the height, sometimes letter-spaced or emboldened, aligned left or centred;
+    to filling the height, sometimes letter-spaced, emboldened (`BOLD_SHARE`, as heavy as a
+    bold face) or slanted (`SLANT_SHARE`, as an italic face), aligned left or centred;
     `TIGHT_SHARE` of the lines cropped to the ink, as a user's crop or a screenshot of a
     formula is. `text` may hold spaces (`spaced`)."""
     path = rng.choice(list(fonts) if fonts else font_paths("printed"))
     digit_height = rng.uniform(0.35, 0.72) * height
     size = max(8, round(digit_height / digit_height_per_point(path)))
     tracking_share = rng.uniform(0.05, 0.3) if rng.random() < 0.2 else 0.0
-    bold = 1 if size >= 20 and rng.random() < 0.15 else 0
+    bold = rng.randint(1, max(1, size // 28)) if size >= 20 and rng.random() < BOLD_SHARE else 0
+    slant = rng.uniform(*SLANT) if rng.random() < SLANT_SHARE else 0.0
+    lean = math.ceil(slant * height / 2)  # how far the slant moves the top and bottom
     tight = rng.random() < TIGHT_SHARE
     font, advances, text_width, top, bottom = _set_line(text, path, size, tracking_share, bold)
     if tight:  # the line fills the height, 0–2 px from its edges
@@ -222,9 +236,9 @@ def render_printed(
             if bottom - top <= height or size <= 8:
                 break
             size -= 1
-        margin = rng.randint(0, 3)
+        margin = rng.randint(0, 3) + lean
     else:
-        margin = round(height * rng.uniform(0.05, 0.2))
+        margin = max(round(height * rng.uniform(0.05, 0.2)), lean)
     canvas_width = max(text_width + 2 * margin, width)
     alpha = Image.new("L", (canvas_width, height), 0)
     draw = ImageDraw.Draw(alpha)
@@ -240,6 +254,10 @@ def render_printed(
             x += advance
     else:
         draw.text((x, y), text, font=font, fill=255, stroke_width=bold, stroke_fill=255)
+    if slant:  # the top leans right, the middle stays
+        shear = (1, slant, -slant * height / 2, 0, 1, 0)
+        affine = Image.Transform.AFFINE
+        alpha = alpha.transform(alpha.size, affine, shear, Image.Resampling.BILINEAR)
     if canvas_width > width:
         alpha = alpha.resize((width, height), Image.Resampling.LANCZOS)
     if rng.random() < 0.3 and not tight:
@@ -406,7 +424,12 @@ def render(
     if style == "printed" and rng.random() < SPACED_SHARE:
         drawn = spaced(text, rng)
     width = width or auto_width(drawn, height)
-    image = _RENDERERS[style](drawn, rng, width, height)
+    if style == "printed" and rng.random() < SMALL_PRINT_SHARE:
+        small = rng.randint(*SMALL_PRINT)
+        image = render_printed(drawn, rng, max(8, round(width * small / height)), small)
+        image = image.resize((width, height), Image.Resampling.BICUBIC)
+    else:
+        image = _RENDERERS[style](drawn, rng, width, height)
     if style != "captcha":  # the captcha style already looks as the real set does
         image = _degrade(image, rng)
     array = np.asarray(image.convert("RGB"))
