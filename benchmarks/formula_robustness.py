@@ -20,8 +20,9 @@ glyphs' pixels, found by drawing the same image without its dots), the only ones
 would label. The unseen font families
 (`core.formula.fonts.UNSEEN_FONTS`) are found where Debian installs them, or under
 `--unseen-fonts`; assets/fonts/README.md gives the install line. They are read as the
-printed style sets them, and in three layouts of documents and screens (`LAYOUTS`): spaced,
-cut out to the ink, and small on a large page.
+printed style sets them, and in four layouts of documents and screens (`LAYOUTS`): spaced,
+cut out to the ink, small on a large page, and in small print; their bold and italic faces
+(`UNSEEN_OTHER_FACES`) as set and cut out to the ink.
 """
 
 from __future__ import annotations
@@ -209,6 +210,10 @@ def printed_in(
             image = to_the_ink(image, rng.randint(0, 2))
         elif layout == "small on a large page":
             image = with_margins(image, rng, scale=3.0)
+        elif layout == "in small print":
+            height = rng.randint(*SMALL_PRINT)
+            width = max(8, round(image.shape[1] * height / image.shape[0]))
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         images.append(image)
         truths.append(text)
     return images, truths
@@ -216,8 +221,11 @@ def printed_in(
 
 #: How the unseen families' formulas are laid out: as the printed style sets them; with
 #: spaces around the operators and `=`; cut out to their ink, 0–2 px around it (as a tight
-#: crop or a screenshot); and on a page of paper 1.5–6 line heights to each side.
-LAYOUTS = ("as set", "spaced", "cropped to the ink", "small on a large page")
+#: crop or a screenshot); on a page of paper 1.5–6 line heights to each side; and in small
+#: print, the whole image `SMALL_PRINT` px high (a screenshot of 10–12 pt text), which the
+#: reader scales up.
+LAYOUTS = ("as set", "spaced", "cropped to the ink", "small on a large page", "in small print")
+SMALL_PRINT = (18, 26)
 
 
 def to_the_ink(image: np.ndarray, edge: int) -> np.ndarray:
@@ -306,7 +314,8 @@ def main() -> None:
         for name, images, truths in clean:
             add(f"with {' + '.join(steps)}", name, images, truths, steps)
 
-    families = fonts.unseen_font_paths(*([options.unseen_fonts] if options.unseen_fonts else []))
+    folders = [options.unseen_fonts] if options.unseen_fonts else []
+    families = fonts.unseen_font_paths(*folders)
     family_rows: list[Row] = []
     if families:
         all_fonts = [path for paths in families.values() for path in paths]
@@ -316,6 +325,12 @@ def main() -> None:
         for layout in LAYOUTS[1:]:
             images, truths = printed_in(all_fonts, "mixed", count, offset=20_000, layout=layout)
             add("unseen font families", f"mixed, {layout}", images, truths)
+        other = fonts.unseen_font_paths(*folders, faces=fonts.UNSEEN_OTHER_FACES)
+        other_faces = [path for paths in other.values() for path in paths]
+        if other_faces:
+            for layout in ("as set", "cropped to the ink"):
+                images, truths = printed_in(other_faces, "mixed", count, 30_000, layout)
+                add("unseen families' bold and italic faces", f"mixed, {layout}", images, truths)
         per_family = max(50, count // 5)
         for family, faces in families.items():
             images, truths = [], []

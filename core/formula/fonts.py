@@ -25,6 +25,25 @@ UNSEEN_FONTS: Mapping[str, tuple[str, ...]] = {
     "Go": ("Go-Regular.ttf", "Go-Mono.ttf"),
     "Junicode": ("JunicodeTwoBeta-Regular.otf",),
 }
+#: The unseen families' other faces (bold, italic, their other widths), as their Debian
+#: packages install them: read by the benchmark only, never drawn with in training.
+UNSEEN_OTHER_FACES: Mapping[str, tuple[str, ...]] = {
+    "GNU FreeFont": (
+        "FreeSansBold.ttf",
+        "FreeSerifBold.ttf",
+        "FreeMonoBold.ttf",
+        "FreeSansOblique.ttf",
+        "FreeSerifItalic.ttf",
+    ),
+    "Computer Modern": ("cmunbx.ttf", "cmunti.ttf", "cmunss.ttf", "cmunsx.ttf"),
+    "Charis SIL": ("CharisSIL-Bold.ttf", "CharisSIL-Italic.ttf"),
+    "Andika": ("Andika-Bold.ttf", "Andika-Italic.ttf"),
+    "Fira Code": ("FiraCode-Bold.ttf", "FiraCode-SemiBold.ttf"),
+    "Comfortaa": ("Comfortaa-Bold.ttf",),
+    "EB Garamond": ("EBGaramond12-Bold.otf", "EBGaramond12-Italic.otf"),
+    "Go": ("Go-Bold.ttf", "Go-Italic.ttf", "Go-Mono-Bold.ttf"),
+    "Junicode": ("JunicodeTwoBeta-Bold.otf", "JunicodeTwoBeta-Italic.otf"),
+}
 _FONT_SUFFIXES = (".ttf", ".otf")
 
 
@@ -34,9 +53,12 @@ def font_paths(kind: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in _FONT_SUFFIXES)
 
 
-def unseen_font_paths(*folders: Path) -> dict[str, list[Path]]:
+def unseen_font_paths(
+    *folders: Path, faces: Mapping[str, tuple[str, ...]] = UNSEEN_FONTS
+) -> dict[str, list[Path]]:
     """The unseen families' files found under `folders` (by default where Debian installs
-    fonts), family by family; families with no file found are left out."""
+    fonts), family by family; families with no file found are left out. `faces` names the
+    files (`UNSEEN_OTHER_FACES` for the bold and italic ones)."""
     roots = folders or (Path("/usr/share/fonts"), Path("/usr/share/texmf/fonts"))
     found: dict[str, Path] = {}
     for root in roots:
@@ -45,8 +67,7 @@ def unseen_font_paths(*folders: Path) -> dict[str, list[Path]]:
                 if path.suffix.lower() in _FONT_SUFFIXES:
                     found.setdefault(path.name, path)
     families = {
-        family: [found[name] for name in names if name in found]
-        for family, names in UNSEEN_FONTS.items()
+        family: [found[name] for name in names if name in found] for family, names in faces.items()
     }
     return {family: paths for family, paths in families.items() if paths}
 
