@@ -85,7 +85,9 @@ def test_unseen_font_families_are_never_shipped_nor_drawn(tmp_path):
         for p in synth.font_paths(kind)
     }
     unseen = {name.lower() for names in fonts.UNSEEN_FONTS.values() for name in names}
-    assert not shipped & unseen
+    other = {name.lower() for names in fonts.UNSEEN_OTHER_FACES.values() for name in names}
+    assert not shipped & (unseen | other) and not unseen & other
+    assert set(fonts.UNSEEN_OTHER_FACES) == set(fonts.UNSEEN_FONTS)
     licences = (fonts.ASSETS_DIR / "fonts" / "README.md").read_text()
     for path in synth.font_paths("printed"):
         assert path.name in licences or path.stem.split("-")[0] in licences, path.name
@@ -93,8 +95,11 @@ def test_unseen_font_families_are_never_shipped_nor_drawn(tmp_path):
     target = tmp_path / "fonts" / "deep"
     target.mkdir(parents=True)
     (target / "Andika-Regular.ttf").write_bytes(synth.font_paths("printed")[0].read_bytes())
+    (target / "Andika-Bold.ttf").write_bytes(synth.font_paths("printed")[0].read_bytes())
     found = fonts.unseen_font_paths(tmp_path)
     assert found == {"Andika": [target / "Andika-Regular.ttf"]}
+    bold = fonts.unseen_font_paths(tmp_path, faces=fonts.UNSEEN_OTHER_FACES)
+    assert bold == {"Andika": [target / "Andika-Bold.ttf"]}
 
 
 def test_printed_style_draws_whole_lines_in_one_typeface():
