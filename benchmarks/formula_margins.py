@@ -7,7 +7,7 @@ The margins are what a user's own crop leaves: paper of the image's own colour a
 side, left and right 0.5–2 times the image's height, top and bottom 0.2–1 times (drawn per
 image from the seed); wide margins, three times those, are a formula small on a page or a
 screenshot. The same images are read nine ways in one run: as drawn, with margins or with
-wide margins, each without the *Crop loose margins* step (the former default, the
+wide margins, each without the *Crop or pad margins* step (the former default, the
 baseline), with the default preprocessing (which trims loose margins), and with *Crop to
 ink* always on.
 """

@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
-from core.formula import augment, preprocess, synth
+from core.formula import augment, fonts, preprocess, synth
 from core.formula import dataset as fd
 from core.formula.alphabet import decode
 from core.jobs import CancelToken, JobError, drive
@@ -297,6 +298,36 @@ def test_loose_margins_are_trimmed_and_tight_images_left_alone():
     trimmed = preprocess.trim_margins(loose)
     assert trimmed.shape[0] < loose.shape[0] / 2 and trimmed.shape[1] < loose.shape[1] / 2
     assert "trim" in preprocess.DEFAULT and "trim" in preprocess.CANVAS
+
+
+def _cut_to_the_ink(text: str, stroke: int, paper: int = 255) -> np.ndarray:
+    """`text` printed black in a vendored typeface, emboldened by `stroke`, cut to its ink."""
+    face = fonts.font(fonts.font_paths("printed")[0], 48)
+    left, top, right, bottom = face.getbbox(text, stroke_width=stroke)
+    image = Image.new("L", (right - left, bottom - top), paper)
+    ImageDraw.Draw(image).text((-left, -top), text, font=face, fill=0, stroke_width=stroke)
+    return np.asarray(image)
+
+
+def test_a_formula_cut_out_to_its_ink_gets_a_margin_of_its_own_paper():
+    tight = _cut_to_the_ink("71-49+2-5", 1, paper=230)
+    padded = preprocess.trim_margins(tight)
+    pad = round(preprocess.TIGHT_PAD * tight.shape[0])
+    assert padded.shape == (tight.shape[0] + 2 * pad, tight.shape[1] + 2 * pad)
+    assert np.array_equal(padded[pad:-pad, pad:-pad], tight)
+    assert (padded[:pad] == 230).all() and (padded[:, -pad:] == 230).all()
+    framed = cv2.copyMakeBorder(tight, 12, 12, 12, 12, cv2.BORDER_CONSTANT, value=230)
+    assert preprocess.trim_margins(framed) is framed  # margins of its own: left alone
+
+
+def test_bold_writing_covering_most_of_the_image_is_not_taken_for_light_on_dark():
+    """The paper is most of an image, except where bold writing is cut out to its ink; its
+    edges are still paper. A light-on-dark image is dark in both and is inverted."""
+    bold = _cut_to_the_ink("88-88", 4)
+    assert np.median(bold) < 128 and np.median(preprocess.edges(bold)) > 128
+    assert np.array_equal(preprocess.to_gray(bold), bold)
+    dark_mode = cv2.copyMakeBorder(255 - bold, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=20)
+    assert preprocess.to_gray(np.dstack([dark_mode] * 3))[0, 0] == 235
 
 
 def test_a_small_formula_on_a_large_page_is_cropped_whole_without_the_dots_off_its_line():

@@ -9,11 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from core.formula import ctc, preprocess, synth
+from core.formula import ctc, fonts, preprocess, synth
 from core.formula.generate import GenerateConfig, generate
 from core.formula.recognizer import SHIPPED_MODEL
 from core.jobs import CancelToken, drive
@@ -224,7 +225,7 @@ def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
         bench.load_image(path)
     assert [title for title, _ in bench.read.last_recognition.stages] == [
         "Grayscale",
-        "Crop loose margins",  # on by default; this image is tight, so left as it is
+        "Crop or pad margins",  # on by default; this image is tight, so left as it is
         "Thin bold strokes",  # on by default; this image is not black and white
         "Resize to model height",
         "Normalise",
@@ -267,7 +268,7 @@ def test_a_thickened_black_and_white_image_is_read_with_its_strokes_thinned(
         bench.load_image(path)
     titles = [title for title, _ in bench.read.last_recognition.stages]
     stages = dict(bench.read.last_recognition.stages)
-    before, after = stages["Crop loose margins"], stages["Thin bold strokes"]
+    before, after = stages["Crop or pad margins"], stages["Thin bold strokes"]
     assert (after == 0).sum() < 0.8 * (before == 0).sum()  # thinner, as previewed
     box = bench.read.preprocess.boxes["bold"]
     assert box.isChecked() and "black-and-white" in box.toolTip()
@@ -289,8 +290,24 @@ def test_a_small_formula_on_a_large_page_is_cropped_and_read(formulas, qtbot, tm
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.load_image(path)
     stages = dict(bench.read.last_recognition.stages)
-    assert stages["Crop loose margins"].shape[0] < page.shape[0] / 4
+    assert stages["Crop or pad margins"].shape[0] < page.shape[0] / 4
     assert bench.read.last_recognition.text == "(4*8)+8"
+
+
+def test_a_bold_formula_cut_out_to_its_ink_is_padded_and_read(formulas, qtbot, tmp_path):
+    _window, bench = formulas
+    text = "71-49+2-5"  # its last minus was read as "=" without the margin
+    face = fonts.font(next(p for p in fonts.font_paths("printed") if p.stem == "Gentium-R"), 48)
+    left, top, right, bottom = face.getbbox(text, stroke_width=2)
+    image = Image.new("RGB", (right - left, bottom - top), "white")
+    ImageDraw.Draw(image).text((-left, -top), text, font=face, fill="black", stroke_width=2)
+    path = tmp_path / "tight.png"
+    image.save(path)
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    stages = dict(bench.read.last_recognition.stages)
+    assert stages["Crop or pad margins"].shape[0] > stages["Grayscale"].shape[0]
+    assert bench.read.last_recognition.text == text
 
 
 def test_a_printed_formula_with_spaces_is_read_without_them(formulas, qtbot, tmp_path):

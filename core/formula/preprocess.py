@@ -18,11 +18,25 @@ MODEL_HEIGHT = 32
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """Grayscale with dark ink on light paper (light-on-dark images are inverted)."""
+    """Grayscale with dark ink on light paper: light-on-dark images are inverted, those
+    whose median and edges are both dark. The paper is most of an image and lies around
+    the formula; bold writing cut out to its ink can cover more than half of it, but not
+    its edges."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    if float(np.median(gray)) < 128:  # the paper is most of the image
+    if float(np.median(gray)) < 128 and float(np.median(edges(gray))) < 128:
         gray = 255 - gray
     return gray
+
+
+def edges(image: np.ndarray, width: int = 2) -> np.ndarray:
+    """The pixels of an image's outer `width` rows and columns (channels kept), or all of
+    them in an image too small to have an inside."""
+    h, w = image.shape[:2]
+    if h <= 2 * width or w <= 2 * width:
+        return image.reshape(-1, *image.shape[2:])
+    inner = slice(width, h - width)
+    parts = (image[:width], image[h - width :], image[inner, :width], image[inner, w - width :])
+    return np.concatenate([part.reshape(-1, *image.shape[2:]) for part in parts])
 
 
 def median(image: np.ndarray, size: int = 5) -> np.ndarray:
@@ -196,18 +210,38 @@ def _crop_and_pad(image: np.ndarray, box: Box, margin: float, min_aspect: float)
 LOOSE_SHARE = 0.3
 
 
+#: A formula cut out to its ink gets `TIGHT_PAD` of its height of paper around it: the
+#: training images have margins, and a bold minus filling a tight crop's height could be
+#: read as `=`. Cut out means its box lies within `TIGHT_EDGE` of the height (or 2 px) of
+#: the top and bottom, and within `TIGHT_SIDE` of the height of the left and right.
+TIGHT_EDGE, TIGHT_SIDE, TIGHT_PAD = 0.05, 0.25, 0.1
+
+
 def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
     """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped, the box of its
-    blobs large enough to be ink covering less than `share` of it; a tightly drawn image is
-    left as it is, since cropping one the model already reads well costs accuracy."""
+    blobs large enough to be ink covering less than `share` of it; pad an image cut out to
+    its ink with its own paper (`TIGHT_PAD`). Any other image is left as it is, since
+    cropping one the model already reads well costs accuracy."""
     boxes = _ink_boxes(image)
     if boxes is None:
         return image
     (top, bottom, left, right), grown = boxes
-    covered = (bottom - top) * (right - left) / (image.shape[0] * image.shape[1])
-    if covered >= (LOOSE_SHARE if share is None else share):
-        return image
-    return _crop_and_pad(image, grown, CROP_MARGIN, CROP_ASPECT)
+    height, width = image.shape[:2]
+    covered = (bottom - top) * (right - left) / (height * width)
+    if covered < (LOOSE_SHARE if share is None else share):
+        return _crop_and_pad(image, grown, CROP_MARGIN, CROP_ASPECT)
+    edge, side = max(2.0, TIGHT_EDGE * height), max(2.0, TIGHT_SIDE * height)
+    top, bottom, left, right = grown
+    if top <= edge and bottom >= height - edge and left <= side and right >= width - side:
+        return pad_with_paper(image, max(1, round(TIGHT_PAD * height)))
+    return image
+
+
+def pad_with_paper(image: np.ndarray, pad: int) -> np.ndarray:
+    """`image` with `pad` px on every side in the colour of its paper (its edges' median)."""
+    paper = np.median(edges(image, 1), axis=0)
+    value = float(paper) if image.ndim == 2 else tuple(float(v) for v in paper)
+    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=value)
 
 
 #: `thin_bold` thins a binary image's strokes while they are wider than this share of its
@@ -349,7 +383,7 @@ COSTS: dict[str, str] = {
     "deskew": "it reads 99.0 % of mixed styles (99.3 % without it); the model reads tilts "
     "of a few degrees as they are",
     "crop": "it reads 97.7 % of mixed styles (99.3 % without it), 97.1 % of captcha images "
-    "(98.9 %); Crop loose margins, on by default, crops only loose images",
+    "(98.9 %); Crop or pad margins, on by default, crops only loose images",
 }
 
 STEPS: tuple[Step, ...] = (
@@ -363,10 +397,11 @@ STEPS: tuple[Step, ...] = (
     Step("deskew", "Deskew", deskew, False),
     Step(
         "trim",
-        "Crop loose margins",
+        "Crop or pad margins",
         trim_margins,
         True,
-        tip=f"Crops only images whose ink covers less than {LOOSE_SHARE * 100:.0f} % of them",
+        tip=f"Crops only images whose ink covers less than {LOOSE_SHARE * 100:.0f} % of them;"
+        " pads images cut out to their ink",
     ),
     Step("crop", "Crop to ink and pad", crop_to_ink, False),
     Step(

@@ -54,7 +54,7 @@ def dropped_image(mime: QMimeData) -> Path | None:
 
 
 def _trimmed(result: Recognition) -> bool:
-    """Whether the step that trims loose margins cut the image it was given."""
+    """Whether the step that crops loose margins and pads tight ones changed the image."""
     trim = next(step.title for step in preprocess.STEPS if step.name == "trim")
     shapes = [image.shape[:2] for _title, image in result.stages]
     titles = [title for title, _image in result.stages]
