@@ -318,6 +318,10 @@ def test_a_formula_cut_out_to_its_ink_gets_a_margin_of_its_own_paper():
     assert (padded[:pad] == 230).all() and (padded[:, -pad:] == 230).all()
     framed = cv2.copyMakeBorder(tight, 12, 12, 12, 12, cv2.BORDER_CONSTANT, value=230)
     assert preprocess.trim_margins(framed) is framed  # margins of its own: left alone
+    height = tight.shape[0]
+    dotted = cv2.copyMakeBorder(tight, 0, 0, 0, 2 * height, cv2.BORDER_CONSTANT, value=230)
+    dotted[:4, -4:] = dotted[-4:, -4:] = 0  # the symbols end far from the right: dots there
+    assert preprocess.trim_margins(dotted) is dotted
 
 
 def test_bold_writing_covering_most_of_the_image_is_not_taken_for_light_on_dark():

@@ -121,20 +121,31 @@ def ink_box(image: np.ndarray, grow: bool = True) -> Box | None:
     return None if boxes is None else boxes[1] if grow else boxes[0]
 
 
-def _ink_boxes(image: np.ndarray) -> tuple[Box, Box] | None:
-    """`ink_box` without and with `grow`, from one pass over the blobs."""
+def _span(
+    top: np.ndarray, bottom: np.ndarray, left: np.ndarray, right: np.ndarray, chosen: np.ndarray
+) -> Box:
+    """The box around the chosen blobs."""
+    return (
+        int(top[chosen].min()),
+        int(bottom[chosen].max()),
+        int(left[chosen].min()),
+        int(right[chosen].max()),
+    )
+
+
+def _ink_boxes(image: np.ndarray) -> tuple[Box, Box, Box | None] | None:
+    """`ink_box` without and with `grow`, and the box of the tall blobs (at least half the
+    image's height: digits and brackets, not signs or dots; None without any), from one
+    pass over the blobs."""
     _, stats, large = _blobs(image)
     if not large.any():
         return None
     left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     right = left + stats[:, cv2.CC_STAT_WIDTH]
     bottom = top + stats[:, cv2.CC_STAT_HEIGHT]
-    core = (
-        int(top[large].min()),
-        int(bottom[large].max()),
-        int(left[large].min()),
-        int(right[large].max()),
-    )
+    tall = large & (2 * stats[:, cv2.CC_STAT_HEIGHT] >= image.shape[0])
+    symbols = _span(top, bottom, left, right, tall) if tall.any() else None
+    core = _span(top, bottom, left, right, large)
     box = core
     middle = (top + bottom) / 2
     long_side = np.maximum(right - left, bottom - top)
@@ -146,7 +157,7 @@ def _ink_boxes(image: np.ndarray) -> tuple[Box, Box] | None:
         near = (right >= box[2] - reach) & (left <= box[3] + reach)
         joining = on_line & near & stroke & ~inside
         if not joining.any():
-            return core, box
+            return core, box, symbols
         inside |= joining
         box = (
             min(box[0], int(top[joining].min())),
@@ -212,8 +223,10 @@ LOOSE_SHARE = 0.3
 
 #: A formula cut out to its ink gets `TIGHT_PAD` of its height of paper around it: the
 #: training images have margins, and a bold minus filling a tight crop's height could be
-#: read as `=`. Cut out means its box lies within `TIGHT_EDGE` of the height (or 2 px) of
-#: the top and bottom, and within `TIGHT_SIDE` of the height of the left and right.
+#: read as `=`. Cut out means its symbols (the blobs at least half the image's height:
+#: digits and brackets) reach within `TIGHT_EDGE` of the height (or 2 px) of its top and
+#: bottom and within `TIGHT_SIDE` of its right, and its ink within `TIGHT_SIDE` of its
+#: left; noise dots at the edges do not count.
 TIGHT_EDGE, TIGHT_SIDE, TIGHT_PAD = 0.05, 0.25, 0.1
 
 
@@ -225,15 +238,17 @@ def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
     boxes = _ink_boxes(image)
     if boxes is None:
         return image
-    (top, bottom, left, right), grown = boxes
+    (top, bottom, left, right), grown, symbols = boxes
     height, width = image.shape[:2]
     covered = (bottom - top) * (right - left) / (height * width)
     if covered < (LOOSE_SHARE if share is None else share):
         return _crop_and_pad(image, grown, CROP_MARGIN, CROP_ASPECT)
-    edge, side = max(2.0, TIGHT_EDGE * height), max(2.0, TIGHT_SIDE * height)
-    top, bottom, left, right = grown
-    if top <= edge and bottom >= height - edge and left <= side and right >= width - side:
-        return pad_with_paper(image, max(1, round(TIGHT_PAD * height)))
+    if symbols is not None:
+        edge, side = max(2.0, TIGHT_EDGE * height), max(2.0, TIGHT_SIDE * height)
+        first, last, _, end = symbols  # a formula ends in a digit or a bracket
+        start = grown[2]  # and may start with a minus
+        if first <= edge and last >= height - edge and start <= side and end >= width - side:
+            return pad_with_paper(image, max(1, round(TIGHT_PAD * height)))
     return image
 
 
