@@ -1,0 +1,166 @@
+"""Printed formulas as other software sets them: every face of the unseen font families
+(regular, bold, italic, their other widths and optical sizes) typeset by Pillow directly,
+black on white with a plain margin, not by the printed style's renderer, then changed the
+way screens, scans and users change them.
+
+    python -m benchmarks.formula_printed [--baseline OLD.pt] [--model NEW.pt] [--count 500]
+        [--unseen-fonts FOLDER]
+
+The faces are every font file of the families in `core.formula.fonts.UNSEEN_FONTS` found
+where Debian installs them (or under `--unseen-fonts`): no style draws with any of them.
+Formulas come from seed 5151, one in three each of level 1, general and equations, and the
+face cycles through the files. `VARIANTS` names the changes: as set at 40 px, spaced around
+the operators, light on dark, coloured, in small print (14 px, read scaled up), large
+(120 px), JPEG of quality 25, cut to the ink, tilted and blurred, binarised with Otsu's
+threshold. Every model reads the same images with its default steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from benchmarks.harness import machine
+from core.formula import expressions
+from core.formula.decoding import greedy
+from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+
+SEED = 5151
+FORMS = ("level1", "general", "equation")
+
+
+def typeset(text: str, path: Path, size: int, pad: int, ink=0, paper=255) -> Image.Image:
+    """`text` in the font file at `size`, `pad` px of paper around its box."""
+    face = ImageFont.truetype(str(path), size)
+    left, top, right, bottom = face.getbbox(text)
+    mode = "L" if isinstance(ink, int) else "RGB"
+    image = Image.new(mode, (right - left + 2 * pad, bottom - top + 2 * pad), paper)
+    ImageDraw.Draw(image).text((pad - left, pad - top), text, font=face, fill=ink)
+    return image
+
+
+def _rgb(image: Image.Image | np.ndarray) -> np.ndarray:
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
+
+
+def spaced(text: str) -> str:
+    """One space each side of `+ * =` and of a minus that is not a sign."""
+    out = []
+    for index, char in enumerate(text):
+        binary = char in "+*=" or (char == "-" and index > 0 and text[index - 1] not in "(=")
+        out.append(f" {char} " if binary else char)
+    return "".join(out).strip()
+
+
+def _jpeg(text: str, path: Path, rng: random.Random) -> np.ndarray:
+    data = io.BytesIO()
+    typeset(text, path, 32, 8).convert("RGB").save(data, "JPEG", quality=25)
+    return np.asarray(Image.open(data).convert("RGB"))
+
+
+def _tilted(text: str, path: Path, rng: random.Random) -> np.ndarray:
+    gray = np.asarray(typeset(text, path, 40, 14))
+    h, w = gray.shape
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-3, 3), 1.0)
+    gray = cv2.warpAffine(gray, matrix, (w, h), borderValue=255)
+    return _rgb(cv2.GaussianBlur(gray, (3, 3), 0.8))
+
+
+def _binarised(text: str, path: Path, rng: random.Random) -> np.ndarray:
+    gray = np.asarray(typeset(text, path, 36, 10))
+    _, binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return _rgb(binary)
+
+
+VARIANTS: dict[str, Callable[[str, Path, random.Random], np.ndarray]] = {
+    "as set, 40 px": lambda t, p, r: _rgb(typeset(t, p, 40, 10)),
+    "spaced": lambda t, p, r: _rgb(typeset(spaced(t), p, 40, 10)),
+    "light on dark": lambda t, p, r: _rgb(typeset(t, p, 40, 10, (230,) * 3, (30, 33, 40))),
+    "coloured": lambda t, p, r: _rgb(typeset(t, p, 40, 10, (20, 40, 160), (255, 250, 210))),
+    "small print, 14 px": lambda t, p, r: _rgb(typeset(t, p, 14, 3)),
+    "large, 120 px": lambda t, p, r: _rgb(typeset(t, p, 120, 30)),
+    "JPEG quality 25": _jpeg,
+    "cut to the ink": lambda t, p, r: _rgb(typeset(t, p, 48, 1)),
+    "tilted and blurred": _tilted,
+    "binarised (Otsu)": _binarised,
+}
+
+
+#: The file-name prefixes of the unseen families' font files (`fonts.UNSEEN_FONTS`).
+PREFIXES = (
+    "Free",
+    "cmun",
+    "lmroman",
+    "CharisSIL",
+    "Andika",
+    "FiraCode",
+    "Comfortaa",
+    "EBGaramond",
+    "Go-",
+    "Junicode",
+)
+
+
+def faces(*folders: Path) -> list[Path]:
+    """Every font file of the unseen families under `folders` (by default Debian's)."""
+    roots = folders or (Path("/usr/share/fonts"), Path("/usr/share/texmf/fonts"))
+    found = {
+        path.name: path
+        for root in roots
+        if root.is_dir()
+        for path in root.rglob("*")
+        if path.suffix.lower() in (".ttf", ".otf") and path.name.startswith(PREFIXES)
+    }
+    return [found[name] for name in sorted(found)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", help="a model to compare against, read first")
+    parser.add_argument("--model", action="append", help="models to read (default shipped)")
+    parser.add_argument("--count", type=int, default=500, help="formulas a variant")
+    parser.add_argument("--unseen-fonts", type=Path, help="folder holding the unseen fonts")
+    options = parser.parse_args()
+    files = faces(*([options.unseen_fonts] if options.unseen_fonts else []))
+    if not files:
+        parser.exit(1, "No unseen font family found: see assets/fonts/README.md.\n")
+    paths = [*([options.baseline] if options.baseline else []), *(options.model or [SHIPPED_MODEL])]
+    recognizers = [Recognizer.load(p) for p in paths]
+    names = [Path(p).name for p in paths]
+    print(
+        f"{machine()} · {len(files)} font files · {options.count} formulas a variant, seed {SEED}\n"
+    )
+    print("| variant | " + " | ".join(names) + " | errors of the last |")
+    print("| --- | " + " | ".join("---:" for _ in names) + " | --- |")
+    for variant, make in VARIANTS.items():
+        rng = random.Random(SEED)
+        images, truths = [], []
+        for index in range(options.count):
+            text = expressions.sample(rng, FORMS[index % 3]).text
+            images.append(make(text, files[index % len(files)], rng))
+            truths.append(text)
+        cells, errors = [], Counter()
+        for recognizer in recognizers:
+            reads = []
+            for start in range(0, len(images), 128):
+                inputs = [recognizer.prepare(im) for im in images[start : start + 128]]
+                reads += [greedy(lp).text for lp in recognizer.forward(inputs)]
+            right = sum(read == truth for read, truth in zip(reads, truths, strict=True))
+            cells.append(f"{right / len(truths):.1%}")
+            errors = Counter(f"`{t}` → `{r}`" for t, r in zip(truths, reads, strict=True) if t != r)
+        worst = ", ".join(e for e, _ in errors.most_common(3))
+        print(f"| {variant} | " + " | ".join(cells) + f" | {worst} |")
+
+
+if __name__ == "__main__":
+    main()
