@@ -28,9 +28,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from benchmarks.formula_robustness import Reader, read_all
 from benchmarks.harness import machine
-from core.formula import expressions
-from core.formula.decoding import greedy
+from core.formula import expressions, fonts
 from core.formula.recognizer import SHIPPED_MODEL, Recognizer
 
 SEED = 5151
@@ -113,15 +113,8 @@ PREFIXES = (
 
 def faces(*folders: Path) -> list[Path]:
     """Every font file of the unseen families under `folders` (by default Debian's)."""
-    roots = folders or (Path("/usr/share/fonts"), Path("/usr/share/texmf/fonts"))
-    found = {
-        path.name: path
-        for root in roots
-        if root.is_dir()
-        for path in root.rglob("*")
-        if path.suffix.lower() in (".ttf", ".otf") and path.name.startswith(PREFIXES)
-    }
-    return [found[name] for name in sorted(found)]
+    found = fonts.installed(*folders)
+    return [found[name] for name in sorted(found) if name.startswith(PREFIXES)]
 
 
 def main() -> None:
@@ -135,7 +128,7 @@ def main() -> None:
     if not files:
         parser.exit(1, "No unseen font family found: see assets/fonts/README.md.\n")
     paths = [*([options.baseline] if options.baseline else []), *(options.model or [SHIPPED_MODEL])]
-    recognizers = [Recognizer.load(p) for p in paths]
+    recognizers = [Reader(Recognizer.load(p)) for p in paths]
     names = [Path(p).name for p in paths]
     print(
         f"{machine()} · {len(files)} font files · {options.count} formulas a variant, seed {SEED}\n"
@@ -151,10 +144,7 @@ def main() -> None:
             truths.append(text)
         cells, errors = [], Counter()
         for recognizer in recognizers:
-            reads = []
-            for start in range(0, len(images), 128):
-                inputs = [recognizer.prepare(im) for im in images[start : start + 128]]
-                reads += [greedy(lp).text for lp in recognizer.forward(inputs)]
+            reads = read_all(recognizer, images)
             right = sum(read == truth for read, truth in zip(reads, truths, strict=True))
             cells.append(f"{right / len(truths):.1%}")
             errors = Counter(f"`{t}` → `{r}`" for t, r in zip(truths, reads, strict=True) if t != r)

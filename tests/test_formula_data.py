@@ -300,9 +300,10 @@ def test_loose_margins_are_trimmed_and_tight_images_left_alone():
     assert "trim" in preprocess.DEFAULT and "trim" in preprocess.CANVAS
 
 
-def _cut_to_the_ink(text: str, stroke: int, paper: int = 255) -> np.ndarray:
-    """`text` printed black in a vendored typeface, emboldened by `stroke`, cut to its ink."""
-    face = fonts.font(fonts.font_paths("printed")[0], 48)
+def cut_to_the_ink(text: str, stroke: int, paper: int = 255, typeface: int = 0) -> np.ndarray:
+    """`text` printed black at 48 points in a vendored printed typeface (by index),
+    emboldened by `stroke`, cut to its ink: gray, paper `paper`."""
+    face = fonts.font(fonts.font_paths("printed")[typeface], 48)
     left, top, right, bottom = face.getbbox(text, stroke_width=stroke)
     image = Image.new("L", (right - left, bottom - top), paper)
     ImageDraw.Draw(image).text((-left, -top), text, font=face, fill=0, stroke_width=stroke)
@@ -310,7 +311,7 @@ def _cut_to_the_ink(text: str, stroke: int, paper: int = 255) -> np.ndarray:
 
 
 def test_a_formula_cut_out_to_its_ink_gets_a_margin_of_its_own_paper():
-    tight = _cut_to_the_ink("71-49+2-5", 1, paper=230)
+    tight = cut_to_the_ink("71-49+2-5", 1, paper=230)
     padded = preprocess.trim_margins(tight)
     pad = round(preprocess.TIGHT_PAD * tight.shape[0])
     assert padded.shape == (tight.shape[0] + 2 * pad, tight.shape[1] + 2 * pad)
@@ -327,7 +328,7 @@ def test_a_formula_cut_out_to_its_ink_gets_a_margin_of_its_own_paper():
 def test_bold_writing_covering_most_of_the_image_is_not_taken_for_light_on_dark():
     """The paper is most of an image, except where bold writing is cut out to its ink; its
     edges are still paper. A light-on-dark image is dark in both and is inverted."""
-    bold = _cut_to_the_ink("88-88", 4)
+    bold = cut_to_the_ink("88-88", 4)
     assert np.median(bold) < 128 and np.median(preprocess.edges(bold)) > 128
     assert np.array_equal(preprocess.to_gray(bold), bold)
     dark_mode = cv2.copyMakeBorder(255 - bold, 8, 8, 8, 8, cv2.BORDER_CONSTANT, value=20)

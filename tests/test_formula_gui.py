@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
@@ -20,6 +19,7 @@ from core.formula.recognizer import SHIPPED_MODEL
 from core.jobs import CancelToken, drive
 from gui.widgets.common import to_qimage
 from tests.conftest import shared_data
+from tests.test_formula_data import cut_to_the_ink
 
 pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
 
@@ -297,12 +297,9 @@ def test_a_small_formula_on_a_large_page_is_cropped_and_read(formulas, qtbot, tm
 def test_a_bold_formula_cut_out_to_its_ink_is_padded_and_read(formulas, qtbot, tmp_path):
     _window, bench = formulas
     text = "71-49+2-5"  # its last minus was read as "=" without the margin
-    face = fonts.font(next(p for p in fonts.font_paths("printed") if p.stem == "Gentium-R"), 48)
-    left, top, right, bottom = face.getbbox(text, stroke_width=2)
-    image = Image.new("RGB", (right - left, bottom - top), "white")
-    ImageDraw.Draw(image).text((-left, -top), text, font=face, fill="black", stroke_width=2)
+    gentium = [p.stem for p in fonts.font_paths("printed")].index("Gentium-R")
     path = tmp_path / "tight.png"
-    image.save(path)
+    cv2.imwrite(str(path), cut_to_the_ink(text, 2, typeface=gentium))
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.load_image(path)
     stages = dict(bench.read.last_recognition.stages)

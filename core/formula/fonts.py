@@ -53,12 +53,9 @@ def font_paths(kind: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in _FONT_SUFFIXES)
 
 
-def unseen_font_paths(
-    *folders: Path, faces: Mapping[str, tuple[str, ...]] = UNSEEN_FONTS
-) -> dict[str, list[Path]]:
-    """The unseen families' files found under `folders` (by default where Debian installs
-    fonts), family by family; families with no file found are left out. `faces` names the
-    files (`UNSEEN_OTHER_FACES` for the bold and italic ones)."""
+def installed(*folders: Path) -> dict[str, Path]:
+    """Every font file under `folders` (by default where Debian installs fonts), by file
+    name; the first found where a name repeats."""
     roots = folders or (Path("/usr/share/fonts"), Path("/usr/share/texmf/fonts"))
     found: dict[str, Path] = {}
     for root in roots:
@@ -66,6 +63,16 @@ def unseen_font_paths(
             for path in root.rglob("*"):
                 if path.suffix.lower() in _FONT_SUFFIXES:
                     found.setdefault(path.name, path)
+    return found
+
+
+def unseen_font_paths(
+    *folders: Path, faces: Mapping[str, tuple[str, ...]] = UNSEEN_FONTS
+) -> dict[str, list[Path]]:
+    """The unseen families' files found under `folders` (`installed`), family by family;
+    families with no file found are left out. `faces` names the files
+    (`UNSEEN_OTHER_FACES` for the bold and italic ones)."""
+    found = installed(*folders)
     families = {
         family: [found[name] for name in names if name in found] for family, names in faces.items()
     }
