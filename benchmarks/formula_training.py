@@ -1,7 +1,7 @@
 """Formula training throughput on this machine: what width-sorted batches, channels-last
 convolutions and CPU bfloat16 each give, against the plain baseline, in one run.
 
-    python -m benchmarks.formula_training [--batches 8] [--device cpu]
+    python -m benchmarks.formula_training [--batches 8] [--device cpu] [--size small]
 
 The same drawn images (mixed styles and formulas, training augmentation) are trained on
 in every configuration, from the same initial weights: the baseline cuts batches in stream
@@ -14,6 +14,7 @@ cores with the model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import time
 
@@ -30,11 +31,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=8, help="batches of 64 (one pool)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", default="small", choices=("small", "large"))
     options = parser.parse_args()
     device = choose(options.device)
     size = 64
 
-    stream = SyntheticStream(seed=0, transform=TrainTransform(32, 1.0, 0))
+    config = CRNNConfig.preset(options.size)
+    stream = SyntheticStream(seed=0, transform=TrainTransform(config.height, 1.0, 0))
     drawn = iter(stream)
     start = time.perf_counter()
     items = [next(drawn) for _ in range(size * options.batches)]
@@ -46,7 +49,7 @@ def main() -> None:
     padded = pixels[0] / pixels[1]
 
     torch.manual_seed(0)
-    initial = CRNN(CRNNConfig())
+    initial = CRNN(config)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
 
     def throughput(batches: list[dict], channels_last: bool, bf16: bool) -> float:
@@ -60,7 +63,8 @@ def main() -> None:
             for batch in batches:
                 began = time.perf_counter()
                 images = batch["images"].to(device.torch, memory_format=form)
-                with device.autocast(cpu_bf16=bf16):
+                # float32 where bf16 is off, on a GPU too (whose autocast is otherwise on)
+                with device.autocast(cpu_bf16=True) if bf16 else contextlib.nullcontext():
                     log_probs = model(images)
                 loss = ctc(
                     log_probs.float(),
@@ -85,10 +89,12 @@ def main() -> None:
         ("bfloat16 autocast", plain, False, True),
         ("all three (the trainer now)", sorted_batches, True, True),
     ]
-    print(f"{time.strftime('%Y-%m-%d')} · {machine()} · torch threads {torch.get_num_threads()}\n")
+    print(f"{time.strftime('%Y-%m-%d')} · {machine()} · torch threads {torch.get_num_threads()}")
+    print(f"Model: {options.size} ({initial.parameter_count():,} parameters), on {device}.\n")
     print(
         f"{len(items)} images, batches of {size}; stream-order batches hold {padded:.2f}× the "
-        "pixels of width-sorted ones. bfloat16 runs only where the CPU computes it natively "
+        "pixels of width-sorted ones. bfloat16 autocast runs on a GPU, and on a CPU only "
+        "where it computes it natively "
         f"({'yes' if isinstance(device.autocast(cpu_bf16=True), torch.autocast) else 'no'} "
         "here).\n"
     )

@@ -115,6 +115,11 @@ class CRNN(nn.Module):
         sequence = features.permute(2, 0, 1)  # (T, N, C)
         if self._reads_gru_in_numpy(sequence):
             sequence = torch.from_numpy(small_batch_gru(self.rnn, sequence.numpy()))
+        elif sequence.is_cuda:
+            # in float32 under autocast too: cuDNN's recurrent layers take bfloat16 only
+            # from cuDNN 9.13, and the GRU is a small share of the work
+            with torch.autocast("cuda", enabled=False):
+                sequence, _ = self.rnn(sequence.float())
         else:
             sequence, _ = self.rnn(sequence)
         logits = self.head(self.dropout(sequence))
