@@ -85,7 +85,8 @@ def main() -> None:
     print("| case | median | goal |")
     print("| --- | ---: | ---: |")
     print(
-        f"| forward pass alone, 1 image of 96×32 (baseline) | {statistics.median(floor):.2f} ms | |"
+        f"| forward pass alone, 1 image of 96×{recognizer.config.height} (baseline) "
+        f"| {statistics.median(floor):.2f} ms | |"
     )
     print(
         f"| one 180×60 PNG end to end (decode, preprocess, forward, greedy) | "
@@ -132,7 +133,10 @@ def print_step_times(images: list[np.ndarray]) -> None:
 def print_gru_times(recognizer: Recognizer) -> None:
     """The median forward pass of 48-step inputs (180×60 images) by batch size, with the GRU
     read in NumPy and in torch, interleaved."""
-    print("\n| batch (96×32 images) | forward, GRU in NumPy | forward, torch's GRU |")
+    print(
+        f"\n| batch (96×{recognizer.config.height} images) | forward, GRU in NumPy "
+        "| forward, torch's GRU |"
+    )
     print("| ---: | ---: | ---: |")
     limit = crnn.NUMPY_GRU_MAX_BATCH
     try:

@@ -1,5 +1,6 @@
 """`labelscope formula …` as a user types it."""
 
+import json
 from pathlib import Path
 
 import cv2
@@ -72,6 +73,24 @@ def test_recognize_says_when_nothing_was_read(tmp_path: Path, capsys):
     out, err = capsys.readouterr()
     assert out == f"{blank}\t\n"
     assert f"{blank}: nothing was read" in err
+
+
+def test_recognize_with_the_shipped_large_model(tmp_path: Path, capsys, monkeypatch):
+    """`--model large` names the large shipped model; a file of that name wins."""
+    import random
+
+    from core.formula import synth
+
+    path = tmp_path / "f.png"
+    image = synth.render("(4*8)+8", random.Random(3), "strokes")
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    assert main(["formula", "recognize", "--model", "large", "--json", str(path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["text"] == "(4*8)+8" and data["model"].endswith("formula_crnn_large.pt")
+    monkeypatch.chdir(tmp_path)
+    Path("large").write_bytes(b"not a model")
+    assert main(["formula", "recognize", "--model", "large", str(path)]) != 0
+    assert "large" in capsys.readouterr().err
 
 
 def test_eval_with_no_mistakes_writes_no_gallery_and_two_decimals(tmp_path: Path, capsys):

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from core.formula import ctc, fonts, preprocess, synth
 from core.formula.generate import GenerateConfig, generate
-from core.formula.recognizer import SHIPPED_MODEL
+from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL
 from core.jobs import CancelToken, drive
 from gui.widgets.common import to_qimage
 from tests.conftest import shared_data
@@ -471,6 +471,35 @@ def test_training_starts_cancels_resumes_and_is_used(formulas, qtbot, tmp_path):
     _settled(qtbot, window)
     assert bench.recognizer.path == run.best_model
     assert str(run.best_model) in panel.current.text()
+
+
+def test_the_shipped_large_model_is_chosen_and_reads(formulas, qtbot, tmp_path):
+    """The Train tab offers the large model Labelscope ships; once used, the Read tab reads
+    with it."""
+    window, bench = formulas
+    panel = bench.train
+    bench.show_page("train")
+    index = panel.models.findData(str(SHIPPED_LARGE_MODEL))
+    assert index > 0 and "slower on a CPU" in panel.models.itemText(index)
+    panel.models.setCurrentIndex(index)
+    panel.use_button.click()
+    _settled(qtbot, window)
+    assert bench.recognizer.path == SHIPPED_LARGE_MODEL
+    assert bench.recognizer.config.height == 48
+    assert str(SHIPPED_LARGE_MODEL) in panel.current.text()
+    binarised = preprocess.binarize_otsu(
+        preprocess.to_gray(synth.render("(4*8)+8", random.Random(8), "captcha"))
+    )
+    path = tmp_path / "thick.png"
+    cv2.imwrite(str(path), cv2.erode(binarised, np.ones((3, 3), np.uint8)))
+    bench.show_page("read")
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    assert bench.read.last_recognition.text == "(4*8)+8"
+    panel.models.setCurrentIndex(0)  # back to the small model
+    panel.use_button.click()
+    _settled(qtbot, window)
+    assert bench.recognizer.path == SHIPPED_MODEL
 
 
 def test_evaluating_shows_the_scores_and_the_mistakes(formulas, qtbot, tmp_path):

@@ -1,9 +1,11 @@
 """The model Labelscope ships, loaded the way the app loads it."""
 
 import pytest
+import torch
 
+from core.formula.crnn import CRNNConfig
 from core.formula.generate import GenerateConfig, make_one
-from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL, Recognizer
 from core.images import read_image
 from tests.conftest import shared_data
 
@@ -13,13 +15,31 @@ def recognizer() -> Recognizer:
     return Recognizer.shipped()
 
 
+@pytest.fixture(scope="module", params=["small", "large"])
+def each_shipped(request) -> Recognizer:
+    return Recognizer.shipped(size=request.param)
+
+
 def test_it_is_small_and_says_what_it_is(recognizer):
     assert SHIPPED_MODEL.stat().st_size < 10 * 2**20
     assert (SHIPPED_MODEL.parent / "formula_crnn.md").exists()
     assert recognizer.meta["metrics"]["val_acc"] > 0.95
+    assert recognizer.config == CRNNConfig.preset("small")
 
 
-def test_reads_the_real_baidu_samples_exactly(recognizer):
+def test_the_large_model_is_the_large_configuration_and_has_its_card():
+    large = Recognizer.shipped(size="large")
+    assert large.path == SHIPPED_LARGE_MODEL and large.config == CRNNConfig.preset("large")
+    assert SHIPPED_LARGE_MODEL.stat().st_size < 16 * 2**20
+    assert (SHIPPED_LARGE_MODEL.parent / "formula_crnn_large.md").exists()
+    assert large.meta["metrics"]["val_acc"] > 0.95
+    # stored on the CPU: it loads on machines without the GPU it was trained on
+    record = torch.load(SHIPPED_LARGE_MODEL, weights_only=True)
+    assert {(t.device.type, t.dtype) for t in record["model"].values()} == {("cpu", torch.float32)}
+
+
+def test_reads_the_real_baidu_samples_exactly(each_shipped):
+    recognizer = each_shipped
     folder = shared_data("formula_samples")
     rows = [line.split("\t") for line in (folder / "SOURCES.tsv").read_text().splitlines()[1:]]
     assert len(rows) == 4
@@ -28,7 +48,8 @@ def test_reads_the_real_baidu_samples_exactly(recognizer):
 
 
 @pytest.mark.parametrize(("style", "minimum"), [("captcha", 0.97), ("strokes", 0.98)])
-def test_reads_fresh_generated_images(recognizer, style, minimum, monkeypatch):
+def test_reads_fresh_generated_images(each_shipped, style, minimum, monkeypatch):
+    recognizer = each_shipped
     from core.formula import synth
 
     # the captcha style as the real set draws it: its fonts' look-alikes only

@@ -98,7 +98,10 @@ GRAMMAR_HELP = (
 
 
 def _add_model_commands(commands: argparse._SubParsersAction) -> None:
-    model_help = "a recogniser checkpoint (default: the one Labelscope ships)"
+    model_help = (
+        "a recogniser checkpoint, or small or large for the models Labelscope ships "
+        "(default: small)"
+    )
     evaluate = commands.add_parser(
         "eval",
         help="score a recogniser on a labelled folder",
@@ -215,11 +218,14 @@ def run(args: argparse.Namespace) -> int:
 def _recognizer(args: argparse.Namespace) -> Recognizer:
     from core import devices
     from core.checkpoints import CheckpointError
-    from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+    from core.formula.recognizer import SHIPPED_MODELS, Recognizer
 
+    model = args.model or "small"
+    if model in SHIPPED_MODELS and not Path(model).is_file():
+        model = SHIPPED_MODELS[model]
     try:
         device = devices.choose(getattr(args, "device", None))
-        return Recognizer.load(args.model or SHIPPED_MODEL, device)
+        return Recognizer.load(model, device)
     except (CheckpointError, devices.DeviceError) as error:
         raise JobError(str(error)) from error
 
@@ -283,7 +289,8 @@ def _recognize(args: argparse.Namespace) -> int:
         if not result.text:
             print(f"labelscope: {path}: {NOTHING_READ}", file=sys.stderr)
         if args.json:
-            print(json.dumps({"path": path, "grammar": args.grammar, **result.to_json()}))
+            record = {"path": path, "model": str(recognizer.path), "grammar": args.grammar}
+            print(json.dumps({**record, **result.to_json()}))
         else:
             print(f"{path}\t{result.text}")
     return status

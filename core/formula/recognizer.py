@@ -22,6 +22,11 @@ from core.formula.grammar import Formula, GrammarError, parse
 from core.images import ImageProblem, read_image
 
 SHIPPED_MODEL = ASSETS_DIR / "models" / "formula_crnn.pt"
+#: The `large` configuration, trained on a GPU: reads binarised and filtered images better,
+#: about ten times slower on a CPU (its model card, formula_crnn_large.md, gives both).
+SHIPPED_LARGE_MODEL = ASSETS_DIR / "models" / "formula_crnn_large.pt"
+#: The names `--model` and the GUI know the shipped models by.
+SHIPPED_MODELS = {"small": SHIPPED_MODEL, "large": SHIPPED_LARGE_MODEL}
 #: The beam width of `grammatical` readings.
 GRAMMAR_BEAM = 10
 
@@ -132,9 +137,9 @@ class Recognizer:
         return cls(model, device or choose("cpu"), meta, path)
 
     @classmethod
-    def shipped(cls, device: Device | None = None) -> Recognizer:
-        """The model that comes with Labelscope."""
-        return cls.load(SHIPPED_MODEL, device)
+    def shipped(cls, device: Device | None = None, size: str = "small") -> Recognizer:
+        """A model that comes with Labelscope: "small" (the default) or "large"."""
+        return cls.load(SHIPPED_MODELS[size], device)
 
     def prepare(
         self, image: np.ndarray, canvas: bool = False, steps: Iterable[str] | None = None
