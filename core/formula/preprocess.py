@@ -386,20 +386,20 @@ class Step:
 #: measured accuracy (python -m benchmarks.formula_robustness, docs/benchmarks.md): the
 #: Read tab says so when one is on. Steps not named here read at least as well.
 COSTS: dict[str, str] = {
-    "median": "it reads 96.1 % of printed formulas (99.8 % without it), 96.4 % of mixed "
-    "styles (99.2 %), 97.9 % of captcha images (98.8 %)",
-    "gaussian": "it reads 98.7 % of captcha images (98.8 % without it), 99.6 % of printed "
-    "formulas (99.8 %)",
-    "otsu": "it reads 96.6 % of captcha images (98.8 % without it), 98.3 % of mixed styles "
-    "(99.2 %); useful only where the image's own contrast is the problem",
-    "adaptive": "it reads 97.5 % of captcha images (98.8 % without it), 98.5 % of mixed "
-    "styles (99.2 %); for uneven lighting only",
-    "open": "it reads 98.8 % of mixed styles (99.2 % without it)",
-    "close": "it reads 98.5 % of mixed styles (99.2 % without it)",
-    "deskew": "it reads 99.0 % of mixed styles (99.2 % without it); the model reads tilts "
-    "of a few degrees as they are",
-    "crop": "it reads 98.0 % of mixed styles (99.2 % without it), 97.7 % of captcha images "
-    "(98.8 %); Crop or pad margins, on by default, crops only loose images",
+    "median": "it reads 97.0 % of printed formulas (99.7 % without it), 96.5 % of mixed "
+    "styles (99.5 %), 98.2 % of captcha images (99.2 %)",
+    "gaussian": "it reads 98.4 % of captcha images (99.2 % without it), 99.0 % of mixed "
+    "styles (99.5 %)",
+    "otsu": "it reads 96.9 % of captcha images (99.2 % without it), 98.0 % of mixed styles "
+    "(99.5 %); useful only where the image's own contrast is the problem",
+    "adaptive": "it reads 97.9 % of captcha images (99.2 % without it), 98.6 % of mixed "
+    "styles (99.5 %); for uneven lighting only",
+    "open": "it reads 98.9 % of mixed styles (99.5 % without it)",
+    "close": "it reads 98.9 % of mixed styles (99.5 % without it)",
+    "deskew": "it reads 99.0 % of captcha images (99.2 % without it), 99.2 % of mixed styles "
+    "(99.5 %); the model reads tilts of a few degrees as they are",
+    "crop": "it reads 97.9 % of mixed styles (99.5 % without it), 97.7 % of captcha images "
+    "(99.2 %); Crop or pad margins, on by default, crops only loose images",
 }
 
 STEPS: tuple[Step, ...] = (
