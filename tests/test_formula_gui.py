@@ -445,6 +445,8 @@ def test_training_starts_cancels_resumes_and_is_used(formulas, qtbot, tmp_path):
     window, bench = formulas
     panel = bench.train
     bench.show_page("train")
+    assert panel.workers.text().startswith("Automatic")  # one worker on this CPU
+    assert panel.config().workers == 1
     panel.steps.setValue(8)
     panel.batch.setValue(4)
     panel.workers.setValue(0)

@@ -445,3 +445,17 @@ def test_checkpoints_get_the_usual_file_mode(tmp_path):
     finally:
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_data_workers_default_to_one_on_a_cpu_and_most_cores_on_a_gpu(monkeypatch):
+    from core.devices import Device
+    from core.formula.training import default_workers
+
+    gpu = Device("cuda", 0, "a GPU")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
+    assert default_workers(choose("cpu")) == 1
+    assert default_workers(gpu) == 14
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)), raising=False)
+    assert default_workers(gpu) == 16  # the loader's cap
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert default_workers(gpu) == 1

@@ -71,7 +71,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--form", default="mixed", help="formulas drawn (default mixed)")
     train.add_argument("--style", default="mixed", help="styles drawn (default mixed)")
     train.add_argument("--seed", type=int, default=0, help="seeds data and model (default 0)")
-    train.add_argument("--workers", type=int, default=1, help="data processes (default 1)")
+    train.add_argument(
+        "--workers",
+        type=int,
+        help="data processes (default: 1 on a CPU, every core but two on a GPU)",
+    )
     train.add_argument("--val-size", type=int, default=1000)
     train.add_argument("--val-every", type=int, default=500)
     train.add_argument(
@@ -333,7 +337,7 @@ def _weights(text: str) -> tuple[tuple[str, float], ...]:
 def _train(args: argparse.Namespace) -> int:
     from core import devices
     from core.formula.crnn import CRNNConfig
-    from core.formula.training import TrainConfig, train
+    from core.formula.training import TrainConfig, default_workers, train
 
     try:
         device = devices.choose(args.device)
@@ -347,14 +351,17 @@ def _train(args: argparse.Namespace) -> int:
             data=tuple(args.data),
             val_size=args.val_size,
             val_every=args.val_every,
-            workers=args.workers,
+            workers=default_workers(device) if args.workers is None else args.workers,
             model=CRNNConfig.preset(args.size),
             init=args.init,
             style_weights=_weights(args.style_weights),
         )
     except ValueError as error:
         raise JobError(str(error)) from error
-    print(f"Training on {device.describe()} into {args.out}", file=sys.stderr)
+    print(
+        f"Training on {device.describe()} with {config.workers} data worker(s) into {args.out}",
+        file=sys.stderr,
+    )
     result = run_in_terminal(lambda token: train(args.out, config, device, token, args.resume))
     print(
         f"best validation sequence accuracy {result['best_acc']:.4f} at "

@@ -81,6 +81,19 @@ class TrainConfig:
         return cls(**values)
 
 
+def default_workers(device: Device) -> int:
+    """Data workers for a run on `device`: one on a CPU, whose cores train the model; on a
+    GPU every core but two, since drawing the images sets the pace there (one process draws
+    about 220 images a second; an H200 trains the large model on 4,600: docs/benchmarks.md)."""
+    if device.kind == "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows
+        cores = os.cpu_count() or 2
+    return max(1, min(16, cores - 2))
+
+
 # --------------------------------------------------------------------- distribution
 def _distributed() -> tuple[int, int]:
     """(rank, world size): set up the process group when launched by torchrun."""

@@ -28,7 +28,7 @@ from core.formula.crnn import CRNNConfig
 from core.formula.evaluation import FolderReading, gallery, read_images
 from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL, Recognizer
 from core.formula.runs import RunInfo, list_runs, new_run_dir, read_log, runs_root
-from core.formula.training import TrainConfig, train
+from core.formula.training import TrainConfig, default_workers, train
 from core.images import read_image
 from core.jobs import Progress
 from gui.widgets.common import DeviceChoice, heading, paragraph, to_qimage
@@ -161,10 +161,12 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         self.batch.setValue(64)
         self.workers = QSpinBox()
         self.workers.setObjectName("formulaWorkers")
-        self.workers.setRange(0, 16)
-        self.workers.setValue(1)
+        self.workers.setRange(-1, 16)
+        self.workers.setSpecialValueText("Automatic: 1 on a CPU, every core but two on a GPU")
+        self.workers.setValue(-1)
         self.workers.setToolTip(
-            "Processes drawing training images beside the training (0: draw them in between)"
+            "Processes drawing training images beside the training (0: draw them in between). "
+            "On a GPU, drawing sets the pace: one process draws about 220 images a second."
         )
         self.device = DeviceChoice("formulaDevice")
         self.data = QLineEdit()
@@ -315,22 +317,27 @@ class FormulaTrainPanel(FollowsJob, QWidget):
             self.use_model.emit(path)
 
     # ---------------------------------------------------------------- training
-    def config(self) -> TrainConfig:
+    def config(self, device: devices.Device | None = None) -> TrainConfig:
+        """The run the form describes; "Automatic" workers are chosen for `device` (the
+        panel's device when None)."""
         steps = self.steps.value()
+        workers = self.workers.value()
+        if workers < 0:
+            workers = default_workers(device or devices.choose(self.device.choice()))
         return TrainConfig(
             steps=steps,
             batch_size=self.batch.value(),
             data=(self.data.text().strip(),) if self.data.text().strip() else (),
             val_every=max(2, min(500, steps // 10)),
             val_size=min(1000, max(64, steps * 2)),
-            workers=self.workers.value(),
+            workers=workers,
             model=CRNNConfig.preset(self.size.currentData()),
         )
 
     def start(self) -> JobHandle | None:
         try:
-            config = self.config()
             device = devices.choose(self.device.choice())
+            config = self.config(device)
         except (ValueError, devices.DeviceError) as error:
             self.status.setText(str(error))
             return None
