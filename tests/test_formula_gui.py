@@ -483,6 +483,8 @@ def test_the_shipped_large_model_is_chosen_and_reads(formulas, qtbot, tmp_path):
     bench.show_page("train")
     index = panel.models.findData(str(SHIPPED_LARGE_MODEL))
     assert index > 0 and "slower on a CPU" in panel.models.itemText(index)
+    # its long name does not widen the page past a small window
+    assert panel.models.minimumSizeHint().width() < 500
     panel.models.setCurrentIndex(index)
     panel.use_button.click()
     _settled(qtbot, window)

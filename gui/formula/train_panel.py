@@ -116,6 +116,11 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         self.current.setWordWrap(True)
         self.models = QComboBox()
         self.models.setObjectName("formulaModels")
+        # long run descriptions must not widen the page past the window
+        self.models.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.models.setMinimumContentsLength(30)
         self.use_button = QPushButton("Use this model")
         self.use_button.setObjectName("formulaUseModel")
         self.use_button.clicked.connect(self._use_selected)
