@@ -455,6 +455,7 @@ def test_data_workers_default_to_one_on_a_cpu_and_most_cores_on_a_gpu(monkeypatc
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
     assert default_workers(choose("cpu")) == 1
     assert default_workers(gpu) == 14
+    assert default_workers(gpu, world=4) == 3  # four torchrun processes share the cores
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)), raising=False)
     assert default_workers(gpu) == 16  # the loader's cap
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)

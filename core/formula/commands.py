@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -339,6 +340,7 @@ def _train(args: argparse.Namespace) -> int:
     from core.formula.crnn import CRNNConfig
     from core.formula.training import TrainConfig, default_workers, train
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # processes under torchrun
     try:
         device = devices.choose(args.device)
         config = TrainConfig(
@@ -351,7 +353,7 @@ def _train(args: argparse.Namespace) -> int:
             data=tuple(args.data),
             val_size=args.val_size,
             val_every=args.val_every,
-            workers=default_workers(device) if args.workers is None else args.workers,
+            workers=args.workers if args.workers is not None else default_workers(device, world),
             model=CRNNConfig.preset(args.size),
             init=args.init,
             style_weights=_weights(args.style_weights),

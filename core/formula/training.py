@@ -81,17 +81,18 @@ class TrainConfig:
         return cls(**values)
 
 
-def default_workers(device: Device) -> int:
-    """Data workers for a run on `device`: one on a CPU, whose cores train the model; on a
-    GPU every core but two, since drawing the images sets the pace there (one process draws
-    about 220 images a second; an H200 trains the large model on 4,600: docs/benchmarks.md)."""
+def default_workers(device: Device, world: int = 1) -> int:
+    """Data workers for each of `world` processes training on `device`: one on a CPU, whose
+    cores train the model; on a GPU every core but two, shared between the processes, since
+    drawing the images sets the pace there (one process draws about 220 images a second; an
+    H200 trains the large model on 4,600: docs/benchmarks.md)."""
     if device.kind == "cpu":
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows
         cores = os.cpu_count() or 2
-    return max(1, min(16, cores - 2))
+    return max(1, min(16, (cores - 2) // max(1, world)))
 
 
 # --------------------------------------------------------------------- distribution
