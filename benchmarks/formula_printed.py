@@ -96,25 +96,10 @@ VARIANTS: dict[str, Callable[[str, Path, random.Random], np.ndarray]] = {
 }
 
 
-#: The file-name prefixes of the unseen families' font files (`fonts.UNSEEN_FONTS`).
-PREFIXES = (
-    "Free",
-    "cmun",
-    "lmroman",
-    "CharisSIL",
-    "Andika",
-    "FiraCode",
-    "Comfortaa",
-    "EBGaramond",
-    "Go-",
-    "Junicode",
-)
-
-
 def faces(*folders: Path) -> list[Path]:
     """Every font file of the unseen families under `folders` (by default Debian's)."""
     found = fonts.installed(*folders)
-    return [found[name] for name in sorted(found) if name.startswith(PREFIXES)]
+    return [found[name] for name in sorted(found) if name.startswith(fonts.UNSEEN_PREFIXES)]
 
 
 def main() -> None:

@@ -87,6 +87,10 @@ def test_unseen_font_families_are_never_shipped_nor_drawn(tmp_path):
     unseen = {name.lower() for names in fonts.UNSEEN_FONTS.values() for name in names}
     other = {name.lower() for names in fonts.UNSEEN_OTHER_FACES.values() for name in names}
     assert not shipped & (unseen | other) and not unseen & other
+    # the prefixes that find every file of the families cover them and no shipped font
+    prefixes = tuple(prefix.lower() for prefix in fonts.UNSEEN_PREFIXES)
+    assert all(name.startswith(prefixes) for name in unseen | other)
+    assert not any(name.startswith(prefixes) for name in shipped)
     assert set(fonts.UNSEEN_OTHER_FACES) == set(fonts.UNSEEN_FONTS)
     licences = (fonts.ASSETS_DIR / "fonts" / "README.md").read_text()
     for path in synth.font_paths("printed"):

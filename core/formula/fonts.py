@@ -44,6 +44,20 @@ UNSEEN_OTHER_FACES: Mapping[str, tuple[str, ...]] = {
     "Go": ("Go-Bold.ttf", "Go-Italic.ttf", "Go-Mono-Bold.ttf"),
     "Junicode": ("JunicodeTwoBeta-Bold.otf", "JunicodeTwoBeta-Italic.otf"),
 }
+#: The file-name prefixes of every file of the unseen families, the faces named above and
+#: the other widths and optical sizes their packages install (`benchmarks.formula_printed`).
+UNSEEN_PREFIXES = (
+    "Free",
+    "cmun",
+    "lmroman",
+    "CharisSIL",
+    "Andika",
+    "FiraCode",
+    "Comfortaa",
+    "EBGaramond",
+    "Go-",
+    "Junicode",
+)
 _FONT_SUFFIXES = (".ttf", ".otf")
 
 
