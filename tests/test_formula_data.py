@@ -254,7 +254,7 @@ def test_augment_never_mirrors():
         assert out[:third].mean() < out[-third:].mean()
 
 
-def test_cleaning_augmentations_do_what_they_say():
+def test_cleaning_augmentations_do_what_they_say(monkeypatch: pytest.MonkeyPatch) -> None:
     """Thresholding leaves two levels, thickening adds ink, thinning removes it, speckle
     adds dots; and a quarter or so of training images go through a user's cleaning."""
     image = synth.render("6*(3+7)", random.Random(0), "captcha")
@@ -264,6 +264,16 @@ def test_cleaning_augmentations_do_what_they_say():
         assert binary.ndim == 2 and set(np.unique(binary)) <= {0, 255}
     binary = augment.threshold(image, np.random.default_rng(5))
     ink = (binary == 0).sum()
+    gray = preprocess.to_gray(image)
+    near = augment.near_paper(gray, np.random.default_rng(0))
+    assert set(np.unique(near)) <= {0, 255}
+    assert (near == 0).sum() > (preprocess.binarize_otsu(gray) == 0).sum()  # the pale halo
+    monkeypatch.setattr(augment, "NEAR_PAPER", (0.99, 0.99))
+    noisy = np.clip(np.random.default_rng(0).normal(230, 12, (60, 180)), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    noisy[20:40, 20:160] = 40
+    near = augment.near_paper(noisy, np.random.default_rng(0))  # most of it would be ink
+    assert np.array_equal(near, preprocess.binarize_otsu(noisy))
     assert (augment.thicken(binary, rng) == 0).sum() > ink
     assert (augment.thin(binary, rng) == 0).sum() < ink
     paper = np.full((60, 180), 255, np.uint8)
