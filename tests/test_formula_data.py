@@ -154,13 +154,26 @@ def _tilt(image: np.ndarray) -> float:
 
 
 def test_median_removes_noise_dots_and_keeps_strokes():
+    """Bold strokes: the 5 px window removes 3 px dots. Thin strokes: the 3 px window keeps
+    them (5 px would wipe them out) and still removes single-pixel specks."""
     image = np.full((60, 180), 240, np.uint8)
-    cv2.line(image, (20, 30), (160, 30), 40, 5)
-    for x, y in [(10, 10), (90, 50), (170, 8)]:
-        cv2.line(image, (x, y), (x - 1, y - 1), 40, 2)
+    for y in (15, 30, 45):
+        cv2.line(image, (20, y), (160, y), 40, 6)
+    dots = [(8, 6), (90, 55), (170, 8)]
+    for x, y in dots:
+        image[y - 1 : y + 2, x - 1 : x + 2] = 40
     clean = preprocess.median(image)
-    assert clean[30, 90] < 100
-    assert all(clean[y, x] > 200 for x, y in [(10, 10), (90, 50), (170, 8)])
+    assert (clean[[15, 30, 45], 25:155] < 100).all()
+    assert all(clean[y, x] > 200 for x, y in dots)
+
+    thin = np.full((60, 180), 240, np.uint8)
+    for y in (15, 30, 45):
+        thin[y : y + 2, 20:160] = 40  # printed strokes, 2 px
+    thin[6, 8] = thin[55, 90] = 40
+    clean = preprocess.median(thin)
+    assert (clean[[15, 16, 30, 31, 45, 46], 25:155] < 100).all()
+    assert clean[6, 8] > 200 and clean[55, 90] > 200
+    assert (preprocess.median(thin, size=5)[[15, 30, 45], 25:155] > 200).all()
 
 
 def test_gray_makes_ink_dark_even_when_it_was_light():

@@ -205,8 +205,8 @@ CLEAN_SHARE = 0.45
 
 #: The Read and Folder tabs' optional steps that keep an image a photo of ink on paper
 #: (binarising is `clean`'s part; cropping is what the default step does to loose images),
-#: and how often `app_steps` picks each: the median least, since at 5 px it can wipe out a
-#: thin printed asterisk that the label still names.
+#: and how often `app_steps` picks each: the median least, since it can wipe out a thin
+#: printed asterisk that the label still names.
 APP_STEPS = {"median": 0.1, "gaussian": 0.2, "open": 0.25, "close": 0.3, "deskew": 0.15}
 #: The share of the other training images that go through `app_steps`.
 APP_STEP_SHARE = 0.15
