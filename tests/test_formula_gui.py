@@ -559,7 +559,8 @@ def test_a_step_that_costs_accuracy_says_so(qtbot, monkeypatch):
     qtbot.addWidget(panel)
     panel.show()
     assert not panel.warning.isVisible()
-    assert "98.0 %" in panel.boxes["median"].toolTip()
+    tip = panel.boxes["median"].toolTip()
+    assert "98.0 %" in tip and "3 px where the strokes are thinner" in tip  # cost and how
     panel.boxes["median"].setChecked(True)
     assert panel.warning.isVisible() and "Median filter changes what" in panel.warning.text()
     panel.reset()

@@ -51,10 +51,9 @@ class PreprocessPanel(QGroupBox):
             if step.name in _ALWAYS:
                 box.setEnabled(False)
                 box.setToolTip("Always applied: the model reads this height, in [0, 1]")
-            elif step.cost:
-                box.setToolTip(f"Changes what the model sees: {step.cost}")
-            elif step.tip:
-                box.setToolTip(step.tip)
+            else:
+                cost = f"Changes what the model sees: {step.cost}" if step.cost else ""
+                box.setToolTip("\n".join(part for part in (step.tip, cost) if part))
             box.toggled.connect(self.changed)
             self.boxes[step.name] = box
             grid.addWidget(box, i // 3, i % 3)
