@@ -388,7 +388,7 @@ class Step:
     default: bool  # on in the model's own pipeline
     #: what turning the step on costs, as measured (`COSTS`); "" where it reads as well
     cost: str = ""
-    #: when a default step changes an image at all
+    #: how the step decides what it does to an image, where its title does not say
     tip: str = ""
 
 
