@@ -84,7 +84,13 @@ def test_short_run_lowers_the_loss_and_writes_the_run(tmp_path):
     losses = [v for v in losses if v is not None]
     assert losses[-1] < losses[0] * 0.8
     assert result["step"] == 40
-    assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "log.csv", "last.pt", "best.pt"}
+    names = {"config.json", "log.csv", "last.pt", "best.pt", "final.pt"}
+    assert {p.name for p in tmp_path.iterdir()} >= names
+    final = checkpoints.load(tmp_path / "final.pt", "formula-crnn")
+    last = checkpoints.load(tmp_path / "last.pt")
+    assert final["step"] == 40 and "val_acc" in final["metrics"]
+    for name, tensor in last["model"].items():  # the last step's model, a recogniser file
+        assert torch.equal(tensor, final["model"][name]), name
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 40
     assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + 4
     with pytest.raises(JobError, match="already holds a training run"):
@@ -102,6 +108,7 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path):
             on_progress=lambda p: token.cancel() if p.done == 10 else None,
         )
     assert checkpoints.load(tmp_path / "resumed" / "last.pt")["step"] == 10
+    assert not (tmp_path / "resumed" / "final.pt").exists()  # not finished
     _train(tmp_path / "resumed", _config(), resume=True)
     a = checkpoints.load(tmp_path / "straight" / "last.pt")
     b = checkpoints.load(tmp_path / "resumed" / "last.pt")

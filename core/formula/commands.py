@@ -48,8 +48,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="train a recogniser (CRNN + CTC)",
         description="Train a formula recogniser on images drawn on the fly (and optionally "
         "Baidu-format folders). The run folder gets config.json, log.csv, last.pt (to "
-        "resume) and best.pt (the model). Under torchrun the same command trains with "
-        "DistributedDataParallel.",
+        "resume), best.pt (the best validation) and final.pt (the last step). Under "
+        "torchrun the same command trains with DistributedDataParallel.",
     )
     train.add_argument("--out", required=True, metavar="RUN", help="the run folder")
     train.add_argument("--resume", action="store_true", help="continue the run in RUN")
@@ -367,7 +367,8 @@ def _train(args: argparse.Namespace) -> int:
     result = run_in_terminal(lambda token: train(args.out, config, device, token, args.resume))
     print(
         f"best validation sequence accuracy {result['best_acc']:.4f} at "
-        f"{Path(args.out) / 'best.pt'}"
+        f"{Path(args.out) / 'best.pt'}; the model at the last step: "
+        f"{Path(args.out) / 'final.pt'}"
     )
     return 0
 

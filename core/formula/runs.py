@@ -1,7 +1,8 @@
 """Formula training runs on disk: where new ones go, what each holds, and its log.
 
 A run folder (see `training.train`) holds config.json, log.csv (one row per validation),
-last.pt (to resume) and best.pt (the best model by validation sequence accuracy).
+last.pt (to resume), best.pt (the best model by validation sequence accuracy) and, once
+the run has finished, final.pt (the model at its last step).
 """
 
 from __future__ import annotations

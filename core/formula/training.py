@@ -133,7 +133,8 @@ def train(
     """Job: train a recogniser into the run folder `out`; returns the final metrics.
 
     Progress metrics: loss, lr, images/s, and val_acc / val_cer after each validation
-    (those progress reports are milestones). `last.pt` is written at every validation,
+    (those progress reports are milestones). `best.pt` is the model of the best validation,
+    `final.pt` the model at the schedule's last step. `last.pt` is written at every validation,
     every SAVE_EVERY_SECONDS between them, and when the run is cancelled, so `resume`
     continues from the last step made. A loss that turns NaN or infinite stops the run with
     a JobError; `last.pt` then still holds the last good state. A new run that stops before
@@ -362,6 +363,8 @@ def _loop(
                 if metrics["val_acc"] > run.best_acc:
                     run.best_acc = metrics["val_acc"]
                     save_model(out / "best.pt", run.model, config, run.step, metrics)
+                if run.step == config.steps:  # the end of the schedule, best or not
+                    save_model(out / "final.pt", run.model, config, run.step, metrics)
                 save_last()
                 _append_log(log_path, run.step, time.monotonic() - started, metrics)
             elif now - saved_at >= SAVE_EVERY_SECONDS:

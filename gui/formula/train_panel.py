@@ -199,8 +199,9 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         train_layout.addWidget(
             paragraph(
                 "Trains on freshly drawn synthetic formulas (a new image every step). Each run "
-                "keeps <tt>best.pt</tt> (best validation accuracy) and <tt>last.pt</tt> (to "
-                "resume after a cancel or a crash)."
+                "keeps <tt>best.pt</tt> (best validation accuracy), <tt>final.pt</tt> (the "
+                "model at the last step) and <tt>last.pt</tt> (to resume after a cancel or a "
+                "crash)."
             )
         )
         train_layout.addLayout(data_row)
