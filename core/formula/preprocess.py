@@ -396,20 +396,19 @@ class Step:
 #: measured accuracy (python -m benchmarks.formula_robustness, docs/benchmarks.md): the
 #: Read tab says so when one is on. Steps not named here read at least as well.
 COSTS: dict[str, str] = {
-    "median": "the default model reads 97.0 % of printed formulas (99.7 % without it), "
-    "96.5 % of mixed styles (99.5 %), 98.2 % of captcha images (99.2 %)",
-    "gaussian": "the default model reads 98.4 % of captcha images (99.2 % without it), "
-    "99.0 % of mixed styles (99.5 %)",
-    "otsu": "the default model reads 96.9 % of captcha images (99.2 % without it), 98.0 % "
-    "of mixed styles (99.5 %); useful only where the image's own contrast is the problem",
-    "adaptive": "the default model reads 97.9 % of captcha images (99.2 % without it), "
-    "98.6 % of mixed styles (99.5 %); for uneven lighting only",
-    "open": "the default model reads 98.9 % of mixed styles (99.5 % without it)",
-    "close": "the default model reads 98.9 % of mixed styles (99.5 % without it)",
-    "deskew": "the default model reads 99.0 % of captcha images (99.2 % without it), 99.2 % "
-    "of mixed styles (99.5 %); the model reads tilts of a few degrees as they are",
-    "crop": "the default model reads 97.9 % of mixed styles (99.5 % without it), 97.7 % of "
-    "captcha images (99.2 %); Crop or pad margins, on by default, crops only loose images",
+    "median": "the default model reads 98.6 % of captcha images (99.2 % without it), 98.6 % "
+    "of mixed styles (99.3 %)",
+    "gaussian": "the default model reads 98.8 % of captcha images (99.2 % without it)",
+    "otsu": "the default model reads 97.2 % of captcha images (99.2 % without it), 98.2 % "
+    "of mixed styles (99.3 %); useful only where the image's own contrast is the problem",
+    "adaptive": "the default model reads 98.1 % of captcha images (99.2 % without it), "
+    "98.8 % of mixed styles (99.3 %); for uneven lighting only",
+    "open": "the default model reads 99.0 % of mixed styles (99.3 % without it)",
+    "close": "the default model reads 98.9 % of mixed styles (99.3 % without it)",
+    "deskew": "the default model reads 98.8 % of captcha images (99.2 % without it), 99.0 % "
+    "of mixed styles (99.3 %); the model reads tilts of a few degrees as they are",
+    "crop": "the default model reads 97.2 % of captcha images (99.2 % without it), 98.0 % of "
+    "mixed styles (99.3 %); Crop or pad margins, on by default, crops only loose images",
 }
 
 STEPS: tuple[Step, ...] = (
