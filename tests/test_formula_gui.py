@@ -445,6 +445,8 @@ def test_training_starts_cancels_resumes_and_is_used(formulas, qtbot, tmp_path):
     window, bench = formulas
     panel = bench.train
     bench.show_page("train")
+    # the shipped model, a mean of two runs, has no step of its own: none is shown
+    assert "validation accuracy" in panel.current.text() and "step" not in panel.current.text()
     assert panel.workers.text().startswith("Automatic")  # one worker on this CPU
     assert panel.config().workers == 1
     panel.steps.setValue(8)
@@ -473,6 +475,15 @@ def test_training_starts_cancels_resumes_and_is_used(formulas, qtbot, tmp_path):
     _settled(qtbot, window)
     assert bench.recognizer.path == run.best_model
     assert str(run.best_model) in panel.current.text()
+    # the model at the last step is offered beside the run (best.pt may be an earlier one)
+    index = panel.models.findData(str(run.final_model))
+    assert index > 0 and "last step" in panel.models.itemText(index)
+    panel.models.setCurrentIndex(index)
+    assert panel.selected_run() is None and not panel.resume_button.isEnabled()
+    panel.use_button.click()
+    _settled(qtbot, window)
+    assert bench.recognizer.path == run.final_model
+    assert bench.recognizer.meta["step"] == 8 and "step 8, validation" in panel.current.text()
 
 
 def test_the_shipped_large_model_is_chosen_and_reads(formulas, qtbot, tmp_path):

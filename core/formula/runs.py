@@ -46,6 +46,11 @@ class RunInfo:
         return self.path / "best.pt"
 
     @property
+    def final_model(self) -> Path:
+        """The model at the run's last step; written when the run finishes."""
+        return self.path / "final.pt"
+
+    @property
     def can_resume(self) -> bool:
         return (self.path / "last.pt").exists() and self.step < self.steps
 

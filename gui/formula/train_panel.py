@@ -278,6 +278,11 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         self._add_shipped_models()
         for run in self.runs:
             self.models.addItem(run.describe(), str(run.path))
+            if run.final_model.exists():
+                self.models.addItem(
+                    f"{run.path.name} — the model at its last step (final.pt)",
+                    str(run.final_model),
+                )
         if select is not None:
             index = self.models.findData(str(select))
             if index >= 0:
@@ -301,14 +306,16 @@ class FormulaTrainPanel(FollowsJob, QWidget):
         self.recognizer = recognizer
         metrics = recognizer.meta.get("metrics") or {}
         acc = metrics.get("val_acc")
-        self.current.setText(
-            f"In use: <b>{recognizer.path}</b> — step {recognizer.meta.get('step') or '?'}"
-            + (f", validation accuracy {acc:.2%}" if isinstance(acc, float) else "")
-        )
+        step = recognizer.meta.get("step")  # none for a mean of models
+        facts = [f"step {step:,}"] if isinstance(step, int) else []
+        if isinstance(acc, float):
+            facts.append(f"validation accuracy {acc:.2%}")
+        details = f" — {', '.join(facts)}" if facts else ""
+        self.current.setText(f"In use: <b>{recognizer.path}</b>{details}")
 
     def _use_selected(self) -> None:
         run = self.selected_run()
-        if run is None:  # a shipped model
+        if run is None:  # a shipped model, or a run's final.pt
             self.use_model.emit(self.models.currentData() or str(SHIPPED_MODEL))
         elif run.best_model.exists():
             self.use_model.emit(str(run.best_model))
