@@ -61,7 +61,8 @@ def read_bytes(path: Path | str) -> bytes:
 
 
 def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) -> np.ndarray:
-    """Decode encoded image bytes to an RGB (or gray) uint8 array, EXIF orientation applied.
+    """Decode encoded image bytes to an RGB (or gray) uint8 array, EXIF orientation applied
+    and transparency drawn on paper (`flatten`).
 
     Raises ImageProblem for empty data, non-images, truncated JPEG/PNG files and anything
     OpenCV refuses.
@@ -75,7 +76,8 @@ def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) ->
         raise ImageProblem(path, "truncated", "the JPEG file is truncated (no end marker)")
     if fmt == "PNG" and b"IEND" not in data[-16:]:
         raise ImageProblem(path, "truncated", "the PNG file is truncated (no end chunk)")
-    size = header_size(data)
+    header = _header(data)
+    size = header[0] if header else None
     if size is not None and size[0] * size[1] > MAX_PIXELS:
         raise ImageProblem(
             path,
@@ -83,6 +85,9 @@ def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) ->
             f"the image is {size[0]:,} × {size[1]:,} pixels, more than the "
             f"{MAX_PIXELS // 1_000_000} million that are decoded safely",
         )
+    if header is not None and header[1]:
+        image = flatten(_decode_rgba(data, path, fmt))
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if gray else image
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
     if image is None or image.size == 0:
@@ -92,16 +97,45 @@ def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) ->
     return image
 
 
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the image's header, without decoding it; None when Pillow
-    cannot tell."""
+def flatten(rgba: np.ndarray) -> np.ndarray:
+    """An RGBA image as RGB: its transparent parts drawn on white paper, or on black where
+    what is opaque is light (white ink on a transparent page, made for a dark background).
+
+    Formulas exported by typesetting and plotting tools are often ink on a transparent
+    page whose hidden colour is black, so dropping the alpha channel (what OpenCV does)
+    leaves black ink on black.
+    """
+    alpha = rgba[..., 3:].astype(np.float32) / 255
+    colour = rgba[..., :3].astype(np.float32)
+    weight = float(alpha.sum())
+    brightness = float((colour.mean(axis=2, keepdims=True) * alpha).sum())
+    light = weight > 0 and brightness > 127.5 * weight
+    paper = 0.0 if light else 255.0
+    return np.rint(colour * alpha + paper * (1 - alpha)).astype(np.uint8)
+
+
+def _decode_rgba(data: bytes, path: Path | str, fmt: str) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                return np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
+    except Exception as error:  # Pillow's errors for damaged data are of many kinds
+        raise ImageProblem(path, "undecodable", f"the {fmt} data cannot be decoded") from error
+
+
+def _header(data: bytes) -> tuple[tuple[int, int], bool] | None:
+    """The image's (width, height) and whether it has transparency, from its header."""
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
-                return image.size
+                alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa")
+                return image.size, alpha or "transparency" in image.info
     except Exception:  # a header Pillow cannot read: OpenCV decides
         return None
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QGuiApplication, QMouseEvent
+from PySide6.QtGui import QDropEvent, QGuiApplication, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
 from core.formula import ctc, fonts, preprocess, synth
@@ -346,6 +346,29 @@ def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):
     with qtbot.waitSignal(bench.problem) as problem:
         assert not bench.paste()
     assert problem.args[0] == "Nothing to paste"
+
+
+def test_a_formula_on_a_transparent_page_is_read_opened_or_pasted(formulas, qtbot, tmp_path):
+    """Ink on a transparent page whose hidden colour is black, as typesetting tools export
+    it: opened from a file and pasted, the page is shown and read as white paper."""
+    _window, bench = formulas
+    text = "(3*8)+2=26"
+    ink = synth.render_printed(text, random.Random(6), synth.auto_width(text), synth.HEIGHT)
+    gray = np.asarray(ink.convert("L"))
+    rgba = np.zeros((*gray.shape, 4), np.uint8)
+    rgba[..., 3] = 255 - gray  # black everywhere, opaque where the ink is
+    path = tmp_path / "exported.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    assert bench.read.image[0, 0].min() >= 250  # paper, not the black it hides
+    assert bench.read.last_recognition.text == text
+    pasted = QImage(rgba.data, rgba.shape[1], rgba.shape[0], QImage.Format.Format_RGBA8888)
+    QGuiApplication.clipboard().setImage(pasted.copy())
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        assert bench.paste()
+    assert bench.read.image[0, 0].min() >= 250  # paper, not the black it hides
+    assert bench.read.last_recognition.text == text
 
 
 def _generated(folder: Path, count: int = 24) -> Path:

@@ -1,10 +1,12 @@
 """Decoding the user's images: good files decode, every bad one is a named problem."""
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from core.images import ImageProblem, decode, read_image, sniff_format
 from tests.conftest import shared_data
@@ -77,6 +79,50 @@ def test_missing_file_and_folder(tmp_path: Path):
     with pytest.raises(ImageProblem) as info:
         read_image(tmp_path)
     assert info.value.kind == "unreadable"
+
+
+def _on_transparent_page(ink: tuple[int, int, int], hidden: tuple[int, int, int]) -> Image:
+    """A bar of `ink`, its edges half opaque, on a transparent page whose colour is `hidden`."""
+    image = Image.new("RGBA", (60, 40), (*hidden, 0))
+    ImageDraw.Draw(image).rectangle((10, 10, 49, 29), fill=(*ink, 255))
+    ImageDraw.Draw(image).rectangle((9, 9, 50, 30), outline=(*ink, 128))
+    return image
+
+
+@pytest.mark.parametrize("hidden", [(0, 0, 0), (255, 255, 255), (200, 30, 30)])
+def test_dark_ink_on_a_transparent_page_is_drawn_on_white(tmp_path: Path, hidden):
+    path = tmp_path / "formula.png"
+    _on_transparent_page((0, 0, 0), hidden).save(path)
+    image = read_image(path)
+    assert image.shape == (40, 60, 3)
+    assert (image[0, 0] == 255).all() and (image[20, 30] == 0).all()
+    assert 120 <= image[9, 30, 0] <= 135  # half opaque: halfway from the ink to the paper
+    assert read_image(path, gray=True)[0, 0] == 255
+
+
+def test_light_ink_on_a_transparent_page_is_drawn_on_black(tmp_path: Path):
+    path = tmp_path / "dark-mode.png"
+    _on_transparent_page((255, 255, 255), (255, 255, 255)).save(path)
+    image = read_image(path)
+    assert (image[0, 0] == 0).all() and (image[20, 30] == 255).all()
+
+
+def test_a_transparent_colour_in_a_palette_is_paper(tmp_path: Path):
+    path = tmp_path / "formula.gif"
+    _on_transparent_page((0, 0, 0), (0, 0, 0)).save(path, transparency=0)
+    assert Image.open(path).mode == "P"
+    image = read_image(path)
+    assert (image[0, 0] == 255).all() and (image[20, 30] == 0).all()
+
+
+def test_a_damaged_transparent_image_is_undecodable():
+    buffer = io.BytesIO()
+    _on_transparent_page((0, 0, 0), (0, 0, 0)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    damaged = data[:60] + bytes(len(data) - 76) + data[-16:]
+    with pytest.raises(ImageProblem) as info:
+        decode(damaged, "formula.png")
+    assert info.value.kind == "undecodable"
 
 
 def test_garbage_with_a_valid_header_is_undecodable():

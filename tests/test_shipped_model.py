@@ -2,8 +2,10 @@
 
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from core.formula.crnn import CRNNConfig
+from core.formula.fonts import font, font_paths
 from core.formula.generate import GenerateConfig, make_one
 from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL, Recognizer
 from core.images import read_image
@@ -145,3 +147,16 @@ def test_real_samples_with_loose_margins_read_right(recognizer):
         sheet = np.full((height * 3, width * 2, 3), image[0, 0], np.uint8)
         sheet[height : 2 * height, width // 2 : width // 2 + width] = image
         assert recognizer.recognize(sheet).text == truth, name
+
+
+def test_a_formula_exported_on_a_transparent_page_is_read(recognizer, tmp_path):
+    """Typesetting and plotting tools export ink on a transparent page whose hidden colour
+    is often black: the page is drawn as paper, not as the black it hides."""
+    face = font(font_paths("printed")[0], 40)
+    text = "(3*8)+2=26"
+    left, top, right, bottom = face.getbbox(text)
+    image = Image.new("RGBA", (right - left + 20, bottom - top + 20), (0, 0, 0, 0))
+    ImageDraw.Draw(image).text((10 - left, 10 - top), text, font=face, fill=(0, 0, 0, 255))
+    path = tmp_path / "formula.png"
+    image.save(path)
+    assert recognizer.recognize_file(path).text == text

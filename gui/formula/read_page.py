@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QPixmap
+from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QGroupBox,
@@ -25,7 +25,7 @@ from core.formula import ctc, preprocess
 from core.formula.crnn import column_span
 from core.formula.preprocess import MODEL_HEIGHT
 from core.formula.recognizer import Recognition, Recognizer, shape_problem
-from core.images import IMAGE_SUFFIXES, ImageProblem, read_image
+from core.images import IMAGE_SUFFIXES, ImageProblem, flatten, read_image
 from core.jobs import single_step
 from gui.formula.draw_tab import DrawTab
 from gui.formula.heatmaps import AlignmentView, PosteriorView
@@ -241,16 +241,14 @@ class ReadPage(QSplitter):
         if mime is not None and mime.hasImage():
             image = clipboard.image()
             if not image.isNull():
-                rgb = image.convertToFormat(image.Format.Format_RGB888)
-                width, height = rgb.width(), rgb.height()
-                data = np.frombuffer(rgb.constBits(), np.uint8, rgb.bytesPerLine() * height)
-                array = data.reshape(height, rgb.bytesPerLine())[:, : width * 3]
+                array = _to_rgb(image)
+                height, width = array.shape[:2]
                 problem = shape_problem(width, height, self._model_height())
                 if problem:
                     self.problem.emit("Cannot read the pasted image", problem, "")
                     return False
                 self.image_path = None
-                self._show_image(array.reshape(height, width, 3).copy(), "pasted image")
+                self._show_image(array, "pasted image")
                 return True
         if mime is not None and (path := dropped_image(mime)) is not None:
             return self.load_image(path)
@@ -391,3 +389,16 @@ class ReadPage(QSplitter):
         if self.recognizer is not None:  # the step's x-range as fractions of the width
             width = result.model_input.shape[1]
             self.image_view.set_band(self.recognizer.x_range(step, width, 1.0))
+
+
+def _to_rgb(image: QImage) -> np.ndarray:
+    """A clipboard image as RGB; a transparent one drawn on paper as a file would be
+    (`core.images.flatten`)."""
+    alpha = image.hasAlphaChannel()
+    form = image.Format.Format_RGBA8888 if alpha else image.Format.Format_RGB888
+    converted = image.convertToFormat(form)
+    width, height, depth = converted.width(), converted.height(), 4 if alpha else 3
+    data = np.frombuffer(converted.constBits(), np.uint8, converted.bytesPerLine() * height)
+    array = data.reshape(height, converted.bytesPerLine())[:, : width * depth]
+    array = array.reshape(height, width, depth)
+    return flatten(array) if alpha else array.copy()
