@@ -1,5 +1,7 @@
 """The model Labelscope ships, loaded the way the app loads it."""
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -159,4 +161,23 @@ def test_a_formula_exported_on_a_transparent_page_is_read(recognizer, tmp_path):
     ImageDraw.Draw(image).text((10 - left, 10 - top), text, font=face, fill=(0, 0, 0, 255))
     path = tmp_path / "formula.png"
     image.save(path)
+    assert recognizer.recognize_file(path).text == text
+
+
+@pytest.mark.parametrize("top", [1, 15], ids=["a 0/1 mask", "12-bit data in a 16-bit PNG"])
+def test_a_formula_that_looks_black_is_stretched_and_read(recognizer, tmp_path, top):
+    """A binarised formula saved with the values 0 and 1 (or 16-bit data whose highest level
+    becomes 15 in 8 bits) looks black in a viewer, and is read as black on white."""
+    text = "(3*8)+2=26"
+    face = font(font_paths("printed")[0], 40)
+    left, top_edge, right, bottom = face.getbbox(text)
+    image = Image.new("L", (right - left + 20, bottom - top_edge + 20), 255)
+    ImageDraw.Draw(image).text((10 - left, 10 - top_edge), text, font=face, fill=0)
+    paper = np.asarray(image) > 128
+    path = tmp_path / "mask.png"
+    if top == 1:
+        cv2.imwrite(str(path), paper.astype(np.uint8))
+    else:
+        cv2.imwrite(str(path), paper.astype(np.uint16) * (top * 256 + 255))
+    assert read_image(path).max() == top
     assert recognizer.recognize_file(path).text == text

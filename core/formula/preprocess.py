@@ -17,12 +17,22 @@ import numpy as np
 MODEL_HEIGHT = 32
 
 
+#: An image all of whose grey levels are below this one (it looks black) but not all equal
+#: is stretched to the full range first: a mask saved with the values 0 and 1, or 16-bit
+#: data that uses only its low bits.
+DARK_RANGE = 32
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """Grayscale with dark ink on light paper: light-on-dark images are inverted, those
     whose median and edges are both dark. The paper is most of an image and lies around
     the formula; bold writing cut out to its ink can cover more than half of it, but not
-    its edges."""
+    its edges. An image that looks black but holds two or more levels (`DARK_RANGE`) is
+    stretched to black and white first."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    low, high = cv2.minMaxLoc(gray)[:2]
+    if high < DARK_RANGE and high > low:
+        gray = cv2.convertScaleAbs(gray, alpha=255 / (high - low), beta=-low * 255 / (high - low))
     if float(np.median(gray)) < 128 and float(np.median(edges(gray))) < 128:
         gray = 255 - gray
     return gray
