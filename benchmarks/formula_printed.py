@@ -4,7 +4,7 @@ black on white with a plain margin, not by the printed style's renderer, then ch
 way screens, scans and users change them.
 
     python -m benchmarks.formula_printed [--baseline OLD.pt] [--model NEW.pt] [--count 500]
-        [--unseen-fonts FOLDER]
+        [--unseen-fonts FOLDER] [--without STEP]
 
 The faces are every font file of the families in `core.formula.fonts.UNSEEN_FONTS` found
 where Debian installs them (or under `--unseen-fonts`): no style draws with any of them.
@@ -12,7 +12,10 @@ Formulas come from seed 5151, one in three each of level 1, general and equation
 face cycles through the files. `VARIANTS` names the changes: as set at 40 px, spaced around
 the operators, light on dark, coloured, in small print (14 px, read scaled up), large
 (120 px), JPEG of quality 25, cut to the ink, tilted and blurred, binarised with Otsu's
-threshold. Every model reads the same images with its default steps.
+threshold; and with lines: in a frame (a table cell), ruled above and below (a table row),
+underlined, boxed on a page, on ruled paper. Every model reads the same images with its
+default steps; `--without STEP` reads the first without that default step (the pipeline
+before it).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.formula_robustness import Reader, read_all
 from benchmarks.harness import machine
-from core.formula import expressions, fonts
+from core.formula import expressions, fonts, preprocess
 from core.formula.recognizer import SHIPPED_MODEL, Recognizer
 
 SEED = 5151
@@ -82,6 +85,49 @@ def _binarised(text: str, path: Path, rng: random.Random) -> np.ndarray:
     return _rgb(binary)
 
 
+def _framed(text: str, path: Path, rng: random.Random) -> np.ndarray:
+    """In a 1–3 px frame of dark or mid grey at the image's edge: a table cell's borders."""
+    gray = np.asarray(typeset(text, path, 40, 10)).copy()
+    shade, width = rng.choice([0, 90, 150]), rng.randint(1, 3)
+    cv2.rectangle(gray, (0, 0), (gray.shape[1] - 1, gray.shape[0] - 1), shade, width)
+    return _rgb(gray)
+
+
+def _ruled(text: str, path: Path, rng: random.Random) -> np.ndarray:
+    """A 1–2 px rule above and below, across the whole image: a row of a table."""
+    gray = np.asarray(typeset(text, path, 40, 10)).copy()
+    shade, width = rng.choice([0, 90, 150]), rng.randint(1, 2)
+    gray[:width], gray[-width:] = shade, shade
+    return _rgb(gray)
+
+
+def _underlined(text: str, path: Path, rng: random.Random) -> np.ndarray:
+    """Underlined: a 2 px line 1–3 px below the lowest ink, as long as the formula."""
+    gray = np.asarray(typeset(text, path, 40, 12)).copy()
+    rows, cols = np.nonzero(gray < 128)
+    top = rows.max() + rng.randint(1, 3)
+    gray[top : top + 2, cols.min() : cols.max() + 1] = 0
+    return _rgb(gray)
+
+
+def _boxed(text: str, path: Path, rng: random.Random) -> np.ndarray:
+    """In a 2 px box with 8 px inside it, on a page 4–15 px beyond it."""
+    gray = np.asarray(typeset(text, path, 40, 8))
+    gray = cv2.copyMakeBorder(gray, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=0)
+    margin = rng.randint(4, 15)
+    return _rgb(cv2.copyMakeBorder(gray, *(margin,) * 4, cv2.BORDER_CONSTANT, value=255))
+
+
+def _on_ruled_paper(text: str, path: Path, rng: random.Random) -> np.ndarray:
+    """On ruled paper: grey rules 22 px apart, one of them on the formula's baseline, the
+    others through it."""
+    gray = np.asarray(typeset(text, path, 40, 16)).copy()
+    base = gray.shape[0] - 16 + rng.randint(-1, 2)
+    for row in [*range(base % 22, gray.shape[0], 22), base]:
+        gray[row] = np.minimum(gray[row], 150)
+    return _rgb(gray)
+
+
 VARIANTS: dict[str, Callable[[str, Path, random.Random], np.ndarray]] = {
     "as set, 40 px": lambda t, p, r: _rgb(typeset(t, p, 40, 10)),
     "spaced": lambda t, p, r: _rgb(typeset(spaced(t), p, 40, 10)),
@@ -93,6 +139,11 @@ VARIANTS: dict[str, Callable[[str, Path, random.Random], np.ndarray]] = {
     "cut to the ink": lambda t, p, r: _rgb(typeset(t, p, 48, 1)),
     "tilted and blurred": _tilted,
     "binarised (Otsu)": _binarised,
+    "in a frame": _framed,
+    "ruled above and below": _ruled,
+    "underlined": _underlined,
+    "boxed, on a page": _boxed,
+    "on ruled paper": _on_ruled_paper,
 }
 
 
@@ -108,13 +159,24 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="models to read (default shipped)")
     parser.add_argument("--count", type=int, default=500, help="formulas a variant")
     parser.add_argument("--unseen-fonts", type=Path, help="folder holding the unseen fonts")
+    optional = sorted(preprocess.DEFAULT - {"resize", "normalize"})
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=optional,
+        help="a default step the first model reads without (the pipeline before it)",
+    )
     options = parser.parse_args()
     files = faces(*([options.unseen_fonts] if options.unseen_fonts else []))
     if not files:
         parser.exit(1, "No unseen font family found: see assets/fonts/README.md.\n")
     paths = [*([options.baseline] if options.baseline else []), *(options.model or [SHIPPED_MODEL])]
     recognizers = [Reader(Recognizer.load(p)) for p in paths]
+    recognizers[0] = Reader(recognizers[0].recognizer, preprocess.DEFAULT - set(options.without))
     names = [Path(p).name for p in paths]
+    if options.without:
+        names[0] += f" without {', '.join(options.without)}"
     print(
         f"{machine()} · {len(files)} font files · {options.count} formulas a variant, seed {SEED}\n"
     )

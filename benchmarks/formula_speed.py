@@ -6,9 +6,10 @@ Single image: one 180×60 PNG end to end (decode, preprocess, forward, greedy de
 median over 200 images. Batch: images/s reading 1,024 prepared images in batches of 256.
 Baseline in the same run: the model's forward pass alone on an all-zero input of the same
 size, the floor the rest is measured against; and the single image read with torch's own
-GRU, as before `crnn.small_batch_gru`, interleaved with the app's way. Then the default step
-that inspects every image, *Thin bold strokes*, alone: on the gray images, on them binarised
-(Otsu) and on them binarised with strokes thickened by a 3×3 square (the ones it thins).
+GRU, as before `crnn.small_batch_gru`, interleaved with the app's way. Then the default steps
+that inspect every image, *Thin bold strokes* and *Remove ruled lines*, alone: on the gray
+images, on them binarised (Otsu), on them binarised with strokes thickened by a 3×3 square
+(the ones the first thins) and on the gray images in a frame (the one the second removes).
 Last, the GRU of small
 batches (`crnn.small_batch_gru`, NumPy) against torch's own GRU, the former way, on the same
 inputs: the batch size up to which NumPy is used comes from this table.
@@ -110,24 +111,30 @@ def main() -> None:
 
 
 def print_step_times(images: list[np.ndarray]) -> None:
-    """The median time of `preprocess.thin_bold` per image, 10 calls each."""
+    """The median time per image of the two default steps that inspect every image,
+    `preprocess.thin_bold` and `preprocess.remove_lines`, 10 calls each."""
     gray = [preprocess.to_gray(image) for image in images]
     binary = [preprocess.binarize_otsu(image) for image in gray]
     bold = [cv2.erode(image, np.ones((3, 3), np.uint8)) for image in binary]
-    print("\n| Thin bold strokes, one 180×60 image | median |")
-    print("| --- | ---: |")
+    framed = [cv2.rectangle(image.copy(), (0, 0), (179, 59), 40, 1) for image in gray]
+    print("\n| one 180×60 image | Thin bold strokes | Remove ruled lines |")
+    print("| --- | ---: | ---: |")
     for name, inputs in (
-        ("gray captcha image (not black and white: left alone)", gray),
+        ("gray captcha image (left alone by both)", gray),
         ("binarised, normal strokes", binary),
         ("binarised, thickened strokes (thinned)", bold),
+        ("gray, in a frame (the frame removed)", framed),
     ):
-        times = []
-        for image in inputs:
-            start = time.perf_counter()
-            for _ in range(10):
-                preprocess.thin_bold(image)
-            times.append((time.perf_counter() - start) * 1e2)
-        print(f"| {name} | {statistics.median(times):.3f} ms |")
+        cells = []
+        for step in (preprocess.thin_bold, preprocess.remove_lines):
+            times = []
+            for image in inputs:
+                start = time.perf_counter()
+                for _ in range(10):
+                    step(image)
+                times.append((time.perf_counter() - start) * 1e2)
+            cells.append(f"{statistics.median(times):.3f} ms")
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 def print_gru_times(recognizer: Recognizer) -> None:

@@ -402,3 +402,39 @@ def test_thin_bold_leaves_gray_images_and_drawings_alone():
     small = _bars(4, height=30)  # over a tenth of the height, but thinning would break it up
     assert preprocess.thin_bold(small) is small
     assert "bold" in preprocess.DEFAULT and "bold" not in preprocess.CANVAS
+
+
+def _printed(text: str, seed: int = 3) -> np.ndarray:
+    return preprocess.to_gray(synth.render(text, random.Random(seed), "printed"))
+
+
+def test_a_frame_rules_and_an_underline_are_erased_and_the_symbols_kept():
+    plain = _printed("(4*8)-1=31")
+    height, width = plain.shape
+    framed = plain.copy()
+    cv2.rectangle(framed, (0, 0), (width - 1, height - 1), 60, 2)
+    cleaned = preprocess.remove_lines(framed)
+    assert cleaned.shape == plain.shape
+    assert (cleaned[:2] > 200).all() and (cleaned[:, :2] > 200).all()  # the frame is paper
+    assert (cleaned[:, -2:] > 200).all() and (cleaned[-2:] > 200).all()
+    assert np.abs(cleaned[4:-4, 4:-4].astype(int) - plain[4:-4, 4:-4]).max() == 0
+    rows, cols = np.nonzero(plain < 128)
+    underlined = plain.copy()
+    underlined[rows.max() : rows.max() + 2, cols.min() : cols.max() + 1] = 0  # touching
+    cleaned = preprocess.remove_lines(underlined)
+    assert (cleaned[rows.max() + 1, cols.min() : cols.max() + 1] > 200).mean() > 0.8
+    symbols = plain[: rows.max() - 1] < 128
+    assert (cleaned[: rows.max() - 1] < 128)[symbols].mean() > 0.99  # above it, all kept
+
+
+def test_line_removal_leaves_formulas_without_lines_alone():
+    for text, style in (("(4*8)-1=31", "printed"), ("7+3*0", "captcha"), ("5-6+2", "strokes")):
+        gray = preprocess.to_gray(synth.render(text, random.Random(4), style))
+        assert preprocess.remove_lines(gray) is gray
+    bold = _printed("4-1-4")
+    bold = cv2.erode(preprocess.binarize_otsu(bold), np.ones((5, 5), np.uint8))  # joined up
+    assert preprocess.remove_lines(bold) is bold
+    tall = np.full((40, 30), 255, np.uint8)  # a one and a minus cut out to their ink
+    tall[:, 2:6], tall[18:22, 12:30] = 0, 0
+    assert preprocess.remove_lines(tall) is tall
+    assert "lines" in preprocess.DEFAULT and "lines" in preprocess.CANVAS

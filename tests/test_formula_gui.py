@@ -225,18 +225,19 @@ def test_options_and_preprocessing_read_again(formulas, qtbot, tmp_path):
         bench.load_image(path)
     assert [title for title, _ in bench.read.last_recognition.stages] == [
         "Grayscale",
+        "Remove ruled lines",  # on by default; this image has none
         "Crop or pad margins",  # on by default; this image is tight, so left as it is
         "Thin bold strokes",  # on by default; this image is not black and white
         "Resize to model height",
         "Normalise",
     ]
     stages = bench.read.last_recognition.stages
-    assert stages[1][1].shape == stages[0][1].shape
+    assert stages[1][1] is stages[0][1] and stages[2][1].shape == stages[0][1].shape
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.read.preprocess.boxes["otsu"].setChecked(True)
     stages = bench.read.last_recognition.stages
     assert "Binarise (Otsu)" in [title for title, _ in stages]
-    assert set(np.unique(stages[1][1])) <= {0, 255}
+    assert set(np.unique(dict(stages)["Binarise (Otsu)"])) <= {0, 255}
     assert bench.read.preprocess.strip_layout.count() == len(stages) + 1  # and a stretch
 
     panel = bench.read.readings
@@ -318,6 +319,27 @@ def test_a_printed_formula_with_spaces_is_read_without_them(formulas, qtbot, tmp
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.load_image(path)
     assert bench.read.last_recognition.text == text
+
+
+def test_a_formula_in_a_table_cell_is_read_without_the_cell_borders(formulas, qtbot, tmp_path):
+    _window, bench = formulas
+    text = "(4*8)-1=31"
+    line = synth.render(text, random.Random(3), "printed").copy()
+    cv2.rectangle(line, (0, 0), (line.shape[1] - 1, line.shape[0] - 1), (60, 60, 60), 2)
+    path = tmp_path / "cell.png"
+    cv2.imwrite(str(path), line)
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    stages = dict(bench.read.last_recognition.stages)
+    assert (stages["Grayscale"][:2] < 100).all()  # the border is there
+    assert (stages["Remove ruled lines"][:2] > 200).all()  # and gone
+    assert bench.read.last_recognition.text == text
+    box = bench.read.preprocess.boxes["lines"]
+    assert box.isChecked() and box.toolTip().startswith("Erases straight lines")
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        box.setChecked(False)
+    assert "Remove ruled lines" not in dict(bench.read.last_recognition.stages)
+    assert bench.read.last_recognition.text != text
 
 
 def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):

@@ -69,6 +69,90 @@ def gaussian(image: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma)
 
 
+#: `remove_lines` erases horizontal runs of ink at least this many times the image's height
+#: long (a minus or an equals sign is shorter than the height) ...
+LINE_LENGTH = 1.0
+#: ... that reach across at least this share of the ink's width: a rule, an underline or a
+#: border spans the formula, while the strokes of a bold formula whose symbols have run
+#: together only join some of them.
+LINE_REACH = 0.9
+#: ... with paper beyond them along this share of their length on one side, and this share
+#: on the other (`_rule_like`).
+RULE_SIDES = (0.8, 0.2)
+#: ... and, where horizontal lines were found, vertical runs at least this share of the
+#: height long where they end, as thick as they are: the sides of a frame.
+FRAME_SIDE = 0.6
+#: Pixels this share of the way from the paper to the darkest count as line (faint rules too).
+LINE_INK = 0.25
+
+
+def remove_lines(image: np.ndarray) -> np.ndarray:
+    """Ruled lines, underlines and frames erased to the paper: a screenshot of a table cell,
+    a formula on lined paper or in a box. Lines are long straight runs of ink
+    (`LINE_LENGTH`) across the formula (`LINE_REACH`) with paper beyond them
+    (`RULE_SIDES`); where a symbol's stroke crosses a line, the stroke is kept. A frame's
+    sides count only with its top or bottom (`FRAME_SIDE`), so that a tall digit at the edge
+    of a tight crop stays. Images without lines are returned as they are."""
+    gray = _gray(image)
+    height, width = gray.shape
+    length = max(8, round(LINE_LENGTH * height))
+    if width <= length:
+        return image
+    # the levels from every other pixel of every other row: a threshold needs no more
+    cumulative = np.cumsum(np.bincount(gray[::2, ::2].ravel(), minlength=256))
+    paper = _rank(cumulative, 50)
+    darkest = _rank(cumulative, 0.5)
+    if paper - darkest < MIN_CONTRAST:
+        return image
+    level = paper - LINE_INK * (paper - darkest)
+    dark = cv2.threshold(gray, np.ceil(level) - 1, 1, cv2.THRESH_BINARY_INV)[1]
+    kernel = np.ones((1, length), np.uint8)
+    runs = cv2.erode(dark, kernel)
+    if not runs.any():  # most images: no run of ink that long
+        return image
+    runs = cv2.dilate(runs, kernel)
+    inked = np.nonzero(dark.any(axis=0))[0]
+    reach = LINE_REACH * (inked[-1] + 1 - inked[0])
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    long = [
+        i
+        for i in range(1, count)
+        if stats[i, cv2.CC_STAT_WIDTH] >= reach and _rule_like(dark, stats[i])
+    ]
+    if not long:
+        return image
+    lines = np.isin(labels, long).astype(np.uint8)
+    thickness = int(stats[long, cv2.CC_STAT_HEIGHT].max())
+    first, last = (int(c) for c in np.nonzero(lines.any(axis=0))[0][[0, -1]])
+    crossing = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((thickness + 4, 1), np.uint8))
+    lines = cv2.dilate(lines, np.ones((3, 1), np.uint8)) & (1 - crossing)  # soft edges too
+    # a frame's sides: as thick as its top or bottom, where they end
+    sides = cv2.morphologyEx(
+        dark, cv2.MORPH_OPEN, np.ones((max(3, round(FRAME_SIDE * height)), 1), np.uint8)
+    )
+    x = np.arange(width)
+    ends = ((x >= first - 1) & (x <= first + thickness)) | (
+        (x >= last - thickness) & (x <= last + 1)
+    )
+    sides = cv2.dilate(sides * ends[None, :].astype(np.uint8), np.ones((1, 3), np.uint8))
+    out = gray.copy()
+    out[(lines | sides) > 0] = round(paper)
+    return out
+
+
+def _rule_like(dark: np.ndarray, box: np.ndarray) -> bool:
+    """Whether a long run of ink (`box`: x, y, width, height) is a thin line with paper on
+    both sides (`RULE_SIDES`) rather than the edge of a bold formula's joined strokes: the
+    rows 2 px beyond it are paper along most of it on one side and along some of it on the
+    other (rows beyond the image count as paper)."""
+    x, y, width, height = (int(v) for v in box[:4])
+    shares = []
+    for row in (y - 2, y + height + 1):
+        inside = 0 <= row < dark.shape[0]
+        shares.append(1.0 - float(dark[row, x : x + width].mean()) if inside else 1.0)
+    return max(shares) >= RULE_SIDES[0] and min(shares) >= RULE_SIDES[1]
+
+
 def binarize_otsu(image: np.ndarray) -> np.ndarray:
     """Ink 0, paper 255, at the threshold Otsu's method picks."""
     _, binary = cv2.threshold(_gray(image), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
@@ -423,6 +507,15 @@ COSTS: dict[str, str] = {
 
 STEPS: tuple[Step, ...] = (
     Step("gray", "Grayscale", to_gray, True),
+    Step(
+        "lines",
+        "Remove ruled lines",
+        remove_lines,
+        True,
+        tip="Erases straight lines longer than 1.5 times the image's height (rules, "
+        "underlines, a table cell's borders) and the sides of a frame; images without "
+        "them are left as they are",
+    ),
     Step(
         "median",
         "Median filter",

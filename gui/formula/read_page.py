@@ -39,7 +39,17 @@ from gui.workers import JobHandle, JobRunner
 DEBOUNCE_MS = 25
 #: Steps that keep the image's geometry: with only these, a time step's region can be shown
 #: on the original image too.
-_GEOMETRY_KEEPING = {"gray", "median", "gaussian", "otsu", "adaptive", "open", "close", "bold"}
+_GEOMETRY_KEEPING = {
+    "gray",
+    "lines",
+    "median",
+    "gaussian",
+    "otsu",
+    "adaptive",
+    "open",
+    "close",
+    "bold",
+}
 _HOVER_HINT = "Hover over the heatmaps to inspect a time step."
 
 
