@@ -267,6 +267,23 @@ def test_augment_never_mirrors():
         assert out[:third].mean() < out[-third:].mean()
 
 
+def test_small_print_and_uneven_light_augmentations():
+    """Small print comes back at the image's size in two levels, as blocky as its height;
+    uneven light darkens one side and leaves the other as it was."""
+    image = synth.render("(4*8)-1=31", random.Random(3), "printed")
+    rng = np.random.default_rng(0)
+    small = augment.small_print(image, rng)
+    assert small.shape == image.shape and small.dtype == np.uint8
+    steps = [augment.small_print(image, np.random.default_rng(s)) for s in range(6)]
+    assert any(set(np.unique(im)) <= {0, 255} for im in steps)
+    paper = np.full((60, 180, 3), 200, np.uint8)
+    lit = augment.lighting(paper, rng)
+    assert lit.shape == paper.shape and lit.max() == 200
+    assert 0.55 * 200 - 1 <= lit.min() <= 0.9 * 200 + 1
+    gray = augment.lighting(paper[..., 0], rng)
+    assert gray.ndim == 2 and gray.min() < 200
+
+
 def test_cleaning_augmentations_do_what_they_say(monkeypatch: pytest.MonkeyPatch) -> None:
     """Thresholding leaves two levels, thickening adds ink, thinning removes it, speckle
     adds dots; and a quarter or so of training images go through a user's cleaning."""

@@ -1,7 +1,8 @@
 """Training-time augmentation of formula images (RGB uint8 in, RGB uint8 out).
 
 Small geometric jitter, elastic distortion, blur, noise, other resolutions and widths, so
-that a 120×40 photo reads like a 180×60 original; and what users do to real images before
+that a 120×40 photo reads like a 180×60 original; small print without anti-aliasing
+(`small_print`); uneven light (`lighting`); and what users do to real images before
 they read them (`clean`): global, Otsu and adaptive thresholding, strokes thickened or
 thinned, median and Gaussian filters, opening and closing, speckle left after binarising,
 JPEG, other ink and paper colours; and the app's own optional steps (`app_steps`: median,
@@ -53,6 +54,38 @@ def _resolution(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         image, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA
     )
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def small_print(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Printed small without anti-aliasing (or binarised at that size), then scaled up as a
+    reader does: the line `SMALL_PRINT` px high, each pixel ink or paper (Otsu's
+    threshold), back at its size by linear or nearest-neighbour interpolation."""
+    h, w = image.shape[:2]
+    height = int(rng.integers(SMALL_PRINT[0], SMALL_PRINT[1] + 1))
+    size = (max(8, round(w * height / h)), height)
+    small = cv2.resize(_to_gray(image), size, interpolation=cv2.INTER_AREA)
+    _, binary = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    up = cv2.INTER_NEAREST if rng.random() < 0.5 else cv2.INTER_LINEAR
+    return cv2.cvtColor(cv2.resize(binary, (w, h), interpolation=up), cv2.COLOR_GRAY2RGB)
+
+
+#: `small_print`'s line heights in pixels: a screenshot of 8–12 pt text.
+SMALL_PRINT = (14, 26)
+
+
+def lighting(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Uneven light, as on a photo of a page: the image darkened towards one side or
+    corner, linearly, down to 55–90 % of its brightness there."""
+    h, w = image.shape[:2]
+    angle = rng.uniform(0, 2 * np.pi)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    along = (x - w / 2) * np.cos(angle) + (y - h / 2) * np.sin(angle)
+    along = (along - along.min()) / max(float(np.ptp(along)), 1e-6)
+    low = rng.uniform(0.55, 0.9)
+    field = low + (1 - low) * along
+    if image.ndim == 3:
+        field = field[..., None]
+    return np.clip(image * field, 0, 255).astype(np.uint8)
 
 
 def _stretch(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -236,7 +269,9 @@ def augment(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) 
         image = _affine(image, rng)
     if maybe(0.25):
         image = _elastic(image, rng)
-    if maybe(0.3):
+    if maybe(0.06):
+        image = small_print(image, rng)
+    elif maybe(0.3):
         image = _resolution(image, rng)
     if maybe(0.3):
         image = _stretch(image, rng)
@@ -244,6 +279,8 @@ def augment(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) 
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.0))
     if maybe(0.2):
         image = _noise(image, rng)
+    if maybe(0.12):
+        image = lighting(image, rng)
     if maybe(CLEAN_SHARE):
         binary = clean(image, rng)
         image = recolour(binary, rng) if maybe(0.3) else cv2.cvtColor(binary, cv2.COLOR_GRAY2RGB)
