@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from core.formula import preprocess
 from core.formula.crnn import CRNNConfig
 from core.formula.fonts import font, font_paths
 from core.formula.generate import GenerateConfig, make_one
@@ -181,3 +182,15 @@ def test_a_formula_that_looks_black_is_stretched_and_read(recognizer, tmp_path, 
         cv2.imwrite(str(path), paper.astype(np.uint16) * (top * 256 + 255))
     assert read_image(path).max() == top
     assert recognizer.recognize_file(path).text == text
+
+
+def test_a_blank_page_reads_nothing(recognizer):
+    """Paper with faint noise (a scan or photo of an empty page) is all paper to the model,
+    its noise not stretched into strokes."""
+    noise = np.random.default_rng(0).integers(0, 12, (60, 180))
+    page = (250 - noise).astype(np.uint8)
+    assert (preprocess.normalize(page) == 1).all()
+    assert recognizer.recognize(page).text == ""
+    faint = page.copy()
+    faint[20:40, 40:44] = 200  # one faint stroke, 50 levels below the paper, is still ink
+    assert preprocess.normalize(faint)[20:40, 40:44].max() < 0.2

@@ -462,13 +462,14 @@ def normalize(image: np.ndarray) -> np.ndarray:
     """float32 in [0, 1], stretched so the ink is 0 and the paper 1 (pale coloured text and
     black ink then look alike to the model). Anything darker than the ink level
     (`levels`, but at least `MIN_CONTRAST` below the paper) is 0, and so is the darkest
-    half percent of the image."""
+    half percent of the image. An image with less than `MIN_CONTRAST` between its darkest
+    and brightest half percent holds no ink: it is all paper."""
     gray = _gray(image)
     if gray.dtype != np.uint8:
         gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     ink, darkest, paper, high = levels(gray)
     low = max(darkest, min(ink, paper - MIN_CONTRAST))
-    if high - low < 1:
+    if high - darkest < MIN_CONTRAST:  # no ink: a blank page, its noise not stretched
         return np.ones(gray.shape, np.float32)
     table = np.clip((np.arange(256, dtype=np.float32) - low) / (high - low), 0, 1)
     return table[gray]
