@@ -13,7 +13,8 @@ face cycles through the files. `VARIANTS` names the changes: as set at 40 px, sp
 the operators, light on dark, coloured, in small print (14 px, read scaled up), large
 (120 px), JPEG of quality 25, cut to the ink, tilted and blurred, binarised with Otsu's
 threshold; and with lines: in a frame (a table cell), ruled above and below (a table row),
-underlined, boxed on a page, on ruled paper. Every model reads the same images with its
+underlined, boxed on a page, on ruled paper; smaller print (12 px), small print without
+anti-aliasing (16 px), lit unevenly by a lamp. Every model reads the same images with its
 default steps; `--without STEP` reads the first without that default step (the pipeline
 before it).
 """
@@ -128,6 +129,31 @@ def _on_ruled_paper(text: str, path: Path, rng: random.Random) -> np.ndarray:
     return _rgb(gray)
 
 
+def _aliased(text: str, path: Path, size: int) -> np.ndarray:
+    """Typeset without anti-aliasing: each pixel ink or paper, as old screens and some
+    exporters draw small text."""
+    face = ImageFont.truetype(str(path), size)
+    left, top, right, bottom = face.getbbox(text)
+    image = Image.new("L", (right - left + 8, bottom - top + 8), 255)
+    draw = ImageDraw.Draw(image)
+    draw.fontmode = "1"
+    draw.text((4 - left, 4 - top), text, font=face, fill=0)
+    return _rgb(image)
+
+
+def _lamp_lit(text: str, path: Path, rng: random.Random) -> np.ndarray:
+    """Lit by a lamp: brightness falling off with the distance from a point above the
+    page, to 55–75 % at the farthest corner (training darkens along a straight line)."""
+    gray = np.asarray(typeset(text, path, 40, 10)).astype(np.float32)
+    h, w = gray.shape
+    cx, cy = rng.uniform(0, w), rng.uniform(-h, 0)
+    y, x = np.mgrid[0:h, 0:w]
+    distance = np.hypot(x - cx, y - cy)
+    low = rng.uniform(0.55, 0.75)
+    light = 1 - (1 - low) * (distance - distance.min()) / np.ptp(distance)
+    return _rgb(np.clip(gray * light, 0, 255).astype(np.uint8))
+
+
 VARIANTS: dict[str, Callable[[str, Path, random.Random], np.ndarray]] = {
     "as set, 40 px": lambda t, p, r: _rgb(typeset(t, p, 40, 10)),
     "spaced": lambda t, p, r: _rgb(typeset(spaced(t), p, 40, 10)),
@@ -144,6 +170,9 @@ VARIANTS: dict[str, Callable[[str, Path, random.Random], np.ndarray]] = {
     "underlined": _underlined,
     "boxed, on a page": _boxed,
     "on ruled paper": _on_ruled_paper,
+    "small print, 12 px": lambda t, p, r: _rgb(typeset(t, p, 12, 3)),
+    "no anti-aliasing, 16 px": lambda t, p, r: _aliased(t, p, 16),
+    "lit by a lamp": _lamp_lit,
 }
 
 
