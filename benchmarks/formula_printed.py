@@ -32,10 +32,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from benchmarks.formula_robustness import Reader, read_all
+from benchmarks.formula_robustness import add_without, read_all, readers
 from benchmarks.harness import machine
-from core.formula import expressions, fonts, preprocess
-from core.formula.recognizer import SHIPPED_MODEL, Recognizer
+from core.formula import expressions, fonts
+from core.formula.recognizer import SHIPPED_MODEL
 
 SEED = 5151
 FORMS = ("level1", "general", "equation")
@@ -188,24 +188,13 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="models to read (default shipped)")
     parser.add_argument("--count", type=int, default=500, help="formulas a variant")
     parser.add_argument("--unseen-fonts", type=Path, help="folder holding the unseen fonts")
-    optional = sorted(preprocess.DEFAULT - {"resize", "normalize"})
-    parser.add_argument(
-        "--without",
-        action="append",
-        default=[],
-        choices=optional,
-        help="a default step the first model reads without (the pipeline before it)",
-    )
+    add_without(parser)
     options = parser.parse_args()
     files = faces(*([options.unseen_fonts] if options.unseen_fonts else []))
     if not files:
         parser.exit(1, "No unseen font family found: see assets/fonts/README.md.\n")
     paths = [*([options.baseline] if options.baseline else []), *(options.model or [SHIPPED_MODEL])]
-    recognizers = [Reader(Recognizer.load(p)) for p in paths]
-    recognizers[0] = Reader(recognizers[0].recognizer, preprocess.DEFAULT - set(options.without))
-    names = [Path(p).name for p in paths]
-    if options.without:
-        names[0] += f" without {', '.join(options.without)}"
+    recognizers, names = readers(paths, options.without)
     print(
         f"{machine()} · {len(files)} font files · {options.count} formulas a variant, seed {SEED}\n"
     )

@@ -157,6 +157,27 @@ class Reader:
     defaults: frozenset[str] = preprocess.DEFAULT
 
 
+def add_without(parser: argparse.ArgumentParser) -> None:
+    """`--without STEP`: a default step the first model reads without."""
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=sorted(preprocess.DEFAULT - {"resize", "normalize"}),
+        help="a default step the first model reads without (the pipeline before it)",
+    )
+
+
+def readers(paths: Sequence[str | Path], without: Sequence[str]) -> tuple[list[Reader], list[str]]:
+    """A Reader and a column name for each model; the first reads without `without`."""
+    found = [Reader(Recognizer.load(p)) for p in paths]
+    found[0] = Reader(found[0].recognizer, preprocess.DEFAULT - set(without))
+    names = [Path(p).name for p in paths]
+    if without:
+        names[0] += f" without {', '.join(without)}"
+    return found, names
+
+
 def read_all(
     reader: Reader, images: Sequence[np.ndarray], steps: Iterable[str] | None = None
 ) -> list[str]:
@@ -255,18 +276,10 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="models to compare (default shipped)")
     parser.add_argument("--count", type=int, default=1000, help="images a row")
     parser.add_argument("--unseen-fonts", type=Path, help="folder holding the unseen fonts")
-    optional = sorted(preprocess.DEFAULT - {"resize", "normalize"})
-    parser.add_argument(
-        "--without",
-        action="append",
-        default=[],
-        choices=optional,
-        help="a default step the baseline reads without (the pipeline before it)",
-    )
+    add_without(parser)
     options = parser.parse_args()
     paths = [options.baseline, *(options.model or [str(SHIPPED_MODEL)])]
-    recognizers = [Reader(Recognizer.load(p)) for p in paths]
-    recognizers[0] = Reader(recognizers[0].recognizer, preprocess.DEFAULT - set(options.without))
+    recognizers, names = readers(paths, options.without)
     count = options.count
     rows: list[Row] = []
 
@@ -345,9 +358,6 @@ def main() -> None:
     else:
         print("No unseen font family found: see assets/fonts/README.md.", file=sys.stderr)
 
-    names = [Path(p).name for p in paths]
-    if options.without:
-        names[0] += f" without {', '.join(options.without)}"
     print(f"{count:,} images a row, seed {SEED}; models: {', '.join(names)} (first: baseline).\n")
     print("| section | images | " + " | ".join(names) + " |")
     print("| --- | --- | " + " | ".join("---:" for _ in names) + " |")

@@ -513,8 +513,9 @@ STEPS: tuple[Step, ...] = (
         "Remove ruled lines",
         remove_lines,
         True,
-        tip="Erases straight lines longer than 1.5 times the image's height (rules, "
-        "underlines, a table cell's borders) and the sides of a frame; images without "
+        tip=f"Erases straight lines at least {LINE_LENGTH:g}× the image's height long "
+        f"across {LINE_REACH:.0%} of the formula (rules, underlines, a table cell's borders) "
+        "and the sides of a frame, keeping the strokes that cross them; images without "
         "them are left as they are",
     ),
     Step(

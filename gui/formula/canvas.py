@@ -23,6 +23,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from gui.widgets.common import from_qimage
+
 INK = QColor(20, 20, 20)
 PAPER = QColor(255, 255, 255)
 DEFAULT_PEN = 9.0
@@ -41,14 +43,6 @@ def _pen(stroke: Stroke) -> QPen:
     pen.setCapStyle(Qt.PenCapStyle.RoundCap)
     pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
     return pen
-
-
-def qimage_to_gray(image: QImage) -> np.ndarray:
-    """A QImage as a gray uint8 (H, W) array that owns its pixels."""
-    gray = image.convertToFormat(QImage.Format.Format_Grayscale8)
-    width, height = gray.width(), gray.height()
-    buffer = np.frombuffer(gray.constBits(), np.uint8, gray.bytesPerLine() * height)
-    return buffer.reshape(height, gray.bytesPerLine())[:, :width].copy()
 
 
 class DrawingCanvas(QWidget):
@@ -194,7 +188,7 @@ class DrawingCanvas(QWidget):
         painter = QPainter(image)
         self._paint_strokes(painter, self.strokes)  # finished strokes only
         painter.end()
-        return qimage_to_gray(image)
+        return from_qimage(image, QImage.Format.Format_Grayscale8)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)

@@ -32,7 +32,7 @@ from gui.formula.heatmaps import AlignmentView, PosteriorView
 from gui.formula.image_view import ImageView
 from gui.formula.preprocess_panel import PreprocessPanel
 from gui.formula.readings import ReadingsPanel
-from gui.widgets.common import heading, paragraph, scrolling, to_qimage
+from gui.widgets.common import from_qimage, heading, paragraph, scrolling, to_qimage
 from gui.workers import JobHandle, JobRunner
 
 #: Coalesces quick edits (a held Ctrl+Z) into one reading; a stroke is read at once after.
@@ -404,11 +404,6 @@ class ReadPage(QSplitter):
 def _to_rgb(image: QImage) -> np.ndarray:
     """A clipboard image as RGB; a transparent one drawn on paper as a file would be
     (`core.images.flatten`)."""
-    alpha = image.hasAlphaChannel()
-    form = image.Format.Format_RGBA8888 if alpha else image.Format.Format_RGB888
-    converted = image.convertToFormat(form)
-    width, height, depth = converted.width(), converted.height(), 4 if alpha else 3
-    data = np.frombuffer(converted.constBits(), np.uint8, converted.bytesPerLine() * height)
-    array = data.reshape(height, converted.bytesPerLine())[:, : width * depth]
-    array = array.reshape(height, width, depth)
-    return flatten(array) if alpha else array.copy()
+    if image.hasAlphaChannel():
+        return flatten(from_qimage(image, QImage.Format.Format_RGBA8888))
+    return from_qimage(image, QImage.Format.Format_RGB888)

@@ -57,6 +57,23 @@ def to_qimage(image: np.ndarray) -> QImage:
     return view.copy()  # the view borrows numpy's buffer; the copy outlives it
 
 
+def from_qimage(image: QImage, qformat: QImage.Format) -> np.ndarray:
+    """A QImage as a uint8 array that owns its pixels, converted to `qformat`: Grayscale8
+    (H, W), RGB888 (H, W, 3) or RGBA8888 (H, W, 4)."""
+    depths = {
+        QImage.Format.Format_Grayscale8: 1,
+        QImage.Format.Format_RGB888: 3,
+        QImage.Format.Format_RGBA8888: 4,
+    }
+    depth = depths[qformat]
+    converted = image.convertToFormat(qformat)
+    width, height = converted.width(), converted.height()
+    line = converted.bytesPerLine()
+    rows = np.frombuffer(converted.constBits(), np.uint8, line * height).reshape(height, line)
+    pixels = rows[:, : width * depth].copy()
+    return pixels if depth == 1 else pixels.reshape(height, width, depth)
+
+
 def heading(text: str, scale: float = 1.5) -> QLabel:
     """A bold label, `scale` times the application font (keeps to the user's DPI and font)."""
     label = QLabel(text)
