@@ -1,6 +1,7 @@
 """How fast the formula recogniser reads, and trains, on this machine.
 
     python -m benchmarks.formula_speed [--model M] [--repeats 5] [--threads N]
+                                       [--blas-threads N|own]
 
 Single image: one 180×60 PNG end to end (decode, preprocess, forward, greedy decode),
 median over 200 images. Batch: images/s reading 1,024 prepared images in batches of 256.
@@ -13,6 +14,11 @@ images, on them binarised (Otsu), on them binarised with strokes thickened by a 
 Last, the GRU of small
 batches (`crnn.small_batch_gru`, NumPy) against torch's own GRU, the former way, on the same
 inputs: the batch size up to which NumPy is used comes from this table.
+
+`--blas-threads own` runs everything with NumPy's BLAS on its own threads, as before
+`crnn.BLAS_THREADS`: compare it with a run without it, one after the other. It cannot be
+interleaved with the app's way in one process: BLAS's threads go on spinning after a call
+and slow whatever runs next.
 """
 
 from __future__ import annotations
@@ -38,9 +44,15 @@ def main() -> None:
     parser.add_argument("--model", default=str(SHIPPED_MODEL))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch's threads (default: torch's own)")
+    parser.add_argument(
+        "--blas-threads",
+        default=str(crnn.BLAS_THREADS),
+        help="NumPy's BLAS threads while the GRU runs in NumPy, or 'own' (default: the app's)",
+    )
     options = parser.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)
+    crnn.BLAS_THREADS = None if options.blas_threads == "own" else int(options.blas_threads)
     recognizer = Recognizer.load(options.model)
     config = GenerateConfig(1024, style="captcha", form="level1", seed=99)
     images = [make_one(config, i)[2] for i in range(1024)]
@@ -82,7 +94,11 @@ def main() -> None:
         for i in range(0, len(images), 256):
             recognizer.read_batch(images[i : i + 256])
         end_to_end.append(len(images) / (time.perf_counter() - start))
-    print(f"{time.strftime('%Y-%m-%d')} · {machine()} · torch threads {torch.get_num_threads()}\n")
+    blas = "their own" if crnn.BLAS_THREADS is None else crnn.BLAS_THREADS
+    print(
+        f"{time.strftime('%Y-%m-%d')} · {machine()} · torch threads {torch.get_num_threads()}"
+        f" · NumPy's BLAS threads in the GRU {blas}\n"
+    )
     print("| case | median | goal |")
     print("| --- | ---: | ---: |")
     print(

@@ -76,6 +76,30 @@ def test_small_batches_read_the_gru_in_numpy_as_torch_reads_it():
         assert not lstm._reads_gru_in_numpy(torch.zeros(5, 1, 96))
 
 
+def test_the_numpy_gru_runs_blas_on_one_thread_and_restores_it(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from core.formula import crnn
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    before, seen = blas_threads(), []
+    numpy_gru = crnn._numpy_gru
+    monkeypatch.setattr(
+        crnn, "_numpy_gru", lambda *args: (seen.append(blas_threads()), numpy_gru(*args))[1]
+    )
+    model = CRNN(TINY).eval()
+    with torch.no_grad():
+        model(torch.rand(1, 1, 32, 40))
+    assert seen == [{crnn.BLAS_THREADS}]
+    assert blas_threads() == before
+    monkeypatch.setattr(crnn, "BLAS_THREADS", None)
+    with torch.no_grad():
+        model(torch.rand(1, 1, 32, 40))
+    assert seen[1] == before
+
+
 def test_short_run_lowers_the_loss_and_writes_the_run(tmp_path):
     losses = []
     result = _train(

@@ -9,11 +9,15 @@ input pixels a step sees.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 from torch import nn
 
 from core.formula.alphabet import NUM_CLASSES
@@ -149,11 +153,40 @@ class CRNN(nn.Module):
 #: (benchmarks/formula_speed.py).
 NUMPY_GRU_MAX_BATCH = 4
 
+#: NumPy's BLAS threads while `small_batch_gru` runs (None: the library's own). Its matrix
+#: products are tiny; with a thread a core, OpenBLAS's threads and torch's OpenMP threads
+#: (which wait spinning after the convolutions) take the cores from each other, and one
+#: image's forward pass took three times as long on two cores (benchmarks/formula_speed.py).
+BLAS_THREADS: int | None = 1
+_blas_lock = threading.Lock()
+_blas_controller: ThreadpoolController | None = None
+
+
+@contextmanager
+def _limited_blas() -> Iterator[None]:
+    """`BLAS_THREADS` for NumPy's BLAS inside the block, then the number before. Readers in
+    several threads take turns, so that no block restores a limit another one set."""
+    global _blas_controller
+    if BLAS_THREADS is None:
+        yield
+        return
+    with _blas_lock:
+        if _blas_controller is None:
+            _blas_controller = ThreadpoolController()
+        with _blas_controller.limit(limits=BLAS_THREADS, user_api="blas"):
+            yield
+
 
 def small_batch_gru(rnn: nn.GRU, sequence: np.ndarray) -> np.ndarray:
     """What a bidirectional `rnn` returns for a float32 (T, N, C) sequence in evaluation,
     computed in NumPy with both directions stepped together: one matrix product a step for
-    the two, the input's part of every step in one product beforehand."""
+    the two, the input's part of every step in one product beforehand; NumPy's BLAS on
+    `BLAS_THREADS` threads meanwhile."""
+    with _limited_blas():
+        return _numpy_gru(rnn, sequence)
+
+
+def _numpy_gru(rnn: nn.GRU, sequence: np.ndarray) -> np.ndarray:
     size = rnn.hidden_size
     steps, batch = sequence.shape[:2]
     x = sequence
