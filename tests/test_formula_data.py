@@ -350,6 +350,36 @@ def cut_to_the_ink(text: str, stroke: int, paper: int = 255, typeface: int = 0) 
     return np.asarray(image)
 
 
+def pale_under_dots(text: str, seed: int = 0) -> np.ndarray:
+    """`text` in the printed style, its writing paled to within 30 % of the paper, under
+    dark 3×3 noise dots (0.4 % of the pixels): gray. What the captcha drawing does to dark
+    ink (its luminance mask) while the dots keep their colour."""
+    gray = preprocess.to_gray(synth.render(text, random.Random(seed), "printed"))
+    pale = (245 - 0.3 * (245 - gray.astype(np.float32))).astype(np.uint8)
+    height, width = pale.shape
+    count = int(0.004 * height * width)
+    for x, y in np.random.default_rng(seed).integers((0, 0), (width - 3, height - 3), (count, 2)):
+        pale[y : y + 3, x : x + 3] = 30
+    return pale
+
+
+def test_binarising_keeps_pale_writing_under_darker_noise_dots():
+    pale = pale_under_dots("(4*8)+8")
+    writing = pale < 240
+    dots = pale == 30
+    otsu = preprocess.binarize_otsu(pale)
+    assert (otsu[writing & ~dots] == 255).all()  # Otsu's split: the dots from the rest
+    binary = preprocess.binarize(pale)
+    assert (binary[writing & ~dots] == 0).mean() > 0.6 and (binary[dots] == 0).all()
+    assert (binary[~writing] == 255).all()
+    # Where Otsu keeps the writing, or there is only paper, the step is Otsu's.
+    black = cut_to_the_ink("(4*8)+8", 0)
+    assert np.array_equal(preprocess.binarize(black), preprocess.binarize_otsu(black))
+    noise = (250 - np.random.default_rng(0).integers(0, 12, (60, 180))).astype(np.uint8)
+    assert np.array_equal(preprocess.binarize(noise), preprocess.binarize_otsu(noise))
+    assert dict((s.name, s.apply) for s in preprocess.STEPS)["otsu"] is preprocess.binarize
+
+
 def test_a_formula_cut_out_to_its_ink_gets_a_margin_of_its_own_paper():
     tight = cut_to_the_ink("71-49+2-5", 1, paper=230)
     padded = preprocess.trim_margins(tight)

@@ -19,7 +19,7 @@ from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL
 from core.jobs import CancelToken, drive
 from gui.widgets.common import to_qimage
 from tests.conftest import shared_data
-from tests.test_formula_data import cut_to_the_ink
+from tests.test_formula_data import cut_to_the_ink, pale_under_dots
 
 pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
 
@@ -597,6 +597,23 @@ def test_reading_options_are_remembered(make_window, qtbot):
     assert again.read.canvas.pen_width == 14 and again.current_page() == "dataset"
     again.show_page(3)  # a position saved by an older version still reads
     assert again.current_page() == "train"
+
+
+def test_binarising_keeps_pale_writing_that_dots_outshine(formulas, qtbot, tmp_path):
+    """Pale writing under darker noise dots: with Binarise (Otsu) on, the preview shows
+    the writing in black (not the dots alone) and it is read; the tooltip says how."""
+    _window, bench = formulas
+    path = tmp_path / "pale.png"
+    cv2.imwrite(str(path), pale_under_dots("(4*8)+8", 1))
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    box = bench.read.preprocess.boxes["otsu"]
+    assert "noise dots" in box.toolTip()
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        box.setChecked(True)
+    binary = dict(bench.read.last_recognition.stages)["Binarise (Otsu)"]
+    assert (binary == 0).mean() > 0.1  # the writing (19 %), not the dots alone (3 %)
+    assert bench.read.last_recognition.text == "(4*8)+8"
 
 
 def test_a_step_that_costs_accuracy_says_so(qtbot, monkeypatch):

@@ -13,6 +13,7 @@ from core.formula.generate import GenerateConfig, make_one
 from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL, Recognizer
 from core.images import read_image
 from tests.conftest import shared_data
+from tests.test_formula_data import pale_under_dots
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +195,13 @@ def test_a_blank_page_reads_nothing(recognizer):
     faint = page.copy()
     faint[20:40, 40:44] = 200  # one faint stroke, 50 levels below the paper, is still ink
     assert preprocess.normalize(faint)[20:40, 40:44].max() < 0.2
+
+
+def test_binarising_pale_writing_under_noise_dots_reads_it(recognizer):
+    """The Binarise (Otsu) step keeps pale writing that Otsu's split alone loses to the
+    darker noise dots, as on some Baidu images."""
+    for seed in range(4):
+        pale = pale_under_dots("(4*8)+8", seed)
+        assert recognizer.recognize(preprocess.binarize_otsu(pale)).text != "(4*8)+8"
+        with_step = recognizer.recognize(pale, steps=preprocess.DEFAULT | {"otsu"})
+        assert with_step.text == "(4*8)+8"
