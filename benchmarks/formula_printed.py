@@ -4,7 +4,7 @@ black on white with a plain margin, not by the printed style's renderer, then ch
 way screens, scans and users change them.
 
     python -m benchmarks.formula_printed [--baseline OLD.pt] [--model NEW.pt] [--count 500]
-        [--unseen-fonts FOLDER] [--without STEP]
+        [--unseen-fonts FOLDER] [--without STEP] [--padded]
 
 The faces are every font file of the families in `core.formula.fonts.UNSEEN_FONTS` found
 where Debian installs them (or under `--unseen-fonts`): no style draws with any of them.
@@ -16,7 +16,7 @@ threshold; and with lines: in a frame (a table cell), ruled above and below (a t
 underlined, boxed on a page, on ruled paper; smaller print (12 px), small print without
 anti-aliasing (16 px), lit unevenly by a lamp. Every model reads the same images with its
 default steps; `--without STEP` reads the first without that default step (the pipeline
-before it).
+before it), `--padded` its batches as one padded tensor (before each image read as alone).
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def main() -> None:
     if not files:
         parser.exit(1, "No unseen font family found: see assets/fonts/README.md.\n")
     paths = [*([options.baseline] if options.baseline else []), *(options.model or [SHIPPED_MODEL])]
-    recognizers, names = readers(paths, options.without)
+    recognizers, names = readers(paths, options.without, options.padded)
     print(
         f"{machine()} · {len(files)} font files · {options.count} formulas a variant, seed {SEED}\n"
     )

@@ -4,10 +4,11 @@ preprocessing step of the app, printed in font families no style draws with, and
 real Baidu samples under every step and every binarisation.
 
     python -m benchmarks.formula_robustness --baseline OLD.pt [--model NEW.pt] [--count 1000]
-        [--without STEP]
+        [--without STEP] [--padded]
 
 Every model reads the same images in the same run; the first column is the baseline, read
-with the app's default steps less any `--without` names (the pipeline before a step). The
+with the app's default steps less any `--without` names (the pipeline before a step), and
+with `--padded` its batches as one padded tensor (before each image read as alone). The
 images come from seed 737373, which no training run uses. Binarisation thresholds a global
 level at 30 %, 50 %, 70 % and 90 % of the way from the ink to the paper
 (`preprocess.levels`; 90 % keeps nearly everything that is not paper),
@@ -151,14 +152,18 @@ def formula_kept(binary: np.ndarray, mask: np.ndarray) -> bool:
 
 @dataclass(frozen=True)
 class Reader:
-    """A recogniser and the default steps it reads with (the app's, or fewer: `--without`)."""
+    """A recogniser, the default steps it reads with (the app's, or fewer: `--without`) and
+    whether each image of a batch reads as it reads alone (the app's way) or the batch as
+    one padded tensor (`--padded`, as before)."""
 
     recognizer: Recognizer
     defaults: frozenset[str] = preprocess.DEFAULT
+    alone: bool = True
 
 
 def add_without(parser: argparse.ArgumentParser) -> None:
-    """`--without STEP`: a default step the first model reads without."""
+    """`--without STEP`: a default step the first model reads without; `--padded`: the
+    first model reads its batches as one padded tensor."""
     parser.add_argument(
         "--without",
         action="append",
@@ -166,15 +171,26 @@ def add_without(parser: argparse.ArgumentParser) -> None:
         choices=sorted(preprocess.DEFAULT - {"resize", "normalize"}),
         help="a default step the first model reads without (the pipeline before it)",
     )
+    parser.add_argument(
+        "--padded",
+        action="store_true",
+        help="the first model reads each batch as one padded tensor, its narrower images "
+        "reading the padding too (as before each image read as it reads alone)",
+    )
 
 
-def readers(paths: Sequence[str | Path], without: Sequence[str]) -> tuple[list[Reader], list[str]]:
-    """A Reader and a column name for each model; the first reads without `without`."""
+def readers(
+    paths: Sequence[str | Path], without: Sequence[str], padded: bool = False
+) -> tuple[list[Reader], list[str]]:
+    """A Reader and a column name for each model; the first reads without `without`, and
+    its batches padded with `padded`."""
     found = [Reader(Recognizer.load(p)) for p in paths]
-    found[0] = Reader(found[0].recognizer, preprocess.DEFAULT - set(without))
+    found[0] = Reader(found[0].recognizer, preprocess.DEFAULT - set(without), not padded)
     names = [Path(p).name for p in paths]
     if without:
         names[0] += f" without {', '.join(without)}"
+    if padded:
+        names[0] += ", padded batches"
     return found, names
 
 
@@ -186,7 +202,7 @@ def read_all(
     for start in range(0, len(images), 256):
         batch = images[start : start + 256]
         inputs = [reader.recognizer.prepare(im, steps=enabled) for im in batch]
-        texts.extend(greedy(lp).text for lp in reader.recognizer.forward(inputs))
+        texts.extend(greedy(lp).text for lp in reader.recognizer.forward(inputs, reader.alone))
     return texts
 
 
@@ -279,7 +295,7 @@ def main() -> None:
     add_without(parser)
     options = parser.parse_args()
     paths = [options.baseline, *(options.model or [str(SHIPPED_MODEL)])]
-    recognizers, names = readers(paths, options.without)
+    recognizers, names = readers(paths, options.without, options.padded)
     count = options.count
     rows: list[Row] = []
 

@@ -474,6 +474,24 @@ def test_a_frame_rules_and_an_underline_are_erased_and_the_symbols_kept():
     assert (cleaned[: rows.max() - 1] < 128)[symbols].mean() > 0.99  # above it, all kept
 
 
+def test_a_grey_rule_along_a_minus_is_erased_and_the_minus_kept():
+    plain = _printed("7-1")
+    count, _, stats, _ = cv2.connectedComponentsWithStats((plain < 128).astype(np.uint8))
+    minus = max(range(1, count), key=lambda i: stats[i, 2] / stats[i, 3])  # the widest
+    x, y, width, height = stats[minus, :4]
+    row = y + height // 2
+    ruled = plain.copy()
+    ruled[row] = np.minimum(ruled[row], 150)  # lined paper: a grey rule through the minus
+    cleaned = preprocess.remove_lines(ruled)
+    beside = np.ones(plain.shape[1], bool)
+    beside[x - 2 : x + width + 2] = False
+    assert (cleaned[row, beside & (plain[row] > 200)] > 200).all()  # the rule is paper
+    assert (cleaned[row, x : x + width] < 128).mean() > 0.9  # the minus is whole
+    black = plain.copy()
+    black[row] = 0  # a black rule cannot be told from a black minus along it
+    assert (preprocess.remove_lines(black)[row, x : x + width] < 128).mean() < 0.1
+
+
 def test_line_removal_leaves_formulas_without_lines_alone():
     for text, style in (("(4*8)-1=31", "printed"), ("7+3*0", "captcha"), ("5-6+2", "strokes")):
         gray = preprocess.to_gray(synth.render(text, random.Random(4), style))

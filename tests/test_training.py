@@ -76,6 +76,24 @@ def test_small_batches_read_the_gru_in_numpy_as_torch_reads_it():
         assert not lstm._reads_gru_in_numpy(torch.zeros(5, 1, 96))
 
 
+def test_an_image_reads_the_same_in_a_batch_of_wider_ones_as_alone():
+    """The padding of a batch changes neither the convolutions' view of an image's right
+    edge nor where the GRU's backward direction starts: the NumPy GRU (small batches) and
+    torch's packed one (larger) alike; the former padded read differs."""
+    torch.manual_seed(0)
+    recognizer = Recognizer(CRNN(CRNNConfig(channels=(4, 8, 8, 8, 8), hidden=8)), choose("cpu"))
+    rng = np.random.default_rng(0)
+    for widths in ((61, 90), (40, 120, 77, 96, 33, 150)):
+        inputs = [rng.random((32, w)).astype(np.float32) for w in widths]
+        alone = [recognizer.forward([x])[0] for x in inputs]
+        together = recognizer.forward(inputs)
+        padded = recognizer.forward(inputs, alone=False)
+        for one, many, old in zip(alone, together, padded, strict=True):
+            assert one.shape == many.shape == old.shape
+            assert np.allclose(one, many, atol=1e-4)
+        assert not np.allclose(alone[0], padded[0], atol=1e-2)
+
+
 def test_the_numpy_gru_runs_blas_on_one_thread_and_restores_it(monkeypatch):
     from threadpoolctl import threadpool_info
 

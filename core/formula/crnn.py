@@ -113,21 +113,58 @@ class CRNN(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(2 * config.hidden, config.num_classes)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) → log-posteriors (T, N, classes), T = W // 2."""
-        features = self.cnn(images).mean(dim=2)  # (N, C, T): the height averaged away
+    def forward(self, images: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 1, H, W) → log-posteriors (T, N, classes), T = W // 2.
+
+        `lengths`: each image's own time steps where a batch pads narrower images with
+        paper on the right. The recurrent layer then reads each image from its own end
+        backwards, as it reads the image alone, and the convolutions see paper (zeros)
+        beyond its right edge, as they do alone; without them an image can read differently
+        in a batch than alone. The steps past an image's length are not meaningful."""
+        steps = images.shape[-1] // self.config.stride
+        if lengths is not None and bool((lengths >= steps).all()):
+            lengths = None  # no padding
+        features = self._features(images, lengths)  # (N, C, T): the height averaged away
         sequence = features.permute(2, 0, 1)  # (T, N, C)
         if self._reads_gru_in_numpy(sequence):
-            sequence = torch.from_numpy(small_batch_gru(self.rnn, sequence.numpy()))
+            own = None if lengths is None else lengths.cpu().numpy()
+            sequence = torch.from_numpy(small_batch_gru(self.rnn, sequence.numpy(), own))
         elif sequence.is_cuda:
             # in float32 under autocast too: cuDNN's recurrent layers take bfloat16 only
             # from cuDNN 9.13, and the GRU is a small share of the work
             with torch.autocast("cuda", enabled=False):
-                sequence, _ = self.rnn(sequence.float())
+                sequence = self._recurrent(sequence.float(), lengths)
         else:
-            sequence, _ = self.rnn(sequence)
+            sequence = self._recurrent(sequence, lengths)
         logits = self.head(self.dropout(sequence))
         return logits.float().log_softmax(dim=-1)
+
+    def _features(self, images: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """The CNN's features, the height averaged away. With `lengths`, what each
+        convolution reads at the time steps' resolution is zeroed past each image's length,
+        as its zero padding would be if the image were alone (before the first pooling the
+        padded input is paper, 0, already, and the pooling drops an odd last column)."""
+        if lengths is None:
+            return self.cnn(images).mean(dim=2)
+        steps = images.shape[-1] // self.config.stride
+        columns = torch.arange(steps, device=images.device)
+        own = (columns[None, :] < lengths.to(images.device)[:, None])[:, None, None, :]
+        x = images
+        for layer in self.cnn:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU | nn.MaxPool2d) and x.shape[-1] == steps:
+                x = x * own.to(x.dtype)
+        return x.mean(dim=2)
+
+    def _recurrent(self, sequence: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """Torch's recurrent layer over (T, N, C), packed to `lengths` where given."""
+        if lengths is None:
+            return self.rnn(sequence)[0]
+        packed = nn.utils.rnn.pack_padded_sequence(
+            sequence, lengths.cpu().clamp(1, sequence.shape[0]), enforce_sorted=False
+        )
+        out, _ = self.rnn(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, total_length=sequence.shape[0])[0]
 
     def _reads_gru_in_numpy(self, sequence: torch.Tensor) -> bool:
         return (
@@ -177,18 +214,26 @@ def _limited_blas() -> Iterator[None]:
             yield
 
 
-def small_batch_gru(rnn: nn.GRU, sequence: np.ndarray) -> np.ndarray:
+def small_batch_gru(
+    rnn: nn.GRU, sequence: np.ndarray, lengths: np.ndarray | None = None
+) -> np.ndarray:
     """What a bidirectional `rnn` returns for a float32 (T, N, C) sequence in evaluation,
     computed in NumPy with both directions stepped together: one matrix product a step for
     the two, the input's part of every step in one product beforehand; NumPy's BLAS on
-    `BLAS_THREADS` threads meanwhile."""
+    `BLAS_THREADS` threads meanwhile. With `lengths` (each sequence's own steps), the
+    backward direction starts at each sequence's end, as torch's packed sequences do; the
+    steps beyond it are not meaningful."""
     with _limited_blas():
-        return _numpy_gru(rnn, sequence)
+        return _numpy_gru(rnn, sequence, lengths)
 
 
-def _numpy_gru(rnn: nn.GRU, sequence: np.ndarray) -> np.ndarray:
+def _numpy_gru(rnn: nn.GRU, sequence: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
     size = rnn.hidden_size
     steps, batch = sequence.shape[:2]
+    # the backward direction's steps in the order it reads them that lie past a sequence's end
+    padding = None
+    if lengths is not None:
+        padding = (steps - 1 - np.arange(steps))[:, None] >= np.asarray(lengths)[None, :]
     x = sequence
     for layer in range(rnn.num_layers):
         weights = {
@@ -215,6 +260,8 @@ def _numpy_gru(rnn: nn.GRU, sequence: np.ndarray) -> np.ndarray:
             reset_update = 0.5 + 0.5 * np.tanh(0.5 * (gates[..., :two] + own[..., :two]))
             new = np.tanh(gates[..., two:] + reset_update[..., :size] * own[..., two:])
             hidden = new + reset_update[..., size:] * (hidden - new)
+            if padding is not None:
+                hidden[1, padding[step]] = 0.0  # not started yet: still the initial state
             out[step] = hidden
         x = np.concatenate([out[:, 0], out[::-1, 1]], axis=-1)
     return x

@@ -243,14 +243,15 @@ def read_images(
 def evaluate_batches(
     model: CRNN, batches: Sequence[dict[str, Any]], device: Device
 ) -> dict[str, float]:
-    """Sequence accuracy and character error rate over prepared batches."""
+    """Sequence accuracy and character error rate over prepared batches, each image read as
+    it reads alone (as the app reads it)."""
     was_training = model.training
     model.eval()
     correct = errors = chars = total = 0
     for batch in batches:
-        with device.autocast():
-            log_probs = model(batch["images"].to(device.torch))
         lengths = model.output_lengths(batch["widths"])
+        with device.autocast():
+            log_probs = model(batch["images"].to(device.torch), lengths)
         for text, truth in zip(
             greedy_batch(log_probs.float().cpu().numpy(), lengths.numpy()),
             batch["texts"],

@@ -84,6 +84,10 @@ RULE_SIDES = (0.8, 0.2)
 FRAME_SIDE = 0.6
 #: Pixels this share of the way from the paper to the darkest count as line (faint rules too).
 LINE_INK = 0.25
+#: Where a line runs along a stroke (the bar of a `+` or `4`, a minus on a rule), the stroke's
+#: pixels this share of the paper-to-darkest range darker than the line's own grey are kept:
+#: rules, borders and lined paper are often grey, the writing black.
+DARKER_THAN_RULE = 0.2
 
 
 def remove_lines(image: np.ndarray) -> np.ndarray:
@@ -135,8 +139,11 @@ def remove_lines(image: np.ndarray) -> np.ndarray:
         (x >= last - thickness) & (x <= last + 1)
     )
     sides = cv2.dilate(sides * ends[None, :].astype(np.uint8), np.ones((1, 3), np.uint8))
+    erase = (lines | sides) > 0
+    rule = float(np.median(gray[np.isin(labels, long)]))  # the lines' own grey
+    erase &= gray >= rule - DARKER_THAN_RULE * (paper - darkest)
     out = gray.copy()
-    out[(lines | sides) > 0] = round(paper)
+    out[erase] = round(paper)
     return out
 
 

@@ -163,15 +163,20 @@ class Recognizer:
         ]
 
     @torch.inference_mode()
-    def forward(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """Log-posteriors (T_i, 17) for prepared inputs, run as one padded batch."""
+    def forward(self, inputs: list[np.ndarray], alone: bool = True) -> list[np.ndarray]:
+        """Log-posteriors (T_i, 17) for prepared inputs, run as one batch padded with paper;
+        each input reads as it reads alone (`CRNN.forward`'s lengths). `alone=False` reads
+        the padded batch as one tensor, each narrower input's reading changed by its
+        padding (the former way, a baseline for the benchmarks)."""
         widths = [x.shape[1] for x in inputs]
         batch = torch.zeros(len(inputs), 1, self.config.height, max(widths))
         for i, x in enumerate(inputs):
             batch[i, 0, :, : x.shape[1]] = torch.from_numpy(x)
-        with self.device.autocast():
-            log_probs = self.model(batch.to(self.device.torch)).float().cpu().numpy()
         lengths = [w // self.config.stride for w in widths]
+        with self.device.autocast():
+            own = torch.tensor(lengths) if alone else None
+            log_probs = self.model(batch.to(self.device.torch), own)
+        log_probs = log_probs.float().cpu().numpy()
         return [log_probs[: lengths[i], i] for i in range(len(inputs))]
 
     def recognize(
