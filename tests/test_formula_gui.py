@@ -437,6 +437,22 @@ def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):
     assert [panel.table.item(r, 2).text() for r in range(2)] == [first, second]
 
 
+def test_a_folder_reads_each_image_as_the_read_tab_reads_it_alone(formulas, qtbot, tmp_path):
+    """Read in one batch beside a much wider image, a short formula reads as it does alone
+    (padded with the wide one's width, it read `7-7`)."""
+    window, bench = formulas
+    folder = tmp_path / "widths"
+    folder.mkdir()
+    short = _drawn_file(folder / "a.png", "7-1", 234, "fonts")
+    _drawn_file(folder / "b.png", "(12+34)*56-78=9012", 1, "printed")
+    bench.open_folder(folder)
+    _settled(qtbot, window)
+    assert bench.folder.reading.texts[0] == "7-1"
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(short)
+    assert bench.read.last_recognition.text == "7-1"
+
+
 def test_a_folder_reading_cancels_and_a_newer_one_replaces_it(formulas, qtbot, tmp_path):
     window, bench = formulas
     big = _generated(tmp_path / "big", 120)
