@@ -11,9 +11,10 @@ GRU, as before `crnn.small_batch_gru`, interleaved with the app's way. Then the 
 that inspect every image, *Thin bold strokes* and *Remove ruled lines*, alone: on the gray
 images, on them binarised (Otsu), on them binarised with strokes thickened by a 3×3 square
 (the ones the first thins) and on the gray images in a frame (the one the second removes).
-Last, the GRU of small
-batches (`crnn.small_batch_gru`, NumPy) against torch's own GRU, the former way, on the same
-inputs: the batch size up to which NumPy is used comes from this table.
+Last, the GRU of small batches (`crnn.small_batch_gru`, NumPy) against torch's own GRU,
+the former way, on the same inputs: the batch size up to which NumPy is used comes from
+this table. And batches of many widths, each image read as alone (the app's way) against
+the batch read as one padded tensor (before).
 
 `--blas-threads own` runs everything with NumPy's BLAS on its own threads, as before
 `crnn.BLAS_THREADS`: compare it with a run without it, one after the other. It cannot be
@@ -124,6 +125,27 @@ def main() -> None:
 
     print_step_times(images[:200])
     print_gru_times(recognizer)
+    print_mixed_widths(recognizer, options.repeats)
+
+
+def print_mixed_widths(recognizer: Recognizer, repeats: int) -> None:
+    """Batches of 256 prepared inputs of widths 60–200 px (a folder of formulas of many
+    lengths): each read as alone (the app's way: the padding masked in the CNN, the GRU
+    packed) against the batch read as one padded tensor (the former way), interleaved."""
+    rng = np.random.default_rng(5)
+    height = recognizer.config.height
+    inputs = [rng.random((height, int(w))).astype(np.float32) for w in rng.integers(60, 201, 1024)]
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeats):
+        for alone in (True, False):
+            start = time.perf_counter()
+            for i in range(0, len(inputs), 256):
+                recognizer.forward(inputs[i : i + 256], alone)
+            times[alone].append(len(inputs) / (time.perf_counter() - start))
+    print("\n| batches of 256 of widths 60–200 px, forward pass | images/s |")
+    print("| --- | ---: |")
+    print(f"| each read as alone (the app) | {statistics.median(times[True]):,.0f} |")
+    print(f"| one padded tensor (before) | {statistics.median(times[False]):,.0f} |")
 
 
 def print_step_times(images: list[np.ndarray]) -> None:
