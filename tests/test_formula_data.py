@@ -338,6 +338,15 @@ def test_loose_margins_are_trimmed_and_tight_images_left_alone():
     trimmed = preprocess.trim_margins(loose)
     assert trimmed.shape[0] < loose.shape[0] / 2 and trimmed.shape[1] < loose.shape[1] / 2
     assert "trim" in preprocess.DEFAULT and "trim" in preprocess.CANVAS
+    # paper above and below only: most of the image is ink's box, but the glyphs are small
+    pen = synth.render("6*(3+7)=60", random.Random(2), "strokes")
+    tall = np.full((pen.shape[0] * 5 // 2, pen.shape[1], 3), 255, np.uint8)
+    tall[pen.shape[0] : 2 * pen.shape[0]] = pen
+    top, bottom, left, right = preprocess.ink_box(preprocess.to_gray(tall))
+    assert (bottom - top) * (right - left) >= preprocess.LOOSE_SHARE * tall.shape[0] * tall.shape[1]
+    assert bottom - top < preprocess.LOW_SHARE * tall.shape[0]
+    cropped = preprocess.trim_margins(tall)
+    assert (bottom - top) / cropped.shape[0] > 0.7  # the formula fills the height again
 
 
 def cut_to_the_ink(text: str, stroke: int, paper: int = 255, typeface: int = 0) -> np.ndarray:

@@ -361,6 +361,13 @@ def _crop_and_pad(image: np.ndarray, box: Box, margin: float, min_aspect: float)
 #: user's loose crop far less (a median of 0.15); 0.3 was chosen on one seed of
 #: benchmarks/formula_margins.py and measured on another (docs/benchmarks.md).
 LOOSE_SHARE = 0.3
+#: ... or when the formula is less tall than this share of the image: paper above and below
+#: it makes its glyphs small at the model's height, where paper at its sides changes little.
+#: The training images' formulas are mostly taller (a median of 0.66–0.88 of the height by
+#: style); 0.5 read 300 images of each style as drawn as before and with a user's margins
+#: better (seed 515151 of benchmarks/formula_margins.py; measured on another, in
+#: docs/benchmarks.md).
+LOW_SHARE = 0.5
 
 
 #: A formula cut out to its ink gets `TIGHT_PAD` of its height of paper around it: the
@@ -373,17 +380,19 @@ TIGHT_EDGE, TIGHT_SIDE, TIGHT_PAD = 0.05, 0.25, 0.1
 
 
 def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
-    """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped, the box of its
-    blobs large enough to be ink covering less than `share` of it; pad an image cut out to
-    its ink with its own paper (`TIGHT_PAD`). Any other image is left as it is, since
-    cropping one the model already reads well costs accuracy."""
+    """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped: the box of its
+    blobs large enough to be ink covers less than `share` of it, or the formula is less
+    tall than `LOW_SHARE` of it. Pad an image cut out to its ink with its own paper
+    (`TIGHT_PAD`). Any other image is left as it is, since cropping one the model already
+    reads well costs accuracy."""
     boxes = _ink_boxes(image)
     if boxes is None:
         return image
     (top, bottom, left, right), grown, symbols = boxes
     height, width = image.shape[:2]
     covered = (bottom - top) * (right - left) / (height * width)
-    if covered < (LOOSE_SHARE if share is None else share):
+    low = grown[1] - grown[0] < LOW_SHARE * height
+    if low or covered < (LOOSE_SHARE if share is None else share):
         return _crop_and_pad(image, grown, CROP_MARGIN, CROP_ASPECT)
     if symbols is not None:
         edge, side = max(2.0, TIGHT_EDGE * height), max(2.0, TIGHT_SIDE * height)
@@ -586,8 +595,9 @@ STEPS: tuple[Step, ...] = (
         "Crop or pad margins",
         trim_margins,
         True,
-        tip=f"Crops only images whose ink covers less than {LOOSE_SHARE * 100:.0f} % of them;"
-        " pads images cut out to their ink",
+        tip=f"Crops only images whose ink covers less than {LOOSE_SHARE * 100:.0f} % of them"
+        f" or whose formula is less tall than {LOW_SHARE * 100:.0f} % of them; pads images cut out "
+        "to their ink",
     ),
     Step("crop", "Crop to ink and pad", crop_to_ink, False),
     Step(
