@@ -346,7 +346,9 @@ def test_loose_margins_are_trimmed_and_tight_images_left_alone():
     assert (bottom - top) * (right - left) >= preprocess.LOOSE_SHARE * tall.shape[0] * tall.shape[1]
     assert bottom - top < preprocess.LOW_SHARE * tall.shape[0]
     cropped = preprocess.trim_margins(tall)
-    assert (bottom - top) / cropped.shape[0] > 0.7  # the formula fills the height again
+    assert cropped.shape[1] == tall.shape[1]  # its sides as they were
+    pad = round(preprocess.LOW_MARGIN * (bottom - top))
+    assert cropped.shape[0] == bottom - top + 2 * pad  # a training image's paper above, below
 
 
 def cut_to_the_ink(text: str, stroke: int, paper: int = 255, typeface: int = 0) -> np.ndarray:

@@ -297,7 +297,7 @@ def test_a_small_formula_on_a_large_page_is_cropped_and_read(formulas, qtbot, tm
 
 def test_paper_above_and_below_a_formula_is_cropped_and_it_is_read(formulas, qtbot, tmp_path):
     """A crop with paper above and below the line but little at its sides (the ink's box
-    covers more than the loose-crop share) is still cut to the formula's height."""
+    covers more than the loose-crop share) has the paper above and below cut."""
     _window, bench = formulas
     pen = synth.render("6*(3+7)=60", random.Random(2), "strokes")
     tall = np.full((pen.shape[0] * 5 // 2, pen.shape[1], 3), 255, np.uint8)
@@ -309,7 +309,7 @@ def test_paper_above_and_below_a_formula_is_cropped_and_it_is_read(formulas, qtb
     stages = dict(bench.read.last_recognition.stages)
     assert stages["Crop or pad margins"].shape[0] < 0.6 * tall.shape[0]
     assert bench.read.last_recognition.text == "6*(3+7)=60"
-    assert "less tall than 50 %" in bench.read.preprocess.boxes["trim"].toolTip()
+    assert "below a formula less tall than 50 %" in bench.read.preprocess.boxes["trim"].toolTip()
 
 
 def test_a_bold_formula_cut_out_to_its_ink_is_padded_and_read(formulas, qtbot, tmp_path):

@@ -368,6 +368,9 @@ LOOSE_SHARE = 0.3
 #: better (seed 515151 of benchmarks/formula_margins.py; measured on another, in
 #: docs/benchmarks.md).
 LOW_SHARE = 0.5
+#: ... and then keeps this share of its height of paper above and below it (the training
+#: images' median margin), its sides as they are.
+LOW_MARGIN = 0.25
 
 
 #: A formula cut out to its ink gets `TIGHT_PAD` of its height of paper around it: the
@@ -381,19 +384,22 @@ TIGHT_EDGE, TIGHT_SIDE, TIGHT_PAD = 0.05, 0.25, 0.1
 
 def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
     """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped: the box of its
-    blobs large enough to be ink covers less than `share` of it, or the formula is less
-    tall than `LOW_SHARE` of it. Pad an image cut out to its ink with its own paper
-    (`TIGHT_PAD`). Any other image is left as it is, since cropping one the model already
-    reads well costs accuracy."""
+    blobs large enough to be ink covers less than `share` of it. Cut the paper above and
+    below a formula less tall than `LOW_SHARE` of the image to `LOW_MARGIN`. Pad an image
+    cut out to its ink with its own paper (`TIGHT_PAD`). Any other image is left as it is,
+    since cropping one the model already reads well costs accuracy."""
     boxes = _ink_boxes(image)
     if boxes is None:
         return image
     (top, bottom, left, right), grown, symbols = boxes
     height, width = image.shape[:2]
     covered = (bottom - top) * (right - left) / (height * width)
-    low = grown[1] - grown[0] < LOW_SHARE * height
-    if low or covered < (LOOSE_SHARE if share is None else share):
+    if covered < (LOOSE_SHARE if share is None else share):
         return _crop_and_pad(image, grown, CROP_MARGIN, CROP_ASPECT)
+    tall = grown[1] - grown[0]
+    if tall < LOW_SHARE * height:
+        pad = round(LOW_MARGIN * tall)
+        return image[max(0, grown[0] - pad) : min(height, grown[1] + pad)]
     if symbols is not None:
         edge, side = max(2.0, TIGHT_EDGE * height), max(2.0, TIGHT_SIDE * height)
         first, last, _, end = symbols  # a formula ends in a digit or a bracket
@@ -596,8 +602,8 @@ STEPS: tuple[Step, ...] = (
         trim_margins,
         True,
         tip=f"Crops only images whose ink covers less than {LOOSE_SHARE * 100:.0f} % of them"
-        f" or whose formula is less tall than {LOW_SHARE * 100:.0f} % of them; pads images cut out "
-        "to their ink",
+        f"; cuts the paper above and below a formula less tall than {LOW_SHARE * 100:.0f} % of"
+        " its image; pads images cut out to their ink",
     ),
     Step("crop", "Crop to ink and pad", crop_to_ink, False),
     Step(
