@@ -102,6 +102,8 @@ def test_the_numpy_gru_runs_blas_on_one_thread_and_restores_it(monkeypatch):
     def blas_threads() -> set[int]:
         return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
 
+    # the controller made now knows every BLAS loaded so far (scipy's too, by other tests)
+    monkeypatch.setattr(crnn, "_blas_controller", None)
     before, seen = blas_threads(), []
     numpy_gru = crnn._numpy_gru
     monkeypatch.setattr(
