@@ -130,8 +130,9 @@ def main() -> None:
 
 def print_mixed_widths(recognizer: Recognizer, repeats: int) -> None:
     """Batches of 256 prepared inputs of widths 60–200 px (a folder of formulas of many
-    lengths): each read as alone (the app's way: the padding masked in the CNN, the GRU
-    packed) against the batch read as one padded tensor (the former way), interleaved."""
+    lengths): each read as alone (the app's way: in width-sorted groups, the padding masked
+    in the CNN, the GRU packed) against the batch read as one padded tensor (the former
+    way), interleaved."""
     rng = np.random.default_rng(5)
     height = recognizer.config.height
     inputs = [rng.random((height, int(w))).astype(np.float32) for w in rng.integers(60, 201, 1024)]

@@ -79,7 +79,8 @@ def test_small_batches_read_the_gru_in_numpy_as_torch_reads_it():
 def test_an_image_reads_the_same_in_a_batch_of_wider_ones_as_alone():
     """The padding of a batch changes neither the convolutions' view of an image's right
     edge nor where the GRU's backward direction starts: the NumPy GRU (small batches) and
-    torch's packed one (larger) alike; the former padded read differs."""
+    torch's packed one (larger) alike, and a list longer than a width group; the former
+    padded read differs."""
     torch.manual_seed(0)
     recognizer = Recognizer(CRNN(CRNNConfig(channels=(4, 8, 8, 8, 8), hidden=8)), choose("cpu"))
     rng = np.random.default_rng(0)
@@ -92,6 +93,10 @@ def test_an_image_reads_the_same_in_a_batch_of_wider_ones_as_alone():
             assert one.shape == many.shape == old.shape
             assert np.allclose(one, many, atol=1e-4)
         assert not np.allclose(alone[0], padded[0], atol=1e-2)
+    # more than a width group: read in width-sorted groups, returned in the given order
+    many = [rng.random((32, int(w))).astype(np.float32) for w in rng.integers(20, 200, 150)]
+    for one, read in zip(many, recognizer.forward(many), strict=True):
+        assert np.allclose(recognizer.forward([one])[0], read, atol=1e-4)
 
 
 def test_the_numpy_gru_runs_blas_on_one_thread_and_restores_it(monkeypatch):
