@@ -74,6 +74,8 @@ def test_small_batches_read_the_gru_in_numpy_as_torch_reads_it():
         assert not model.train()._reads_gru_in_numpy(one)
         lstm = CRNN(CRNNConfig(rnn="lstm")).eval()
         assert not lstm._reads_gru_in_numpy(torch.zeros(5, 1, 96))
+        large = CRNN(CRNNConfig.preset("large")).eval()  # torch's GRU is faster there
+        assert not large._reads_gru_in_numpy(torch.zeros(5, 1, large.rnn.input_size))
 
 
 def test_an_image_reads_the_same_in_a_batch_of_wider_ones_as_alone():

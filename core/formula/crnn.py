@@ -175,6 +175,7 @@ class CRNN(nn.Module):
             and sequence.device.type == "cpu"
             and sequence.dtype == torch.float32
             and sequence.shape[1] <= NUMPY_GRU_MAX_BATCH
+            and self.rnn.hidden_size <= NUMPY_GRU_MAX_HIDDEN
         )
 
     def output_lengths(self, widths: torch.Tensor) -> torch.Tensor:
@@ -189,6 +190,9 @@ class CRNN(nn.Module):
 #: take longer than the arithmetic; larger batches read faster in torch
 #: (benchmarks/formula_speed.py).
 NUMPY_GRU_MAX_BATCH = 4
+#: ... and GRUs up to this many units: the large configuration's 256 units read faster in
+#: torch even for one image (its matrix products are large enough for torch's threads).
+NUMPY_GRU_MAX_HIDDEN = 128
 
 #: NumPy's BLAS threads while `small_batch_gru` runs (None: the library's own). Its matrix
 #: products are tiny; with a thread a core, OpenBLAS's threads and torch's OpenMP threads
