@@ -124,7 +124,7 @@ class CRNN(nn.Module):
         steps = images.shape[-1] // self.config.stride
         if lengths is not None and bool((lengths >= steps).all()):
             lengths = None  # no padding
-        features = self._features(images, lengths)  # (N, C, T): the height averaged away
+        features = self._features(images, lengths, steps)  # (N, C, T)
         sequence = features.permute(2, 0, 1)  # (T, N, C)
         if self._reads_gru_in_numpy(sequence):
             own = None if lengths is None else lengths.cpu().numpy()
@@ -139,14 +139,15 @@ class CRNN(nn.Module):
         logits = self.head(self.dropout(sequence))
         return logits.float().log_softmax(dim=-1)
 
-    def _features(self, images: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def _features(
+        self, images: torch.Tensor, lengths: torch.Tensor | None, steps: int
+    ) -> torch.Tensor:
         """The CNN's features, the height averaged away. With `lengths`, what each
         convolution reads at the time steps' resolution is zeroed past each image's length,
         as its zero padding would be if the image were alone (before the first pooling the
         padded input is paper, 0, already, and the pooling drops an odd last column)."""
         if lengths is None:
             return self.cnn(images).mean(dim=2)
-        steps = images.shape[-1] // self.config.stride
         columns = torch.arange(steps, device=images.device)
         own = (columns[None, :] < lengths.to(images.device)[:, None])[:, None, None, :]
         x = images

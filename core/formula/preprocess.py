@@ -125,7 +125,8 @@ def remove_lines(image: np.ndarray) -> np.ndarray:
     ]
     if not long:
         return image
-    lines = np.isin(labels, long).astype(np.uint8)
+    on_lines = np.isin(labels, long)
+    lines = on_lines.astype(np.uint8)
     thickness = int(stats[long, cv2.CC_STAT_HEIGHT].max())
     first, last = (int(c) for c in np.nonzero(lines.any(axis=0))[0][[0, -1]])
     crossing = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((thickness + 4, 1), np.uint8))
@@ -140,7 +141,7 @@ def remove_lines(image: np.ndarray) -> np.ndarray:
     )
     sides = cv2.dilate(sides * ends[None, :].astype(np.uint8), np.ones((1, 3), np.uint8))
     erase = (lines | sides) > 0
-    rule = float(np.median(gray[np.isin(labels, long)]))  # the lines' own grey
+    rule = float(np.median(gray[on_lines]))  # the lines' own grey
     erase &= gray >= rule - DARKER_THAN_RULE * (paper - darkest)
     out = gray.copy()
     out[erase] = round(paper)

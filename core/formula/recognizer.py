@@ -190,12 +190,11 @@ class Recognizer:
         batch = torch.zeros(len(inputs), 1, self.config.height, max(widths))
         for i, x in enumerate(inputs):
             batch[i, 0, :, : x.shape[1]] = torch.from_numpy(x)
-        lengths = [w // self.config.stride for w in widths]
+        lengths = self.model.output_lengths(torch.tensor(widths))
         with self.device.autocast():
-            own = torch.tensor(lengths) if alone else None
-            log_probs = self.model(batch.to(self.device.torch), own)
+            log_probs = self.model(batch.to(self.device.torch), lengths if alone else None)
         log_probs = log_probs.float().cpu().numpy()
-        return [log_probs[: lengths[i], i] for i in range(len(inputs))]
+        return [log_probs[: int(lengths[i]), i] for i in range(len(inputs))]
 
     def recognize(
         self,
