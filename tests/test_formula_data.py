@@ -251,20 +251,49 @@ def test_augment_keeps_the_format_and_is_seeded():
     a = augment.augment(image, np.random.default_rng(1))
     b = augment.augment(image, np.random.default_rng(1))
     assert np.array_equal(a, b)
-    assert a.dtype == np.uint8 and a.shape[0] == 60 and a.shape[2] == 3
+    assert a.dtype == np.uint8 and a.shape[0] >= 60 and a.shape[2] == 3
+    heights = {augment.augment(image, np.random.default_rng(s)).shape[0] for s in range(40)}
+    assert 60 in heights and len(heights) > 1  # some go on a larger sheet
     assert np.array_equal(augment.augment(image, np.random.default_rng(1), strength=0), image)
     widths = {augment.augment(image, np.random.default_rng(s)).shape[1] for s in range(40)}
     assert len(widths) > 1  # other widths happen
 
 
-def test_augment_never_mirrors():
-    """Mirroring would put the ink mass of '(1' on the other side; check many draws."""
+def test_augment_never_mirrors(monkeypatch: pytest.MonkeyPatch):
+    """Mirroring would put the ink mass of '(1' on the other side; check many draws (not
+    moved on a larger sheet, which `test_reframe_...` checks)."""
+    monkeypatch.setattr(augment, "REFRAME_SHARE", 0.0)
     image = np.full((60, 180, 3), 255, np.uint8)
     image[:, :40] = 0  # ink on the left only
     for seed in range(100):
         out = augment.augment(image, np.random.default_rng(seed)).mean(axis=(0, 2))
         third = len(out) // 3
         assert out[:third].mean() < out[-third:].mean()
+
+
+def test_reframe_puts_the_image_on_its_own_paper_and_the_trim_takes_it_off():
+    """The image lies whole somewhere on a larger sheet of its border's colour; the default
+    steps then read the formula about as large as they read the image itself."""
+    image = synth.render("(4*8)+8=40", random.Random(2), "printed")
+    image = np.where(image > 250, np.uint8(235), image)  # darker paper
+    paper = np.median(preprocess.edges(image, 1), axis=0)
+    for seed in range(8):
+        sheet = augment.reframe(image, np.random.default_rng(seed))
+        assert sheet.shape[0] >= 60 and sheet.shape[1] >= image.shape[1] and sheet.ndim == 3
+        found = cv2.matchTemplate(sheet, image, cv2.TM_SQDIFF)
+        y, x = np.unravel_index(found.argmin(), found.shape)
+        h, w = image.shape[:2]
+        assert np.array_equal(sheet[y : y + h, x : x + w], image)  # not flipped or scaled
+        around = np.ones(sheet.shape[:2], bool)
+        around[y : y + h, x : x + w] = False
+        assert (sheet[around] == paper).all()  # the border's colour
+
+        def ink_rows(picture: np.ndarray) -> int:
+            return int((preprocess.for_model(picture).min(axis=1) < 0.5).sum())
+
+        assert ink_rows(sheet) >= ink_rows(image) - 4
+    wide = [augment.reframe(image, np.random.default_rng(s)).shape[1] for s in range(30)]
+    assert max(wide) > image.shape[1] + 5 * 60  # sometimes a formula small on a page
 
 
 def test_small_print_and_uneven_light_augmentations():

@@ -2,7 +2,8 @@
 
 Small geometric jitter, elastic distortion, blur, noise, other resolutions and widths, so
 that a 120×40 photo reads like a 180×60 original; small print without anti-aliasing
-(`small_print`); uneven light (`lighting`); and what users do to real images before
+(`small_print`); uneven light (`lighting`); loose crops, a formula on a larger sheet of its
+paper (`reframe`); and what users do to real images before
 they read them (`clean`): global, Otsu and adaptive thresholding, strokes thickened or
 thinned, median and Gaussian filters, opening and closing, speckle left after binarising,
 JPEG, other ink and paper colours; and the app's own optional steps (`app_steps`: median,
@@ -86,6 +87,32 @@ def lighting(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if image.ndim == 3:
         field = field[..., None]
     return np.clip(image * field, 0, 255).astype(np.uint8)
+
+
+#: The share of training images (at strength 1) that `reframe` puts on a larger sheet.
+REFRAME_SHARE = 0.15
+#: `reframe`'s margins as multiples of the image's height: each side drawn on its own,
+#: left and right up to `REFRAME_SIDE`, top and bottom up to `REFRAME_TOP`; a third of the
+#: time all of them up to `REFRAME_WIDE` times larger (a formula small on a page).
+REFRAME_SIDE, REFRAME_TOP, REFRAME_WIDE = 2.5, 1.2, 3.0
+
+
+def reframe(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`image` on a larger sheet of its own paper (its border's median colour): the loose
+    crop a user makes of a page or a screenshot. The default *Crop or pad margins* step then
+    trims it as it trims a user's image, so the model learns the framing that step gives
+    rather than only the generator's own."""
+    height = image.shape[0]
+    scale = rng.uniform(1.0, REFRAME_WIDE) if rng.random() < 1 / 3 else 1.0
+    left, right = (round(height * scale * rng.uniform(0, REFRAME_SIDE)) for _ in range(2))
+    top, bottom = (round(height * scale * rng.uniform(0, REFRAME_TOP)) for _ in range(2))
+    border = preprocess.edges(image, 1)
+    paper = np.median(border, axis=0).astype(image.dtype)
+    shape = (height + top + bottom, image.shape[1] + left + right) + image.shape[2:]
+    sheet = np.empty(shape, image.dtype)
+    sheet[:] = paper
+    sheet[top : top + height, left : left + image.shape[1]] = image
+    return sheet
 
 
 def _stretch(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -275,6 +302,8 @@ def augment(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) 
         image = _resolution(image, rng)
     if maybe(0.3):
         image = _stretch(image, rng)
+    if maybe(REFRAME_SHARE):  # after the distortions, which are sized to the formula
+        image = reframe(image, rng)
     if maybe(0.2):
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.0))
     if maybe(0.2):
