@@ -1,7 +1,8 @@
 """Loosely cropped formula images: sequence accuracy with and without cropping, on images
 as drawn and with paper margins added around them, and on the real Baidu samples likewise.
 
-    python -m benchmarks.formula_margins [--model M] [--count 1000] [--seed 515151]
+    python -m benchmarks.formula_margins [--baseline B] [--model M ...] [--count 1000]
+        [--seed 515151]
 
 The margins are what a user's own crop leaves: paper of the image's own colour added on each
 side, left and right 0.5–2 times the image's height, top and bottom 0.2–1 times (drawn per
@@ -9,7 +10,8 @@ image from the seed); wide margins, three times those, are a formula small on a 
 screenshot. The same images are read nine ways in one run: as drawn, with margins or with
 wide margins, each without the *Crop or pad margins* step (the former default, the
 baseline), with the default preprocessing (which trims loose margins), and with *Crop to
-ink* always on.
+ink* always on. With `--baseline` and `--model`, each model reads the same images in turn,
+one table each.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def _greedy(log_probs: np.ndarray) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(SHIPPED_MODEL))
+    parser.add_argument("--baseline", help="a model to compare against, read first")
+    parser.add_argument("--model", action="append", help="models to read (default shipped)")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=515151)
     parser.add_argument("--share", type=float, default=preprocess.LOOSE_SHARE,
@@ -72,10 +75,15 @@ def main() -> None:
                         "%(default)s)")  # fmt: skip
     args = parser.parse_args()
     preprocess.LOOSE_SHARE = args.share
-    recognizer = Recognizer.load(args.model)
     print(machine())
+    models = ([args.baseline] if args.baseline else []) + (args.model or [str(SHIPPED_MODEL)])
+    for model in models:
+        _tables(Recognizer.load(model), Path(model), args)
+
+
+def _tables(recognizer: Recognizer, model: Path, args: argparse.Namespace) -> None:
     print(
-        f"\nModel {Path(args.model).name}, {args.count:,} images a row, seed {args.seed}, "
+        f"\nModel {model}, {args.count:,} images a row, seed {args.seed}, "
         f"trim below {args.share:g} of the image.\n"
     )
     print("| style | formulas | images | " + " | ".join(
