@@ -70,8 +70,11 @@ def small_print(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(cv2.resize(binary, (w, h), interpolation=up), cv2.COLOR_GRAY2RGB)
 
 
-#: `small_print`'s line heights in pixels: a screenshot of 8–12 pt text.
-SMALL_PRINT = (14, 26)
+#: The share of training images (at strength 1) that `small_print` prints small.
+SMALL_PRINT_SHARE = 0.08
+#: `small_print`'s line heights in pixels: a screenshot of 8–12 pt text (8 pt on a 96 dpi
+#: screen is 11 px).
+SMALL_PRINT = (11, 26)
 
 
 def lighting(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -296,7 +299,7 @@ def augment(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) 
         image = _affine(image, rng)
     if maybe(0.25):
         image = _elastic(image, rng)
-    if maybe(0.06):
+    if maybe(SMALL_PRINT_SHARE):
         image = small_print(image, rng)
     elif maybe(0.3):
         image = _resolution(image, rng)
