@@ -532,6 +532,24 @@ def test_a_grey_rule_along_a_minus_is_erased_and_the_minus_kept():
     assert (preprocess.remove_lines(black)[row, x : x + width] < 128).mean() < 0.1
 
 
+def test_a_grey_rule_through_the_writing_is_erased(monkeypatch: pytest.MonkeyPatch):
+    """On lined paper a rule can run through the middle of the line of writing, where the
+    glyphs of a bold face crowd it on both sides: a thin grey line is a rule all the same."""
+    black = preprocess.binarize_otsu(_printed("(4*8)-1=31"))
+    plain = cv2.erode(black, np.ones((3, 3), np.uint8))  # bold
+    share = (plain < 128).mean(axis=1)  # of each row in ink
+    row = max(range(2, len(share) - 2), key=lambda r: min(share[r - 2], share[r + 2]))
+    ruled = plain.copy()
+    ruled[row] = np.minimum(ruled[row], 150)
+    paper = plain[row] > 200  # the rule's pixels between the glyphs
+    cleaned = preprocess.remove_lines(ruled)
+    assert (cleaned[row, paper] > 200).mean() > 0.95
+    ink = plain < 128
+    assert (cleaned < 128)[ink].mean() > 0.98  # the glyphs that cross it are kept
+    monkeypatch.setattr(preprocess, "GREY_RULE", 9.0)  # only rules with paper beside them
+    assert preprocess.remove_lines(ruled) is ruled
+
+
 def test_line_removal_leaves_formulas_without_lines_alone():
     for text, style in (("(4*8)-1=31", "printed"), ("7+3*0", "captcha"), ("5-6+2", "strokes")):
         gray = preprocess.to_gray(synth.render(text, random.Random(4), style))

@@ -88,6 +88,12 @@ LINE_INK = 0.25
 #: pixels this share of the paper-to-darkest range darker than the line's own grey are kept:
 #: rules, borders and lined paper are often grey, the writing black.
 DARKER_THAN_RULE = 0.2
+#: A thin run of ink (`GREY_RULE_THICKNESS` of the height, 2 px at least) whose lighter
+#: quarter is at least this share of the way from the darkest to the paper is a grey rule,
+#: even where the glyphs crowd it on both sides (a rule through a bold line of writing):
+#: writing is black where its strokes run together.
+GREY_RULE = 0.4
+GREY_RULE_THICKNESS = 0.06
 
 
 def remove_lines(image: np.ndarray) -> np.ndarray:
@@ -121,7 +127,8 @@ def remove_lines(image: np.ndarray) -> np.ndarray:
     long = [
         i
         for i in range(1, count)
-        if stats[i, cv2.CC_STAT_WIDTH] >= reach and _rule_like(dark, stats[i])
+        if stats[i, cv2.CC_STAT_WIDTH] >= reach
+        and (_rule_like(dark, stats[i]) or _grey_rule(gray, labels == i, paper, darkest))
     ]
     if not long:
         return image
@@ -159,6 +166,14 @@ def _rule_like(dark: np.ndarray, box: np.ndarray) -> bool:
         inside = 0 <= row < dark.shape[0]
         shares.append(1.0 - float(dark[row, x : x + width].mean()) if inside else 1.0)
     return max(shares) >= RULE_SIDES[0] and min(shares) >= RULE_SIDES[1]
+
+
+def _grey_rule(gray: np.ndarray, run: np.ndarray, paper: float, darkest: float) -> bool:
+    """Whether a long run of ink (`run`, a mask) is a thin line of grey (`GREY_RULE`)."""
+    rows = np.nonzero(run.any(axis=1))[0]
+    if rows[-1] + 1 - rows[0] > max(2, round(GREY_RULE_THICKNESS * gray.shape[0])):
+        return False
+    return float(np.percentile(gray[run], 75)) >= darkest + GREY_RULE * (paper - darkest)
 
 
 def binarize_otsu(image: np.ndarray) -> np.ndarray:
