@@ -588,9 +588,9 @@ STEPS: tuple[Step, ...] = (
         remove_lines,
         True,
         tip=f"Erases straight lines at least {LINE_LENGTH:g}× the image's height long "
-        f"across {LINE_REACH:.0%} of the formula (rules, underlines, a table cell's borders) "
-        "and the sides of a frame, keeping the strokes that cross them; images without "
-        "them are left as they are",
+        f"across {LINE_REACH:.0%} of the formula (rules, grey ones through the writing too, "
+        "underlines, a table cell's borders) and the sides of a frame, keeping the strokes "
+        "that cross them; images without them are left as they are",
     ),
     Step(
         "median",
