@@ -4,19 +4,20 @@ black on white with a plain margin, not by the printed style's renderer, then ch
 way screens, scans and users change them.
 
     python -m benchmarks.formula_printed [--baseline OLD.pt] [--model NEW.pt] [--count 500]
-        [--unseen-fonts FOLDER] [--without STEP] [--padded]
+        [--seed 5151] [--unseen-fonts FOLDER] [--without STEP] [--padded]
 
 The faces are every font file of the families in `core.formula.fonts.UNSEEN_FONTS` found
 where Debian installs them (or under `--unseen-fonts`): no style draws with any of them.
-Formulas come from seed 5151, one in three each of level 1, general and equations, and the
-face cycles through the files. `VARIANTS` names the changes: as set at 40 px, spaced around
-the operators, light on dark, coloured, in small print (14 px, read scaled up), large
-(120 px), JPEG of quality 25, cut to the ink, tilted and blurred, binarised with Otsu's
-threshold; and with lines: in a frame (a table cell), ruled above and below (a table row),
-underlined, boxed on a page, on ruled paper; smaller print (12 px), small print without
-anti-aliasing (16 px), lit unevenly by a lamp. Every model reads the same images with its
-default steps; `--without STEP` reads the first without that default step (the pipeline
-before it), `--padded` its batches as one padded tensor (before each image read as alone).
+Formulas come from seed 5151 (`--seed`: another draw of the same variants), one in three
+each of level 1, general and equations, and the face cycles through the files. `VARIANTS`
+names the changes: as set at 40 px, spaced around the operators, light on dark, coloured,
+in small print (14 px, read scaled up), large (120 px), JPEG of quality 25, cut to the
+ink, tilted and blurred, binarised with Otsu's threshold; and with lines: in a frame (a
+table cell), ruled above and below (a table row), underlined, boxed on a page, on ruled
+paper; smaller print (12 px), small print without anti-aliasing (16 px), lit unevenly by
+a lamp. Every model reads the same images with its default steps; `--without STEP` reads
+the first without that default step (the pipeline before it), `--padded` its batches as
+one padded tensor (before each image read as alone).
 """
 
 from __future__ import annotations
@@ -187,6 +188,7 @@ def main() -> None:
     parser.add_argument("--baseline", help="a model to compare against, read first")
     parser.add_argument("--model", action="append", help="models to read (default shipped)")
     parser.add_argument("--count", type=int, default=500, help="formulas a variant")
+    parser.add_argument("--seed", type=int, default=SEED, help="the formulas' and variants' seed")
     parser.add_argument("--unseen-fonts", type=Path, help="folder holding the unseen fonts")
     add_without(parser)
     options = parser.parse_args()
@@ -196,12 +198,13 @@ def main() -> None:
     paths = [*([options.baseline] if options.baseline else []), *(options.model or [SHIPPED_MODEL])]
     recognizers, names = readers(paths, options.without, options.padded)
     print(
-        f"{machine()} · {len(files)} font files · {options.count} formulas a variant, seed {SEED}\n"
+        f"{machine()} · {len(files)} font files · {options.count} formulas a variant, "
+        f"seed {options.seed}\n"
     )
     print("| variant | " + " | ".join(names) + " | errors of the last |")
     print("| --- | " + " | ".join("---:" for _ in names) + " | --- |")
     for variant, make in VARIANTS.items():
-        rng = random.Random(SEED)
+        rng = random.Random(options.seed)
         images, truths = [], []
         for index in range(options.count):
             text = expressions.sample(rng, FORMS[index % 3]).text
