@@ -359,6 +359,30 @@ def test_a_formula_in_a_table_cell_is_read_without_the_cell_borders(formulas, qt
     assert bench.read.last_recognition.text != text
 
 
+def test_a_bold_formula_on_lined_paper_is_read_without_the_rules(formulas, qtbot, tmp_path):
+    """Grey rules 22 px apart, one through the middle of bold writing, where the glyphs
+    crowd it on both sides: the preview shows it erased, and the minus beside it stays a
+    minus (read as `=` while the rule stayed)."""
+    _window, bench = formulas
+    text = "9-8-(0+4)-1"
+    gray = cv2.cvtColor(synth.render(text, random.Random(1), "printed"), cv2.COLOR_RGB2GRAY)
+    bold = cv2.erode(np.where(gray < 160, 0, 255).astype(np.uint8), np.ones((3, 3), np.uint8))
+    share = (bold < 128).mean(axis=1)
+    row = max(range(2, len(share) - 2), key=lambda r: min(share[r - 2], share[r + 2]))
+    ruled = bold.copy()
+    ruled[row % 22 :: 22] = np.minimum(ruled[row % 22 :: 22], 150)
+    path = tmp_path / "lined.png"
+    cv2.imwrite(str(path), ruled)
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    stages = dict(bench.read.last_recognition.stages)
+    between = bold[row] > 200  # the rule's pixels between the glyphs
+    assert (stages["Grayscale"][row, between] == 150).all()  # the rule is there
+    assert (stages["Remove ruled lines"][row, between] > 200).mean() > 0.8  # and gone
+    assert bench.read.last_recognition.text == text
+    assert "grey ones through the writing" in bench.read.preprocess.boxes["lines"].toolTip()
+
+
 def test_pasting_or_dropping_an_image_reads_it(formulas, qtbot, tmp_path):
     _window, bench = formulas
     image = synth.render("7+3*0", random.Random(4), "captcha")
