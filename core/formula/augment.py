@@ -2,14 +2,13 @@
 
 Small geometric jitter, elastic distortion, blur, noise, other resolutions and widths, so
 that a 120×40 photo reads like a 180×60 original; small print without anti-aliasing
-(`small_print`); uneven light (`lighting`); loose crops, a formula on a larger sheet of its
-paper (`reframe`); and what users do to real images before
-they read them (`clean`): global, Otsu and adaptive thresholding, strokes thickened or
-thinned, median and Gaussian filters, opening and closing, speckle left after binarising,
-JPEG, other ink and paper colours; and the app's own optional steps (`app_steps`: median,
-Gaussian, opening, closing, deskew), so that turning one on in the Read tab shows the model
-nothing new. Never a flip, never a large rotation: they turn 6 into 9
-and + into ×.
+(`small_print`); uneven light (`lighting`); loose crops, a formula on a larger sheet of
+its paper (`reframe`); and what users do to real images before they read them (`clean`):
+global, Otsu and adaptive thresholding, strokes thickened or thinned, median and Gaussian
+filters, opening and closing, speckle left after binarising, JPEG, other ink and paper
+colours; and the app's own optional steps (`app_steps`: median, Gaussian, opening,
+closing, deskew), so that turning one on in the Read tab shows the model nothing new.
+Never a flip, never a large rotation: they turn 6 into 9 and + into ×.
 
 Each operation is one OpenCV call (the library the field uses for these); no augmentation
 library offers Otsu or adaptive thresholding as a transform, and torchvision's v2

@@ -100,9 +100,10 @@ def remove_lines(image: np.ndarray) -> np.ndarray:
     """Ruled lines, underlines and frames erased to the paper: a screenshot of a table cell,
     a formula on lined paper or in a box. Lines are long straight runs of ink
     (`LINE_LENGTH`) across the formula (`LINE_REACH`) with paper beyond them
-    (`RULE_SIDES`); where a symbol's stroke crosses a line, the stroke is kept. A frame's
-    sides count only with its top or bottom (`FRAME_SIDE`), so that a tall digit at the edge
-    of a tight crop stays. Images without lines are returned as they are."""
+    (`RULE_SIDES`) or thin and grey (`GREY_RULE`); where a symbol's stroke crosses a line,
+    the stroke is kept. A frame's sides count only with its top or bottom (`FRAME_SIDE`),
+    so that a tall digit at the edge of a tight crop stays. Images without lines are
+    returned as they are."""
     gray = _gray(image)
     height, width = gray.shape
     length = max(8, round(LINE_LENGTH * height))
