@@ -19,7 +19,7 @@ from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL
 from core.jobs import CancelToken, drive
 from gui.widgets.common import to_qimage
 from tests.conftest import shared_data
-from tests.test_formula_data import cut_to_the_ink, pale_under_dots
+from tests.test_formula_data import cut_to_the_ink, on_a_sheet, pale_under_dots
 
 pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
 
@@ -293,6 +293,20 @@ def test_a_small_formula_on_a_large_page_is_cropped_and_read(formulas, qtbot, tm
     stages = dict(bench.read.last_recognition.stages)
     assert stages["Crop or pad margins"].shape[0] < page.shape[0] / 4
     assert bench.read.last_recognition.text == "(4*8)+8"
+
+
+def test_a_captcha_on_a_large_sheet_is_read_whole(formulas, qtbot, tmp_path):
+    """A loose crop of a captcha image: the crop keeps its pale first glyph (read
+    `*(1*8)` when the crop looked only once)."""
+    _window, bench = formulas
+    image = synth.render("7*(1*8)", random.Random(39), "captcha")
+    path = tmp_path / "loose.png"
+    cv2.imwrite(str(path), cv2.cvtColor(on_a_sheet(image, 240, 120), cv2.COLOR_RGB2BGR))
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    stages = dict(bench.read.last_recognition.stages)
+    assert stages["Crop or pad margins"].shape[0] < 100  # cropped from 300 px
+    assert bench.read.last_recognition.text == "7*(1*8)"
 
 
 def test_paper_above_and_below_a_formula_is_cropped_and_it_is_read(formulas, qtbot, tmp_path):

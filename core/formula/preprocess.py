@@ -401,7 +401,8 @@ TIGHT_EDGE, TIGHT_SIDE, TIGHT_PAD = 0.05, 0.25, 0.1
 
 def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
     """Crop to the ink (`crop_to_ink`) only when the image is loosely cropped: the box of its
-    blobs large enough to be ink covers less than `share` of it. Cut the paper above and
+    blobs large enough to be ink covers less than `share` of it (the formula looked for
+    again around that box, `_look_again`). Cut the paper above and
     below a formula less tall than `LOW_SHARE` of the image to `LOW_MARGIN`. Pad an image
     cut out to its ink with its own paper (`TIGHT_PAD`). Any other image is left as it is,
     since cropping one the model already reads well costs accuracy."""
@@ -412,7 +413,7 @@ def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
     height, width = image.shape[:2]
     covered = (bottom - top) * (right - left) / (height * width)
     if covered < (LOOSE_SHARE if share is None else share):
-        return _crop_and_pad(image, grown, CROP_MARGIN, CROP_ASPECT)
+        return _crop_and_pad(*_look_again(image, grown), CROP_MARGIN, CROP_ASPECT)
     tall = grown[1] - grown[0]
     if tall < LOW_SHARE * height:
         pad = round(LOW_MARGIN * tall)
@@ -424,6 +425,25 @@ def trim_margins(image: np.ndarray, share: float | None = None) -> np.ndarray:
         if first <= edge and last >= height - edge and start <= side and end >= width - side:
             return pad_with_paper(image, max(1, round(TIGHT_PAD * height)))
     return image
+
+
+#: A loose image's formula is looked for again in the part of the image around the box first
+#: found, this many times the box's height beyond it at the sides and above and below.
+AGAIN_SIDES, AGAIN_ROWS = 1.5, 0.5
+
+
+def _look_again(image: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
+    """The part of `image` around `box` (`AGAIN_SIDES`, `AGAIN_ROWS`) and the formula's box
+    found in it. On a large sheet a blob must cover more pixels to count as ink, so pale or
+    thin glyphs at a formula's ends (a captcha's, a pen's) can be left out of the first box;
+    in the part around it they count as they do in the image as drawn."""
+    top, bottom, left, right = box
+    reach = bottom - top
+    rows = max(0, top - round(AGAIN_ROWS * reach)), bottom + round(AGAIN_ROWS * reach)
+    cols = max(0, left - round(AGAIN_SIDES * reach)), right + round(AGAIN_SIDES * reach)
+    part = image[rows[0] : rows[1], cols[0] : cols[1]]
+    boxes = _ink_boxes(part)
+    return (part, boxes[1]) if boxes is not None else (image, box)
 
 
 def pad_with_paper(image: np.ndarray, pad: int) -> np.ndarray:
