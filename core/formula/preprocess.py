@@ -581,7 +581,7 @@ class Step:
 #: measured accuracy (python -m benchmarks.formula_robustness, docs/benchmarks.md): the
 #: Read tab says so when one is on. Steps not named here read at least as well.
 COSTS: dict[str, str] = {
-    "median": "the default model reads 98.6 % of captcha images (99.2 % without it), 98.3 % "
+    "median": "the default model reads 98.6 % of captcha images (99.2 % without it), 98.4 % "
     "of mixed styles (99.3 %), 99.7 % of printed ones (99.8 %)",
     "gaussian": "the default model reads 98.8 % of captcha images (99.2 % without it), "
     "99.2 % of mixed styles (99.3 %)",
@@ -591,7 +591,7 @@ COSTS: dict[str, str] = {
     "adaptive": "the default model reads 98.1 % of captcha images (99.2 % without it), "
     "98.8 % of mixed styles (99.3 %), 99.4 % of printed ones (99.8 %); for uneven "
     "lighting only",
-    "open": "the default model reads 98.9 % of mixed styles (99.3 % without it), 99.7 % of "
+    "open": "the default model reads 99.0 % of mixed styles (99.3 % without it), 99.7 % of "
     "printed ones (99.8 %)",
     "close": "the default model reads 98.9 % of mixed styles (99.3 % without it)",
     "deskew": "the default model reads 98.8 % of captcha images (99.2 % without it), 98.9 % "
