@@ -480,6 +480,7 @@ def test_a_loose_captcha_is_cropped_with_its_pale_glyphs(monkeypatch: pytest.Mon
     sheet = on_a_sheet(image, 240, 120)
     as_drawn = preprocess.crop_to_ink(image)
     assert np.array_equal(preprocess.trim_margins(sheet), as_drawn)  # as if cut from it
+    assert np.array_equal(preprocess.crop_to_ink(sheet), as_drawn)  # the optional step too
 
     def ink(picture: np.ndarray) -> int:
         return int((preprocess.to_gray(picture) < 160).sum())
@@ -487,6 +488,7 @@ def test_a_loose_captcha_is_cropped_with_its_pale_glyphs(monkeypatch: pytest.Mon
     monkeypatch.setattr(preprocess, "_look_again", lambda image, box: (image, box))
     once = preprocess.trim_margins(sheet)
     assert not np.array_equal(once, as_drawn) and ink(once) < 0.95 * ink(as_drawn)  # the 7 cut
+    assert not np.array_equal(preprocess.crop_to_ink(sheet), as_drawn)
 
 
 def _bars(width: int, height: int = 60) -> np.ndarray:

@@ -354,11 +354,12 @@ CROP_MARGIN, CROP_ASPECT = 0.15, 2.0
 def crop_to_ink(
     image: np.ndarray, margin: float = CROP_MARGIN, min_aspect: float = CROP_ASPECT
 ) -> np.ndarray:
-    """Crops to the formula (`ink_box`) and pads with paper: `margin` of the ink's height on
-    each side, and wider when needed so the result is at least `min_aspect` times as wide as
-    high (as the training images are)."""
+    """Crops to the formula (`ink_box`, looked for again around the box first found:
+    `_look_again`) and pads with paper: `margin` of the ink's height on each side, and
+    wider when needed so the result is at least `min_aspect` times as wide as high (as the
+    training images are)."""
     box = ink_box(image)
-    return image if box is None else _crop_and_pad(image, box, margin, min_aspect)
+    return image if box is None else _crop_and_pad(*_look_again(image, box), margin, min_aspect)
 
 
 def _crop_and_pad(image: np.ndarray, box: Box, margin: float, min_aspect: float) -> np.ndarray:
