@@ -41,13 +41,9 @@ WAYS = {
 def with_margins(image: np.ndarray, rng: random.Random, scale: float = 1.0) -> np.ndarray:
     """`image` on a larger sheet of its own paper colour (the median of its border)."""
     height = image.shape[0]
-    paper = np.median(preprocess.edges(image, 1), axis=0).astype(image.dtype)
     left, right = (round(height * rng.uniform(0.5, 2.0) * scale) for _ in range(2))
     top, bottom = (round(height * rng.uniform(0.2, 1.0) * scale) for _ in range(2))
-    sheet = np.empty((height + top + bottom, image.shape[1] + left + right, 3), image.dtype)
-    sheet[:] = paper
-    sheet[top : top + height, left : left + image.shape[1]] = image
-    return sheet
+    return preprocess.pad_with_paper(image, (top, bottom, left, right))
 
 
 def read(recognizer: Recognizer, images: list[np.ndarray], steps) -> list[str]:

@@ -464,12 +464,7 @@ def test_a_small_formula_on_a_large_page_is_cropped_whole_without_the_dots_off_i
 def on_a_sheet(image: np.ndarray, side: int, above: int) -> np.ndarray:
     """`image` on a larger sheet of its border's colour, `side` px of it left and right and
     `above` px above and below: a user's loose crop of a page."""
-    height, width = image.shape[:2]
-    paper = np.median(preprocess.edges(image, 1), axis=0).astype(np.uint8)
-    sheet = np.empty((height + 2 * above, width + 2 * side, 3), np.uint8)
-    sheet[:] = paper
-    sheet[above : above + height, side : side + width] = image
-    return sheet
+    return preprocess.pad_with_paper(image, (above, above, side, side))
 
 
 def test_a_loose_captcha_is_cropped_with_its_pale_glyphs(monkeypatch: pytest.MonkeyPatch):

@@ -108,13 +108,7 @@ def reframe(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     scale = rng.uniform(1.0, REFRAME_WIDE) if rng.random() < 1 / 3 else 1.0
     left, right = (round(height * scale * rng.uniform(0, REFRAME_SIDE)) for _ in range(2))
     top, bottom = (round(height * scale * rng.uniform(0, REFRAME_TOP)) for _ in range(2))
-    border = preprocess.edges(image, 1)
-    paper = np.median(border, axis=0).astype(image.dtype)
-    shape = (height + top + bottom, image.shape[1] + left + right) + image.shape[2:]
-    sheet = np.empty(shape, image.dtype)
-    sheet[:] = paper
-    sheet[top : top + height, left : left + image.shape[1]] = image
-    return sheet
+    return preprocess.pad_with_paper(image, (top, bottom, left, right))
 
 
 def _stretch(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

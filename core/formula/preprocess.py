@@ -447,11 +447,13 @@ def _look_again(image: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
     return (part, boxes[1]) if boxes is not None else (image, box)
 
 
-def pad_with_paper(image: np.ndarray, pad: int) -> np.ndarray:
-    """`image` with `pad` px on every side in the colour of its paper (its edges' median)."""
+def pad_with_paper(image: np.ndarray, pad: int | tuple[int, int, int, int]) -> np.ndarray:
+    """`image` with `pad` px on every side (or (top, bottom, left, right) px) in the colour
+    of its paper (its edges' median)."""
+    top, bottom, left, right = (pad,) * 4 if isinstance(pad, int) else pad
     paper = np.median(edges(image, 1), axis=0)
     value = float(paper) if image.ndim == 2 else tuple(float(v) for v in paper)
-    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=value)
+    return cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=value)
 
 
 #: `thin_bold` thins a binary image's strokes while they are wider than this share of its
