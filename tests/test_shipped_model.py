@@ -1,12 +1,14 @@
 """The model Labelscope ships, loaded the way the app loads it."""
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from core.formula import preprocess
+from core.formula import ctc, preprocess
 from core.formula.crnn import CRNNConfig
 from core.formula.fonts import font, font_paths
 from core.formula.generate import GenerateConfig, make_one
@@ -205,3 +207,64 @@ def test_binarising_pale_writing_under_noise_dots_reads_it(recognizer):
         assert recognizer.recognize(preprocess.binarize_otsu(pale)).text != "(4*8)+8"
         with_step = recognizer.recognize(pale, steps=preprocess.DEFAULT | {"otsu"})
         assert with_step.text == "(4*8)+8"
+
+
+def binarised_thick(image: np.ndarray) -> np.ndarray:
+    """What a user's cleaning may do: a global threshold 70 % of the way from the ink to
+    the paper, then strokes thickened by a 3×3 cross."""
+    gray = preprocess.to_gray(image)
+    ink, _, paper, _ = preprocess.levels(gray)
+    _, binary = cv2.threshold(gray, ink + 0.7 * (paper - ink), 255, cv2.THRESH_BINARY)
+    return cv2.erode(binary, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
+
+
+def plus_read_as_times() -> tuple[np.ndarray, str]:
+    """A binarised captcha `(8+2)+5` whose first greedy reading takes the small `+` for a
+    `*`; read at other widths it is a `+`."""
+    item, _, image = make_one(GenerateConfig(8, style="captcha", form="level1", seed=4242), 6)
+    return binarised_thick(np.asarray(image)), item.text
+
+
+def test_summed_log_probs_are_the_reference_summed():
+    from core.formula.recognizer import summed_log_probs
+
+    rng = np.random.default_rng(3)
+    posteriors = [np.log(rng.dirichlet(np.ones(17), size=steps)) for steps in (20, 14, 9)]
+    texts = ["", "1+2", "11", "(4*8)+8", "1" * 6]
+    summed = summed_log_probs(posteriors, texts)
+    for text, value in zip(texts, summed, strict=True):
+        reference = sum(ctc.log_prob(lp, text) for lp in posteriors)
+        if np.isfinite(reference):
+            assert value == pytest.approx(reference, rel=1e-5)
+        else:  # six 1s need eleven steps: they do not fit the nine
+            assert value == -np.inf and text == "1" * 6
+
+
+def test_an_unsure_reading_is_read_again_at_other_widths(recognizer):
+    from core.formula.recognizer import LOOK_AGAIN_WIDTHS
+
+    image, truth = plus_read_as_times()
+    assert recognizer.read_batch([image], look_again=False) == ["(8*2)+5"]
+    assert recognizer.read_batch([image]) == [truth]
+    result = recognizer.recognize(image)
+    look = result.second_look
+    assert look is not None and look.changed and np.exp(look.first_log_prob) < 0.9
+    assert look.first_log_prob == pytest.approx(ctc.log_prob(result.log_probs, "(8*2)+5"))
+    assert look.widths == (1.0, *LOOK_AGAIN_WIDTHS) and look.readings[0] == "(8*2)+5"
+    assert result.text == truth == max(look.scores, key=look.scores.get)
+    # the symbols are the second look's reading aligned on the image's own posteriors
+    assert "".join(s.symbol for s in result.symbols) == truth
+    spans = [(s.start, s.end) for s in result.symbols]
+    assert all(a < b <= c for (a, b), (c, _) in itertools.pairwise(spans))
+    assert result.to_json()["second_look"]["readings"][0] == "(8*2)+5"
+    once = recognizer.recognize(image, look_again=False)
+    assert once.second_look is None and once.text == "(8*2)+5"
+
+
+def test_a_sure_reading_is_not_read_again(recognizer):
+    item, _, image = make_one(GenerateConfig(8, style="printed", form="level1", seed=4242), 0)
+    result = recognizer.recognize(np.asarray(image))
+    # its best path alone is unsure; summed over every path the reading is sure
+    assert result.greedy.prob < 0.9 < np.exp(ctc.log_prob(result.log_probs, result.text))
+    assert result.second_look is None and result.text == item.text
+    assert "second_look" not in result.timings

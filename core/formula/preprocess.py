@@ -516,6 +516,13 @@ def resize_to_height(image: np.ndarray, height: int = MODEL_HEIGHT) -> np.ndarra
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+def stretch_width(image: np.ndarray, share: float, least: int = 1) -> np.ndarray:
+    """The image at `share` of its width (at least `least` pixels), its height kept."""
+    width = max(least, round(image.shape[1] * share))
+    interpolation = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, image.shape[0]), interpolation=interpolation)
+
+
 #: `normalize`: the ink level is this percentile of the pixels darker than the paper.
 INK_PERCENTILE = 20.0
 #: `normalize` puts the ink level at least this many grey levels below the paper.

@@ -3,6 +3,7 @@ decode, and return everything the GUI and the CLI show as one `Recognition`."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,8 +17,16 @@ from assets import ASSETS_DIR
 from core import checkpoints
 from core.devices import Device, choose
 from core.formula import ctc, preprocess
+from core.formula.alphabet import encode
 from core.formula.crnn import CRNN, MODEL_KIND, CRNNConfig, column_span
-from core.formula.decoding import Constraint, Hypothesis, SymbolSpan, beam_search, greedy
+from core.formula.decoding import (
+    Constraint,
+    Hypothesis,
+    SymbolSpan,
+    beam_search,
+    greedy,
+    with_spans,
+)
 from core.formula.grammar import Formula, GrammarError, parse
 from core.images import ImageProblem, read_image
 
@@ -29,6 +38,29 @@ SHIPPED_LARGE_MODEL = ASSETS_DIR / "models" / "formula_crnn_large.pt"
 SHIPPED_MODELS = {"small": SHIPPED_MODEL, "large": SHIPPED_LARGE_MODEL}
 #: The beam width of `grammatical` readings.
 GRAMMAR_BEAM = 10
+
+
+#: A greedy reading less likely than this (its exact p(text | image)) is read again at other
+#: widths (`Recognizer.look_again`).
+LOOK_AGAIN_BELOW = 0.9
+#: The widths a second look reads the model's input at, as shares of its own width.
+LOOK_AGAIN_WIDTHS = (0.75, 0.87, 1.15, 1.3)
+
+
+@dataclass(frozen=True)
+class SecondLook:
+    """An unsure reading read again at other widths (`Recognizer.look_again`)."""
+
+    widths: tuple[float, ...]  # shares of the model input's width, 1.0 (the input) first
+    readings: tuple[str, ...]  # the greedy reading at each width
+    first_log_prob: float  # the first greedy reading's exact log p(text | image)
+    scores: dict[str, float]  # each reading's log p(text | image) summed over the widths
+    text: str  # the reading the widths together find likeliest
+
+    @property
+    def changed(self) -> bool:
+        """Whether the second look reads otherwise than the input's greedy reading."""
+        return self.text != self.readings[0]
 
 
 @dataclass
@@ -51,6 +83,9 @@ class Recognition:
     # exact log p(top beam reading | image), and that reading's share of the n-best's mass
     sequence_log_prob: float | None = None
     nbest_share: float | None = None
+    # the unsure greedy reading read again at other widths; `text` and `symbols` are then
+    # the second look's reading, aligned on these posteriors
+    second_look: SecondLook | None = None
 
     @property
     def confidences(self) -> tuple[float, ...]:
@@ -87,6 +122,18 @@ class Recognition:
                 for s in self.symbols
             ],
             "path_log_prob": self.greedy.log_prob if self.greedy else None,
+            "second_look": (
+                {
+                    "widths": list(self.second_look.widths),
+                    "readings": list(self.second_look.readings),
+                    "log_probs": {
+                        t: round(v, 6) if math.isfinite(v) else None
+                        for t, v in self.second_look.scores.items()
+                    },
+                }
+                if self.second_look
+                else None
+            ),
             "beams": [{"text": h.text, "log_prob": h.log_prob} for h in self.beams],
             "constrained": [{"text": h.text, "log_prob": h.log_prob} for h in self.constrained],
             "image_size": list(self.image_size),
@@ -207,13 +254,16 @@ class Recognizer:
         grammar: Constraint | bool = True,
         align: bool = False,
         prefer_grammar: bool = False,
+        look_again: bool = True,
     ) -> Recognition:
         """Read one image (RGB or gray uint8). `canvas` for mouse drawings: crops first;
         `steps` chooses the preprocessing (see `stages`), `keep_stages` keeps each step's
         image. With `beam_width`, also the beam search n-best and the n-best under
         `grammar` (the formula grammar, or a FormulaGrammar with a truth weight), the top
         reading's exact probability and share of the n-best; with `align`, the alignment of
-        the top reading (the grammar's first with `prefer_grammar`), so a viewer only draws."""
+        the top reading (the grammar's first with `prefer_grammar`), so a viewer only draws.
+        With `look_again`, an unsure greedy reading is read again at other widths
+        (`look_again`), and `text` and `symbols` are the second look's."""
         start = time.perf_counter()
         problem = shape_problem(image.shape[1], image.shape[0], self.config.height)
         if problem:
@@ -224,10 +274,17 @@ class Recognizer:
         log_probs = self.forward([x])[0]
         forwarded = time.perf_counter()
         best = greedy(log_probs)
+        decoded = time.perf_counter()
+        look = None
+        if look_again:
+            look = self.look_again([image], [log_probs], [best], canvas, steps)[0]
+        reading = best
+        if look is not None and look.changed:
+            reading = with_spans(Hypothesis(look.text, look.scores[look.text]), log_probs)
         done = time.perf_counter()
         result = Recognition(
-            text=best.text,
-            symbols=best.symbols,
+            text=reading.text,
+            symbols=reading.symbols,
             log_probs=log_probs,
             model_input=x,
             image_size=(int(image.shape[1]), int(image.shape[0])),
@@ -236,9 +293,11 @@ class Recognizer:
             timings={
                 "preprocess": (prepared - start) * 1e3,
                 "forward": (forwarded - prepared) * 1e3,
-                "decode": (done - forwarded) * 1e3,
+                "decode": (decoded - forwarded) * 1e3,
+                **({"second_look": (done - decoded) * 1e3} if look else {}),
                 "total": (done - start) * 1e3,
             },
+            second_look=look,
         )
         if beam_width:
             result.beams = beam_search(log_probs, beam_width, nbest)
@@ -260,14 +319,16 @@ class Recognizer:
                 result.alignment = None
         return result
 
-    def recognize_file(self, path: Path | str, grammar: bool = False) -> Recognition:
+    def recognize_file(
+        self, path: Path | str, grammar: bool = False, look_again: bool = True
+    ) -> Recognition:
         """Read an image file; with `grammar`, the text and symbols are the `grammatical`
-        reading's."""
+        reading's; `look_again` as `recognize`."""
         start = time.perf_counter()
         image = read_image(path)
         decoded = time.perf_counter()
         try:
-            result = self.recognize(image)
+            result = self.recognize(image, look_again=look_again and not grammar)
         except ImageProblem as problem:  # refused for its shape: name the file
             raise ImageProblem(path, problem.kind, problem.detail) from None
         if grammar:
@@ -280,18 +341,108 @@ class Recognizer:
         }
         return result
 
-    def read_batch(self, images: list[np.ndarray], grammar: bool = False) -> list[str]:
-        """The texts of many images at once (evaluation, throughput): greedy, or with
-        `grammar` the best reading of the grammar-constrained beam search (see
-        `grammatical`)."""
-        log_probs = self.forward([self.prepare(im) for im in images])
-        return [(grammatical if grammar else greedy)(lp).text for lp in log_probs]
+    def read_batch(
+        self,
+        images: list[np.ndarray],
+        grammar: bool = False,
+        look_again: bool = True,
+        steps: Iterable[str] | None = None,
+        alone: bool = True,
+    ) -> list[str]:
+        """The texts of many images at once (evaluation, throughput): greedy, with
+        `look_again` read again at other widths where unsure, or with `grammar` the best
+        reading of the grammar-constrained beam search (see `grammatical`). `steps` as
+        `stages`, `alone` as `forward`."""
+        log_probs = self.forward([self.prepare(im, steps=steps) for im in images], alone)
+        if grammar:
+            return [grammatical(lp).text for lp in log_probs]
+        readings = [greedy(lp) for lp in log_probs]
+        if not look_again:
+            return [h.text for h in readings]
+        looks = self.look_again(images, log_probs, readings, steps=steps)
+        return [look.text if look else h.text for h, look in zip(readings, looks, strict=True)]
+
+    def look_again(
+        self,
+        images: list[np.ndarray],
+        log_probs: list[np.ndarray],
+        readings: list[Hypothesis],
+        canvas: bool = False,
+        steps: Iterable[str] | None = None,
+    ) -> list[SecondLook | None]:
+        """A second look at each image whose greedy reading (from `log_probs`) is unsure:
+        less likely than `LOOK_AGAIN_BELOW` (its exact p(text | image), over every path).
+        None for the others.
+
+        The image is read again at `LOOK_AGAIN_WIDTHS` of its width, through the same
+        preprocessing (`canvas`, `steps` as `stages`). Each width's greedy reading is a
+        candidate, scored by its exact log p(text | image) summed over all the widths (the
+        widths' readings multiplied as independent views), and the likeliest wins. Where one
+        width blurs a small `+` into a `*` or a thick `1` into a `7`, another often keeps
+        them apart; and a binarised image, stretched, is grey at its edges again, as the
+        photos the model learnt from. A candidate that does not fit some width's time steps
+        scores −inf; when none fits them all, the greedy reading stays."""
+        threshold = math.log(LOOK_AGAIN_BELOW)
+        sure = sequence_log_probs([(lp, h.text) for lp, h in zip(log_probs, readings, strict=True)])
+        unsure = [i for i, log_prob in enumerate(sure) if log_prob < threshold]
+        looks: list[SecondLook | None] = [None] * len(images)
+        if not unsure:
+            return looks
+        views = []
+        for i in unsure:
+            height, width = images[i].shape[:2]
+            least = math.ceil(MIN_MODEL_WIDTH * height / self.config.height)
+            for share in LOOK_AGAIN_WIDTHS:
+                stretched = preprocess.stretch_width(images[i], share, min(width, least))
+                views.append(self.prepare(stretched, canvas, steps))
+        read = self.forward(views)
+        count = len(LOOK_AGAIN_WIDTHS)
+        for k, i in enumerate(unsure):
+            posteriors = [log_probs[i], *read[k * count : (k + 1) * count]]
+            texts = (readings[i].text, *(greedy(lp).text for lp in posteriors[1:]))
+            candidates = list(dict.fromkeys(texts))
+            scores = dict(zip(candidates, summed_log_probs(posteriors, candidates), strict=True))
+            best = max(candidates, key=scores.__getitem__)
+            if not math.isfinite(scores[best]):
+                best = readings[i].text
+            widths = (1.0, *LOOK_AGAIN_WIDTHS)
+            looks[i] = SecondLook(widths, texts, sure[i], scores, best)
+        return looks
 
     def x_range(self, step: int, model_width: int, image_width: int) -> tuple[float, float]:
         """The x-range of the original image that time step `step` reads."""
         x0, x1 = column_span(step, self.config)
         scale = image_width / model_width
         return max(0.0, x0 * scale), min(float(image_width), x1 * scale)
+
+
+def sequence_log_probs(pairs: list[tuple[np.ndarray, str]]) -> list[float]:
+    """The exact log p(text | x) of each (log-posteriors (T, C), text) pair, −inf where the
+    text does not fit the time steps: torch's CTC loss over all the pairs in one batch
+    (`ctc.log_prob` is the reference, one pair at a time)."""
+    if not pairs:
+        return []
+    steps = max(lp.shape[0] for lp, _ in pairs)
+    batch = torch.zeros(steps, len(pairs), pairs[0][0].shape[1])
+    for n, (lp, _) in enumerate(pairs):
+        batch[: lp.shape[0], n] = torch.from_numpy(np.ascontiguousarray(lp, np.float32))
+    labels = [encode(text) for _, text in pairs]
+    losses = torch.nn.functional.ctc_loss(
+        batch,
+        torch.tensor([i for label in labels for i in label], dtype=torch.long),
+        torch.tensor([lp.shape[0] for lp, _ in pairs], dtype=torch.long),
+        torch.tensor([len(label) for label in labels], dtype=torch.long),
+        reduction="none",
+    )
+    return [-v if math.isfinite(v) else -math.inf for v in losses.double().tolist()]
+
+
+def summed_log_probs(posteriors: list[np.ndarray], texts: list[str]) -> list[float]:
+    """For each text, its exact log p(text | x) under each of the log-posteriors, summed:
+    −inf where it does not fit some posteriors' time steps."""
+    each = sequence_log_probs([(lp, text) for text in texts for lp in posteriors])
+    count = len(posteriors)
+    return [math.fsum(each[k * count : (k + 1) * count]) for k in range(len(texts))]
 
 
 #: A formula image read at the model's height must be at least this many pixels wide, and
