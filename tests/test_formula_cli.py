@@ -157,3 +157,29 @@ def test_average_writes_the_mean_of_the_weights_and_refuses_strangers(tmp_path: 
     assert "another configuration" in capsys.readouterr().err
     assert main(["formula", "average", str(paths[0]), "--out", str(out)]) == 1
     assert "at least two" in capsys.readouterr().err
+
+
+def test_recognize_and_eval_read_unsure_images_again_unless_told_once(tmp_path: Path, capsys):
+    """The binarised `(8+2)+5` whose first greedy reading is `(8*2)+5`."""
+    from tests.test_shipped_model import plus_read_as_times
+
+    image, truth = plus_read_as_times()
+    folder = tmp_path / "set"
+    folder.mkdir()
+    path = folder / "0.png"
+    cv2.imwrite(str(path), image)
+    (folder / "labels.txt").write_text(f"{truth}\n")
+    assert main(["formula", "recognize", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}\t{truth}\n"
+    assert main(["formula", "recognize", "--one-look", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}\t(8*2)+5\n"
+    assert main(["formula", "recognize", "--json", str(path)]) == 0
+    look = json.loads(capsys.readouterr().out)["second_look"]
+    assert look["readings"][0] == "(8*2)+5" and look["widths"][0] == 1.0
+    assert look["log_probs"][truth] > look["log_probs"]["(8*2)+5"]
+    gallery = str(tmp_path / "mistakes.png")
+    assert main(["formula", "eval", "--data", str(folder), "--gallery", gallery]) == 0
+    out = capsys.readouterr().out
+    assert "sequence accuracy 100.00% (1/1)" in out and "read again at other widths" in out
+    assert main(["formula", "eval", "--one-look", "--data", str(folder), "--gallery", gallery]) == 0
+    assert "sequence accuracy 0.00% (0/1)" in capsys.readouterr().out

@@ -102,6 +102,12 @@ GRAMMAR_HELP = (
 )
 
 
+ONE_LOOK_HELP = (
+    "take the greedy reading as it is; by default an unsure one (p(text | image) below "
+    "0.9) is read again at other widths and the reading they together find likeliest wins"
+)
+
+
 def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     model_help = (
         "a recogniser checkpoint, or small or large for the models Labelscope ships "
@@ -124,6 +130,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
     evaluate.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
+    evaluate.add_argument("--one-look", action="store_true", help=ONE_LOOK_HELP)
     recognize = commands.add_parser(
         "recognize",
         help="read formula images",
@@ -136,6 +143,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
         "--json", action="store_true", help="one JSON object per image: readings, timings"
     )
     recognize.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
+    recognize.add_argument("--one-look", action="store_true", help=ONE_LOOK_HELP)
     recognize.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
     export = commands.add_parser(
         "export-onnx",
@@ -245,13 +253,15 @@ def _eval(args: argparse.Namespace) -> int:
     items = report.items
     result = run_in_terminal(
         lambda token: evaluate(
-            partial(recognizer.read_batch, grammar=args.grammar),
+            partial(recognizer.read_batch, grammar=args.grammar, look_again=not args.one_look),
             lambda i: read_image(items[i].path),
             [i.text for i in items],
             token,
         )
     )
     decoding = "grammar-constrained beam search" if args.grammar else "greedy decoding"
+    if not args.grammar and not args.one_look:
+        decoding += ", unsure readings read again at other widths"
     print(f"{args.data}: {len(items):,} images, model {recognizer.path}, {decoding}")
     for line in result.lines():
         print(line)
@@ -286,7 +296,9 @@ def _recognize(args: argparse.Namespace) -> int:
     status = 0
     for path in args.images:
         try:
-            result = recognizer.recognize_file(path, grammar=args.grammar)
+            result = recognizer.recognize_file(
+                path, grammar=args.grammar, look_again=not args.one_look
+            )
         except ImageProblem as problem:
             print(f"labelscope: {problem}", file=sys.stderr)
             status = 1
