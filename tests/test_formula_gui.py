@@ -20,6 +20,7 @@ from core.jobs import CancelToken, drive
 from gui.widgets.common import to_qimage
 from tests.conftest import shared_data
 from tests.test_formula_data import cut_to_the_ink, on_a_sheet, pale_under_dots
+from tests.test_shipped_model import plus_read_as_times
 
 pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
 
@@ -474,6 +475,38 @@ def test_a_labelled_folder_is_scored_and_its_bad_files_named(formulas, qtbot, tm
     assert bench.read.image_path == panel.reading.paths[0] and bench.current_page() == "read"
 
 
+def test_an_unsure_reading_is_read_again_at_other_widths(formulas, qtbot, tmp_path):
+    """A binarised captcha whose small `+` the first greedy reading takes for a `*`: the
+    Read tab reads it again at other widths, reads `+` and says so; unticking the option
+    shows the first reading. The Folder tab reads it the same way."""
+    window, bench = formulas
+    image, truth = plus_read_as_times()
+    folder = tmp_path / "binarised"
+    folder.mkdir()
+    path = folder / "plus.png"
+    cv2.imwrite(str(path), image)
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    panel = bench.read.readings
+    result = bench.read.last_recognition
+    assert result.text == truth and result.second_look is not None
+    assert panel.status.text().startswith("Reading by")
+    said = panel.second_look.text()
+    assert "read again at other widths" in said and "75%" in said and "130%" in said
+    assert f"likeliest over all 5 widths is <b>{truth}" in said
+    assert "(8*2)+5" in said  # the first greedy reading, named
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        panel.look_again.setChecked(False)
+    assert bench.read.last_recognition.text == "(8*2)+5"
+    assert panel.second_look.text() == "" and panel.status.text().startswith("Greedy")
+    bench.open_folder(folder)
+    _settled(qtbot, window)
+    assert bench.folder.reading.texts == [truth]
+    bench.folder.look_again.setChecked(False)
+    _settled(qtbot, window)
+    assert bench.folder.reading.texts == ["(8*2)+5"]
+
+
 def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):
     window, bench = formulas
     folder = tmp_path / "unlabelled"
@@ -655,6 +688,7 @@ def test_reading_options_are_remembered(make_window, qtbot):
     bench.read.readings.beam_width.setValue(25)
     bench.read.readings.grammar.setChecked(True)
     bench.read.readings.truth_weight.setValue(3.5)
+    bench.read.readings.look_again.setChecked(False)
     bench.read.log_scale.setChecked(True)
     bench.read.draw.width.setValue(14)
     bench.show_page("dataset")
@@ -664,6 +698,7 @@ def test_reading_options_are_remembered(make_window, qtbot):
     assert (
         again.read.readings.grammar.isChecked() and again.read.readings.truth_weight.value() == 3.5
     )
+    assert not again.read.readings.look_again.isChecked()
     assert again.read.log_scale.isChecked() and again.read.posterior.log_scale
     assert again.read.canvas.pen_width == 14 and again.current_page() == "dataset"
     again.show_page(3)  # a position saved by an older version still reads

@@ -53,6 +53,14 @@ class FolderPanel(FollowsJob, QWidget):
             "beam search) instead of the greedy reading"
         )
         self.grammar.toggled.connect(lambda: self.folder and self.open_folder(self.folder))
+        self.look_again = QCheckBox("Look again where unsure")
+        self.look_again.setObjectName("formulaFolderLookAgain")
+        self.look_again.setChecked(True)
+        self.look_again.setToolTip(
+            "Read an image whose greedy reading is unsure again at other widths, and take "
+            "the reading they together find likeliest (as the Read tab does)"
+        )
+        self.look_again.toggled.connect(lambda: self.folder and self.open_folder(self.folder))
         self.mistakes_only = QCheckBox("Only mistakes")
         self.mistakes_only.toggled.connect(self._filter)
         self.summary = QLabel("No folder is open.")
@@ -72,6 +80,7 @@ class FolderPanel(FollowsJob, QWidget):
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.again_button)
         buttons.addWidget(self.grammar)
+        buttons.addWidget(self.look_again)
         buttons.addWidget(self.mistakes_only)
         buttons.addStretch(1)
         job = job_row(self.cancel_button, progress=self.progress)
@@ -111,7 +120,11 @@ class FolderPanel(FollowsJob, QWidget):
             f"Reading {self.folder.name}",
             partial(
                 read_images,
-                partial(recognizer.read_batch, grammar=self.grammar.isChecked()),
+                partial(
+                    recognizer.read_batch,
+                    grammar=self.grammar.isChecked(),
+                    look_again=self.look_again.isChecked(),
+                ),
                 self.folder,
             ),
         )
