@@ -42,7 +42,6 @@ import numpy as np
 
 from benchmarks.formula_margins import with_margins
 from core.formula import expressions, fonts, preprocess, synth
-from core.formula.decoding import greedy
 from core.formula.evaluation import EvalReport
 from core.formula.generate import GenerateConfig, make_one
 from core.formula.recognizer import SHIPPED_MODEL, Recognizer
@@ -152,18 +151,21 @@ def formula_kept(binary: np.ndarray, mask: np.ndarray) -> bool:
 
 @dataclass(frozen=True)
 class Reader:
-    """A recogniser, the default steps it reads with (the app's, or fewer: `--without`) and
+    """A recogniser, the default steps it reads with (the app's, or fewer: `--without`),
     whether each image of a batch reads as it reads alone (the app's way) or the batch as
-    one padded tensor (`--padded`, as before)."""
+    one padded tensor (`--padded`, as before), and whether an unsure reading is read again
+    at other widths (the app's way) or not (`--one-look`, as before)."""
 
     recognizer: Recognizer
     defaults: frozenset[str] = preprocess.DEFAULT
     alone: bool = True
+    look_again: bool = True
 
 
 def add_without(parser: argparse.ArgumentParser) -> None:
     """`--without STEP`: a default step the first model reads without; `--padded`: the
-    first model reads its batches as one padded tensor."""
+    first model reads its batches as one padded tensor; `--one-look`: the first model reads
+    each image once."""
     parser.add_argument(
         "--without",
         action="append",
@@ -177,20 +179,32 @@ def add_without(parser: argparse.ArgumentParser) -> None:
         help="the first model reads each batch as one padded tensor, its narrower images "
         "reading the padding too (as before each image read as it reads alone)",
     )
+    parser.add_argument(
+        "--one-look",
+        action="store_true",
+        help="the first model takes each greedy reading as it is, unsure or not (as before "
+        "unsure readings were read again at other widths)",
+    )
 
 
 def readers(
-    paths: Sequence[str | Path], without: Sequence[str], padded: bool = False
+    paths: Sequence[str | Path],
+    without: Sequence[str],
+    padded: bool = False,
+    one_look: bool = False,
 ) -> tuple[list[Reader], list[str]]:
-    """A Reader and a column name for each model; the first reads without `without`, and
-    its batches padded with `padded`."""
+    """A Reader and a column name for each model; the first reads without `without`, its
+    batches padded with `padded`, and each image once with `one_look`."""
     found = [Reader(Recognizer.load(p)) for p in paths]
-    found[0] = Reader(found[0].recognizer, preprocess.DEFAULT - set(without), not padded)
+    first = found[0].recognizer
+    found[0] = Reader(first, preprocess.DEFAULT - set(without), not padded, not one_look)
     names = [Path(p).name for p in paths]
     if without:
         names[0] += f" without {', '.join(without)}"
     if padded:
         names[0] += ", padded batches"
+    if one_look:
+        names[0] += ", one look"
     return found, names
 
 
@@ -200,9 +214,10 @@ def read_all(
     texts = []
     enabled = set(steps or ()) | reader.defaults
     for start in range(0, len(images), 256):
-        batch = images[start : start + 256]
-        inputs = [reader.recognizer.prepare(im, steps=enabled) for im in batch]
-        texts.extend(greedy(lp).text for lp in reader.recognizer.forward(inputs, reader.alone))
+        batch = list(images[start : start + 256])
+        texts += reader.recognizer.read_batch(
+            batch, look_again=reader.look_again, steps=enabled, alone=reader.alone
+        )
     return texts
 
 
@@ -295,7 +310,7 @@ def main() -> None:
     add_without(parser)
     options = parser.parse_args()
     paths = [options.baseline, *(options.model or [str(SHIPPED_MODEL)])]
-    recognizers, names = readers(paths, options.without, options.padded)
+    recognizers, names = readers(paths, options.without, options.padded, options.one_look)
     count = options.count
     rows: list[Row] = []
 
