@@ -4,7 +4,9 @@ the real Baidu samples.
     python -m benchmarks.formula_accuracy [--model M] [--count 5000] [--seed 424242]
 
 Each row gives the greedy readings' accuracy and, in the same run on the same
-log-posteriors, that of the grammar-constrained beam search (`--grammar` in the CLI).
+log-posteriors, that of the grammar-constrained beam search (`--grammar` in the CLI) and
+that of the greedy readings with the unsure ones read again at other widths (the app's
+reading; `--one-look` in the CLI reads as the first column).
 Each style gets `count` images of the mixed forms (level 1, general, equations) from a
 seed no training run uses, plus a level-1 captcha set (the real set's kind). The real
 images come from ../shared/data/formula_samples when it is there.
@@ -29,18 +31,22 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "formula_sample
 
 def score(
     recognizer: Recognizer, style: str, form: str, count: int, seed: int
-) -> tuple[EvalReport, EvalReport]:
-    """Greedy readings' report and the grammar-constrained readings' report."""
+) -> tuple[EvalReport, EvalReport, EvalReport]:
+    """Greedy readings' report, the grammar-constrained readings' report and the report of
+    the greedy readings with the unsure ones read again at other widths (the app's)."""
     config = GenerateConfig(count, style=style, form=form, seed=seed)
-    report, constrained = EvalReport(), EvalReport()
+    report, constrained, looked = EvalReport(), EvalReport(), EvalReport()
     batch: list = []
     truths: list[str] = []
 
     def flush() -> None:
         log_probs = recognizer.forward([recognizer.prepare(image) for image in batch])
-        for lp, truth in zip(log_probs, truths, strict=True):
-            report.add(report.total, truth, greedy(lp).text)
+        readings = [greedy(lp) for lp in log_probs]
+        looks = recognizer.look_again(batch, log_probs, readings)
+        for lp, reading, look, truth in zip(log_probs, readings, looks, truths, strict=True):
+            report.add(report.total, truth, reading.text)
             constrained.add(constrained.total, truth, grammatical(lp).text)
+            looked.add(looked.total, truth, look.text if look else reading.text)
         batch.clear()
         truths.clear()
 
@@ -52,7 +58,7 @@ def score(
             flush()
     if batch:
         flush()
-    return report, constrained
+    return report, constrained, looked
 
 
 def main() -> None:
@@ -88,10 +94,11 @@ def main() -> None:
         ("mixed", "mixed"),
     ]:
         start = time.perf_counter()
-        report, constrained = score(recognizer, style, form, options.count, options.seed)
+        report, constrained, looked = score(recognizer, style, form, options.count, options.seed)
         print(
             f"{style}/{form}: {report.accuracy:.4%}, with the grammar "
-            f"{constrained.accuracy:.4%} in {time.perf_counter() - start:.0f} s",
+            f"{constrained.accuracy:.4%}, read again where unsure {looked.accuracy:.4%} "
+            f"in {time.perf_counter() - start:.0f} s",
             file=sys.stderr,
         )
         worst = ", ".join(
@@ -99,7 +106,8 @@ def main() -> None:
         )
         rows.append(
             f"| {style} | {form} | {report.total:,} | {report.accuracy:.2%} | "
-            f"{report.cer:.3%} | {constrained.accuracy:.2%} | {worst or '—'} |"
+            f"{report.cer:.3%} | {constrained.accuracy:.2%} | {looked.accuracy:.2%} | "
+            f"{worst or '—'} |"
         )
     print(
         f"Model {Path(options.model).name}, {options.count:,} images a row, seed {options.seed}, "
@@ -107,9 +115,10 @@ def main() -> None:
         f"typefaces too: {options.captcha_printed_share:g}.\n"
     )
     print(
-        "| style | formulas | images | sequence accuracy | CER | with the grammar | most confused |"
+        "| style | formulas | images | sequence accuracy | CER | with the grammar | "
+        "read again where unsure (the app) | most confused |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     print("\n".join(rows))
     if REAL.is_dir():
         lines = (REAL / "SOURCES.tsv").read_text().splitlines()[1:]

@@ -3,8 +3,9 @@
     python -m benchmarks.formula_speed [--model M] [--repeats 5] [--threads N]
                                        [--blas-threads N|own]
 
-Single image: one 180×60 PNG end to end (decode, preprocess, forward, greedy decode),
-median over 200 images. Batch: images/s reading 1,024 prepared images in batches of 256.
+Single image: one 180×60 PNG end to end (decode, preprocess, forward, greedy decode, and
+the second look where the reading is unsure), median over 200 images. Batch: images/s
+reading 1,024 prepared images in batches of 256.
 Baseline in the same run: the model's forward pass alone on an all-zero input of the same
 size, the floor the rest is measured against; and the single image read with torch's own
 GRU, as before `crnn.small_batch_gru`, interleaved with the app's way. Then the default steps
@@ -14,7 +15,8 @@ images, on them binarised (Otsu), on them binarised with strokes thickened by a 
 Last, the GRU of small batches (`crnn.small_batch_gru`, NumPy) against torch's own GRU,
 the former way, on the same inputs: the batch size up to which NumPy is used comes from
 this table. And batches of many widths, each image read as alone (the app's way) against
-the batch read as one padded tensor (before).
+the batch read as one padded tensor (before). And what the second look at unsure readings
+costs, on the captcha images and on them binarised with thick strokes, against one look.
 
 `--blas-threads own` runs everything with NumPy's BLAS on its own threads, as before
 `crnn.BLAS_THREADS`: compare it with a run without it, one after the other. It cannot be
@@ -123,9 +125,59 @@ def main() -> None:
         f"{statistics.median(end_to_end):,.0f} images/s | ≥ 600 images/s |"
     )
 
+    print_second_look_times(recognizer, images[:200], options.repeats)
     print_step_times(images[:200])
     print_gru_times(recognizer)
     print_mixed_widths(recognizer, options.repeats)
+
+
+def binarised_thick(image: np.ndarray) -> np.ndarray:
+    """A global threshold 70 % of the way from the ink to the paper, strokes thickened by a
+    3×3 cross (a robustness benchmark row where many readings are unsure)."""
+    gray = preprocess.to_gray(image)
+    ink, _, paper, _ = preprocess.levels(gray)
+    _, binary = cv2.threshold(gray, ink + 0.7 * (paper - ink), 255, cv2.THRESH_BINARY)
+    return cv2.erode(binary, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
+
+
+def print_second_look_times(recognizer: Recognizer, images: list[np.ndarray], repeats: int):
+    """What reading unsure images again at other widths (`Recognizer.look_again`) costs: one
+    image read with it (the app's way) and without it, interleaved, on the captcha images and
+    on them binarised with thick strokes; and batches of 256 both ways. With the share of
+    images read again."""
+    print("\n| 180×60 images, end to end | read again | one look: median / mean | "
+          "with the second look: median / mean / slowest 5 % |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: |")
+    for name, inputs in (
+        ("captcha (as above)", images),
+        ("binarised, global 70 %, thick strokes", [binarised_thick(im) for im in images]),
+    ):
+        times: dict[bool, list[float]] = {True: [], False: []}
+        again = 0
+        for image in inputs:
+            for look in (True, False):
+                start = time.perf_counter()
+                result = recognizer.recognize(image, look_again=look)
+                times[look].append((time.perf_counter() - start) * 1e3)
+                again += result.second_look is not None
+        slow = np.percentile(times[True], 95)
+        print(
+            f"| {name} | {again / len(inputs):.1%} | {statistics.median(times[False]):.2f} / "
+            f"{statistics.mean(times[False]):.2f} ms | {statistics.median(times[True]):.2f} / "
+            f"{statistics.mean(times[True]):.2f} / {slow:.1f} ms |"
+        )
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        batches = inputs * 4
+        for _ in range(repeats):
+            for look in (True, False):
+                start = time.perf_counter()
+                for i in range(0, len(batches), 256):
+                    recognizer.read_batch(batches[i : i + 256], look_again=look)
+                rates[look].append(len(batches) / (time.perf_counter() - start))
+        print(
+            f"| the same in batches of 256 | | {statistics.median(rates[False]):,.0f} images/s "
+            f"| {statistics.median(rates[True]):,.0f} images/s |"
+        )
 
 
 def print_mixed_widths(recognizer: Recognizer, repeats: int) -> None:
