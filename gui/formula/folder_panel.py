@@ -53,7 +53,7 @@ class FolderPanel(FollowsJob, QWidget):
             "beam search) instead of the greedy reading"
         )
         self.grammar.toggled.connect(lambda: self.folder and self.open_folder(self.folder))
-        self.look_again = QCheckBox("Look again where unsure")
+        self.look_again = QCheckBox("Look again")
         self.look_again.setObjectName("formulaFolderLookAgain")
         self.look_again.setChecked(True)
         self.look_again.setToolTip(

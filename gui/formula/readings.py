@@ -165,7 +165,7 @@ class ReadingsPanel(QGroupBox):
         )
         self.truth_weight.setEnabled(False)
         self.grammar.toggled.connect(self.truth_weight.setEnabled)
-        self.look_again = QCheckBox("Read unsure images again at other widths")
+        self.look_again = QCheckBox("Read again at other widths when unsure")
         self.look_again.setObjectName("formulaLookAgain")
         self.look_again.setChecked(True)
         self.look_again.setToolTip(
@@ -192,13 +192,15 @@ class ReadingsPanel(QGroupBox):
         options.addStretch(1)
         grammar_row = QHBoxLayout()
         grammar_row.addWidget(self.grammar)
-        grammar_row.addWidget(self.look_again)
         grammar_row.addStretch(1)
+        look_row = QHBoxLayout()
+        look_row.addWidget(self.look_again)
+        look_row.addStretch(1)
         truth_row = QHBoxLayout()
         truth_row.addWidget(QLabel("Prefer true equations by"))
         truth_row.addWidget(self.truth_weight)
         truth_row.addStretch(1)
-        return [options, grammar_row, truth_row]
+        return [options, look_row, grammar_row, truth_row]
 
     def decoder_options(self) -> dict[str, object]:
         """Keyword arguments for Recognizer.recognize from the controls."""
