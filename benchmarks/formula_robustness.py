@@ -4,14 +4,15 @@ preprocessing step of the app, printed in font families no style draws with, and
 real Baidu samples under every step and every binarisation.
 
     python -m benchmarks.formula_robustness --baseline OLD.pt [--model NEW.pt] [--count 1000]
-        [--without STEP] [--padded]
+        [--seed 737373] [--without STEP] [--padded] [--one-look]
 
 Every model reads the same images in the same run; the first column is the baseline, read
 with the app's default steps less any `--without` names (the pipeline before a step), and
-with `--padded` its batches as one padded tensor (before each image read as alone). The
-images come from seed 737373, which no training run uses. Binarisation thresholds a global
-level at 30 %, 50 %, 70 % and 90 % of the way from the ink to the paper
-(`preprocess.levels`; 90 % keeps nearly everything that is not paper),
+with `--padded` its batches as one padded tensor (before each image read as alone), with
+`--one-look` each image once (before unsure readings were read again at other widths). The
+images come from seed 737373, which no training run uses (`--seed` draws others).
+Binarisation thresholds a global level at 30 %, 50 %, 70 % and 90 % of the way from the ink
+to the paper (`preprocess.levels`; 90 % keeps nearly everything that is not paper),
 Otsu's, the app's Gaussian adaptive threshold (block 31, offset 10), and two methods that
 training never applies: a mean adaptive threshold (block 25, offset 15) and the triangle
 method. Strokes are thinned or thickened with a 3×3 cross, a kernel shape training never
@@ -306,12 +307,17 @@ def main() -> None:
     parser.add_argument("--baseline", required=True, help="the model to compare against")
     parser.add_argument("--model", action="append", help="models to compare (default shipped)")
     parser.add_argument("--count", type=int, default=1000, help="images a row")
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help="another draw of the same rows (default %(default)s)"
+    )
     parser.add_argument("--unseen-fonts", type=Path, help="folder holding the unseen fonts")
     add_without(parser)
     options = parser.parse_args()
     paths = [options.baseline, *(options.model or [str(SHIPPED_MODEL)])]
     recognizers, names = readers(paths, options.without, options.padded, options.one_look)
     count = options.count
+    global SEED
+    SEED = options.seed
     rows: list[Row] = []
 
     def add(section: str, name: str, images, truths, steps=None, subset=None) -> None:
