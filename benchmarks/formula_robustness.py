@@ -303,6 +303,7 @@ def real_samples() -> list[tuple[str, np.ndarray, str]]:
 
 
 def main() -> None:
+    global SEED  # `--seed`: what every drawing of this run reads
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", required=True, help="the model to compare against")
     parser.add_argument("--model", action="append", help="models to compare (default shipped)")
@@ -316,7 +317,6 @@ def main() -> None:
     paths = [options.baseline, *(options.model or [str(SHIPPED_MODEL)])]
     recognizers, names = readers(paths, options.without, options.padded, options.one_look)
     count = options.count
-    global SEED
     SEED = options.seed
     rows: list[Row] = []
 
