@@ -225,19 +225,19 @@ def plus_read_as_times() -> tuple[np.ndarray, str]:
     return binarised_thick(np.asarray(image)), item.text
 
 
-def test_summed_log_probs_are_the_reference_summed():
-    from core.formula.recognizer import summed_log_probs
+def test_sequence_log_probs_are_the_reference_in_one_batch():
+    from core.formula.recognizer import sequence_log_probs
 
     rng = np.random.default_rng(3)
     posteriors = [np.log(rng.dirichlet(np.ones(17), size=steps)) for steps in (20, 14, 9)]
-    texts = ["", "1+2", "11", "(4*8)+8", "1" * 6]
-    summed = summed_log_probs(posteriors, texts)
-    for text, value in zip(texts, summed, strict=True):
-        reference = sum(ctc.log_prob(lp, text) for lp in posteriors)
+    pairs = [(lp, text) for text in ("", "1+2", "11", "(4*8)+8", "1" * 6) for lp in posteriors]
+    for (lp, text), value in zip(pairs, sequence_log_probs(pairs), strict=True):
+        reference = ctc.log_prob(lp, text)
         if np.isfinite(reference):
             assert value == pytest.approx(reference, rel=1e-5)
-        else:  # six 1s need eleven steps: they do not fit the nine
-            assert value == -np.inf and text == "1" * 6
+        else:  # six 1s need eleven steps
+            assert value == -np.inf and len(lp) < 11 and text == "1" * 6
+    assert sequence_log_probs([]) == []
 
 
 def test_an_unsure_reading_is_read_again_at_other_widths(recognizer):

@@ -43,7 +43,7 @@ GRAMMAR_BEAM = 10
 #: A greedy reading less likely than this (its exact p(text | image)) is read again at other
 #: widths (`Recognizer.look_again`).
 LOOK_AGAIN_BELOW = 0.9
-#: The widths a second look reads the model's input at, as shares of its own width.
+#: The widths a second look reads the image at, as shares of its own width.
 LOOK_AGAIN_WIDTHS = (0.75, 0.87, 1.15, 1.3)
 
 
@@ -51,7 +51,7 @@ LOOK_AGAIN_WIDTHS = (0.75, 0.87, 1.15, 1.3)
 class SecondLook:
     """An unsure reading read again at other widths (`Recognizer.look_again`)."""
 
-    widths: tuple[float, ...]  # shares of the model input's width, 1.0 (the input) first
+    widths: tuple[float, ...]  # shares of the image's width, 1.0 (the image as it is) first
     readings: tuple[str, ...]  # the greedy reading at each width
     first_log_prob: float  # the first greedy reading's exact log p(text | image)
     scores: dict[str, float]  # each reading's log p(text | image) summed over the widths
@@ -396,17 +396,20 @@ class Recognizer:
                 stretched = preprocess.stretch_width(images[i], share, min(width, least))
                 views.append(self.prepare(stretched, canvas, steps))
         read = self.forward(views)
-        count = len(LOOK_AGAIN_WIDTHS)
+        other = len(LOOK_AGAIN_WIDTHS)
+        seen = []  # for each unsure image: its posteriors at every width, their readings
         for k, i in enumerate(unsure):
-            posteriors = [log_probs[i], *read[k * count : (k + 1) * count]]
-            texts = (readings[i].text, *(greedy(lp).text for lp in posteriors[1:]))
-            candidates = list(dict.fromkeys(texts))
-            scores = dict(zip(candidates, summed_log_probs(posteriors, candidates), strict=True))
-            best = max(candidates, key=scores.__getitem__)
+            at_widths = [log_probs[i], *read[k * other : (k + 1) * other]]
+            texts = (readings[i].text, *(greedy(lp).text for lp in at_widths[1:]))
+            seen.append((at_widths, texts, list(dict.fromkeys(texts))))
+        pairs = [(lp, text) for at_widths, _, found in seen for text in found for lp in at_widths]
+        each = iter(sequence_log_probs(pairs))  # every image's candidates in one batch
+        for i, (_, texts, found) in zip(unsure, seen, strict=True):
+            scores = {text: math.fsum(next(each) for _ in range(other + 1)) for text in found}
+            best = max(found, key=scores.__getitem__)
             if not math.isfinite(scores[best]):
                 best = readings[i].text
-            widths = (1.0, *LOOK_AGAIN_WIDTHS)
-            looks[i] = SecondLook(widths, texts, sure[i], scores, best)
+            looks[i] = SecondLook((1.0, *LOOK_AGAIN_WIDTHS), texts, sure[i], scores, best)
         return looks
 
     def x_range(self, step: int, model_width: int, image_width: int) -> tuple[float, float]:
@@ -423,26 +426,18 @@ def sequence_log_probs(pairs: list[tuple[np.ndarray, str]]) -> list[float]:
     if not pairs:
         return []
     steps = max(lp.shape[0] for lp, _ in pairs)
-    batch = torch.zeros(steps, len(pairs), pairs[0][0].shape[1])
+    batch = np.zeros((steps, len(pairs), pairs[0][0].shape[1]), np.float32)
     for n, (lp, _) in enumerate(pairs):
-        batch[: lp.shape[0], n] = torch.from_numpy(np.ascontiguousarray(lp, np.float32))
+        batch[: lp.shape[0], n] = lp
     labels = [encode(text) for _, text in pairs]
     losses = torch.nn.functional.ctc_loss(
-        batch,
+        torch.from_numpy(batch),
         torch.tensor([i for label in labels for i in label], dtype=torch.long),
         torch.tensor([lp.shape[0] for lp, _ in pairs], dtype=torch.long),
         torch.tensor([len(label) for label in labels], dtype=torch.long),
         reduction="none",
     )
     return [-v if math.isfinite(v) else -math.inf for v in losses.double().tolist()]
-
-
-def summed_log_probs(posteriors: list[np.ndarray], texts: list[str]) -> list[float]:
-    """For each text, its exact log p(text | x) under each of the log-posteriors, summed:
-    −inf where it does not fit some posteriors' time steps."""
-    each = sequence_log_probs([(lp, text) for text in texts for lp in posteriors])
-    count = len(posteriors)
-    return [math.fsum(each[k * count : (k + 1) * count]) for k in range(len(texts))]
 
 
 #: A formula image read at the model's height must be at least this many pixels wide, and
