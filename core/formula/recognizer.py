@@ -263,7 +263,8 @@ class Recognizer:
         reading's exact probability and share of the n-best; with `align`, the alignment of
         the top reading (the grammar's first with `prefer_grammar`), so a viewer only draws.
         With `look_again`, an unsure greedy reading is read again at other widths
-        (`look_again`), and `text` and `symbols` are the second look's."""
+        (`look_again`), and `text` and `symbols` are the second look's; so is the alignment
+        when the second look changed the reading (unless the grammar's is preferred)."""
         start = time.perf_counter()
         problem = shape_problem(image.shape[1], image.shape[0], self.config.height)
         if problem:
@@ -313,8 +314,11 @@ class Recognizer:
                     result.sequence_log_prob = None
         if align:
             chosen = (result.constrained if prefer_grammar else result.beams) or result.beams
+            text = chosen[0].text if chosen else result.text
+            if look is not None and look.changed and not (prefer_grammar and result.constrained):
+                text = result.text  # the second look's reading, not the image's own top one
             try:
-                result.alignment = result.align(chosen[0].text if chosen else result.text)
+                result.alignment = result.align(text)
             except ValueError:
                 result.alignment = None
         return result
