@@ -505,6 +505,7 @@ def test_an_unsure_reading_is_read_again_at_other_widths(formulas, qtbot, tmp_pa
     bench.open_folder(folder)
     _settled(qtbot, window)
     assert bench.folder.reading.texts == [truth]
+    assert bench.folder.summary.text().startswith("1 image in ")
     bench.folder.look_again.setChecked(False)
     _settled(qtbot, window)
     assert bench.folder.reading.texts == ["(8*2)+5"]

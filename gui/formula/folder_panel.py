@@ -138,7 +138,8 @@ class FolderPanel(FollowsJob, QWidget):
     def show_reading(self, reading: FolderReading) -> None:
         self.reading = reading
         report = reading.report
-        parts = [f"{len(reading.paths):,} images in {reading.root}"]
+        count = len(reading.paths)
+        parts = [f"{count:,} image{'' if count == 1 else 's'} in {reading.root}"]
         if report is not None:
             parts.append(
                 f"sequence accuracy <b>{report.accuracy:.2%}</b> "
