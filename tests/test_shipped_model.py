@@ -209,20 +209,11 @@ def test_binarising_pale_writing_under_noise_dots_reads_it(recognizer):
         assert with_step.text == "(4*8)+8"
 
 
-def binarised_thick(image: np.ndarray) -> np.ndarray:
-    """What a user's cleaning may do: a global threshold 70 % of the way from the ink to
-    the paper, then strokes thickened by a 3×3 cross."""
-    gray = preprocess.to_gray(image)
-    ink, _, paper, _ = preprocess.levels(gray)
-    _, binary = cv2.threshold(gray, ink + 0.7 * (paper - ink), 255, cv2.THRESH_BINARY)
-    return cv2.erode(binary, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
-
-
 def plus_read_as_times() -> tuple[np.ndarray, str]:
-    """A binarised captcha `(8+2)+5` whose first greedy reading takes the small `+` for a
-    `*`; read at other widths it is a `+`."""
-    item, _, image = make_one(GenerateConfig(8, style="captcha", form="level1", seed=4242), 6)
-    return binarised_thick(np.asarray(image)), item.text
+    """A captcha `8*(0+4)` binarised with Otsu's threshold, whose first greedy reading takes
+    the small `+` for a `*`; read at other widths it is a `+`."""
+    item, _, image = make_one(GenerateConfig(64, style="captcha", form="level1", seed=4242), 45)
+    return preprocess.binarize_otsu(np.asarray(image)), item.text
 
 
 def test_sequence_log_probs_are_the_reference_in_one_batch():
@@ -244,21 +235,21 @@ def test_an_unsure_reading_is_read_again_at_other_widths(recognizer):
     from core.formula.recognizer import LOOK_AGAIN_WIDTHS
 
     image, truth = plus_read_as_times()
-    assert recognizer.read_batch([image], look_again=False) == ["(8*2)+5"]
+    assert recognizer.read_batch([image], look_again=False) == ["8*(0*4)"]
     assert recognizer.read_batch([image]) == [truth]
     result = recognizer.recognize(image)
     look = result.second_look
     assert look is not None and look.changed and np.exp(look.first_log_prob) < 0.9
-    assert look.first_log_prob == pytest.approx(ctc.log_prob(result.log_probs, "(8*2)+5"))
-    assert look.widths == (1.0, *LOOK_AGAIN_WIDTHS) and look.readings[0] == "(8*2)+5"
+    assert look.first_log_prob == pytest.approx(ctc.log_prob(result.log_probs, "8*(0*4)"), abs=1e-5)
+    assert look.widths == (1.0, *LOOK_AGAIN_WIDTHS) and look.readings[0] == "8*(0*4)"
     assert result.text == truth == max(look.scores, key=look.scores.get)
     # the symbols are the second look's reading aligned on the image's own posteriors
     assert "".join(s.symbol for s in result.symbols) == truth
     spans = [(s.start, s.end) for s in result.symbols]
     assert all(a < b <= c for (a, b), (c, _) in itertools.pairwise(spans))
-    assert result.to_json()["second_look"]["readings"][0] == "(8*2)+5"
+    assert result.to_json()["second_look"]["readings"][0] == "8*(0*4)"
     once = recognizer.recognize(image, look_again=False)
-    assert once.second_look is None and once.text == "(8*2)+5"
+    assert once.second_look is None and once.text == "8*(0*4)"
 
 
 def test_a_sure_reading_is_not_read_again(recognizer):
@@ -268,3 +259,14 @@ def test_a_sure_reading_is_not_read_again(recognizer):
     assert result.greedy.prob < 0.9 < np.exp(ctc.log_prob(result.log_probs, result.text))
     assert result.second_look is None and result.text == item.text
     assert "second_look" not in result.timings
+
+
+def test_a_black_and_white_image_stays_black_and_white_at_other_widths():
+    image, _ = plus_read_as_times()
+    for share in (0.75, 1.3):
+        stretched = preprocess.stretch_width(image, share)
+        assert stretched.shape == (image.shape[0], round(image.shape[1] * share))
+        assert set(np.unique(stretched)) == {0, 255}
+    gray = preprocess.to_gray(np.asarray(make_one(GenerateConfig(1, seed=1), 0)[2]))
+    assert len(np.unique(preprocess.stretch_width(gray, 0.75))) > 2  # averaged, as resized
+    assert preprocess.stretch_width(image, 0.01, least=16).shape[1] == 16

@@ -517,9 +517,14 @@ def resize_to_height(image: np.ndarray, height: int = MODEL_HEIGHT) -> np.ndarra
 
 
 def stretch_width(image: np.ndarray, share: float, least: int = 1) -> np.ndarray:
-    """The image at `share` of its width (at least `least` pixels), its height kept."""
+    """The image at `share` of its width (at least `least` pixels), its height kept. A black
+    and white image stays black and white (nearest neighbour), so that the steps that look
+    for one, such as *Thin bold strokes*, treat it as they treat the image."""
     width = max(least, round(image.shape[1] * share))
-    interpolation = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR
+    if is_binary(to_gray(image)):
+        interpolation = cv2.INTER_NEAREST
+    else:
+        interpolation = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR
     return cv2.resize(image, (width, image.shape[0]), interpolation=interpolation)
 
 

@@ -383,9 +383,10 @@ class Recognizer:
         candidate, scored by its exact log p(text | image) summed over all the widths (the
         widths' readings multiplied as independent views), and the likeliest wins. Where one
         width blurs a small `+` into a `*` or a thick `1` into a `7`, another often keeps
-        them apart; and a binarised image, stretched, is grey at its edges again, as the
-        photos the model learnt from. A candidate that does not fit some width's time steps
-        scores −inf; when none fits them all, the greedy reading stays."""
+        them apart. A black-and-white image stays black and white at every width
+        (`preprocess.stretch_width`), so *Thin bold strokes* thins each width. A candidate
+        that does not fit some width's time steps scores −inf; when none fits them all, the
+        greedy reading stays."""
         threshold = math.log(LOOK_AGAIN_BELOW)
         sure = sequence_log_probs([(lp, h.text) for lp, h in zip(log_probs, readings, strict=True)])
         unsure = [i for i, log_prob in enumerate(sure) if log_prob < threshold]
