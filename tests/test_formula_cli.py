@@ -160,10 +160,10 @@ def test_average_writes_the_mean_of_the_weights_and_refuses_strangers(tmp_path: 
 
 
 def test_recognize_and_eval_read_unsure_images_again_unless_told_once(tmp_path: Path, capsys):
-    """The binarised `8*(0+4)` whose first greedy reading is `8*(0*4)`."""
-    from tests.test_shipped_model import plus_read_as_times
+    """The binarised `7*(8*1)` whose first greedy reading is `7+(8*1)`."""
+    from tests.test_shipped_model import times_read_as_plus
 
-    image, truth = plus_read_as_times()
+    image, truth = times_read_as_plus()
     folder = tmp_path / "set"
     folder.mkdir()
     path = folder / "0.png"
@@ -172,11 +172,11 @@ def test_recognize_and_eval_read_unsure_images_again_unless_told_once(tmp_path: 
     assert main(["formula", "recognize", str(path)]) == 0
     assert capsys.readouterr().out == f"{path}\t{truth}\n"
     assert main(["formula", "recognize", "--one-look", str(path)]) == 0
-    assert capsys.readouterr().out == f"{path}\t8*(0*4)\n"
+    assert capsys.readouterr().out == f"{path}\t7+(8*1)\n"
     assert main(["formula", "recognize", "--json", str(path)]) == 0
     look = json.loads(capsys.readouterr().out)["second_look"]
-    assert look["readings"][0] == "8*(0*4)" and look["widths"][0] == 1.0
-    assert look["log_probs"][truth] > look["log_probs"]["8*(0*4)"]
+    assert look["readings"][0] == "7+(8*1)" and look["widths"][0] == 1.0
+    assert look["log_probs"][truth] > look["log_probs"]["7+(8*1)"]
     gallery = str(tmp_path / "mistakes.png")
     assert main(["formula", "eval", "--data", str(folder), "--gallery", gallery]) == 0
     out = capsys.readouterr().out

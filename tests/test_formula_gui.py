@@ -20,7 +20,7 @@ from core.jobs import CancelToken, drive
 from gui.widgets.common import to_qimage
 from tests.conftest import shared_data
 from tests.test_formula_data import cut_to_the_ink, on_a_sheet, pale_under_dots
-from tests.test_shipped_model import plus_read_as_times
+from tests.test_shipped_model import times_read_as_plus
 
 pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
 
@@ -476,11 +476,11 @@ def test_a_labelled_folder_is_scored_and_its_bad_files_named(formulas, qtbot, tm
 
 
 def test_an_unsure_reading_is_read_again_at_other_widths(formulas, qtbot, tmp_path):
-    """A binarised captcha whose small `+` the first greedy reading takes for a `*`: the
-    Read tab reads it again at other widths, reads `+` and says so; unticking the option
+    """A binarised captcha whose `*` the first greedy reading takes for a `+`: the Read
+    tab reads it again at other widths, reads `*` and says so; unticking the option
     shows the first reading. The Folder tab reads it the same way."""
     window, bench = formulas
-    image, truth = plus_read_as_times()
+    image, truth = times_read_as_plus()
     folder = tmp_path / "binarised"
     folder.mkdir()
     path = folder / "plus.png"
@@ -494,21 +494,21 @@ def test_an_unsure_reading_is_read_again_at_other_widths(formulas, qtbot, tmp_pa
     said = panel.second_look.text()
     assert "read again at other widths" in said and "75%" in said and "130%" in said
     assert f"likeliest over all 5 widths is <b>{truth}" in said
-    assert "8*(0*4)" in said  # the first greedy reading, named
+    assert "7+(8*1)" in said  # the first greedy reading, named
     # the alignment drawn is the reading's, on the image's own posteriors
     assert bench.read.alignment.text == truth
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         panel.look_again.setChecked(False)
-    assert bench.read.last_recognition.text == "8*(0*4)"
+    assert bench.read.last_recognition.text == "7+(8*1)"
     assert panel.second_look.text() == "" and panel.status.text().startswith("Greedy")
-    assert bench.read.alignment.text == "8*(0*4)"
+    assert bench.read.alignment.text == "7+(8*1)"
     bench.open_folder(folder)
     _settled(qtbot, window)
     assert bench.folder.reading.texts == [truth]
     assert bench.folder.summary.text().startswith("1 image in ")
     bench.folder.look_again.setChecked(False)
     _settled(qtbot, window)
-    assert bench.folder.reading.texts == ["8*(0*4)"]
+    assert bench.folder.reading.texts == ["7+(8*1)"]
 
 
 def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):

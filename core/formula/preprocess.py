@@ -489,6 +489,18 @@ def stroke_width(binary: np.ndarray) -> float:
     return 2.0 * float(np.median(distance[middle])) if middle.any() else 0.0
 
 
+def _bolder_than_training(binary: np.ndarray) -> bool:
+    width = stroke_width(binary)
+    return width >= MIN_BOLD_WIDTH and width > BOLD_SHARE * binary.shape[0]
+
+
+def is_bold(image: np.ndarray) -> bool:
+    """Whether `thin_bold` thins the image once the grayscale step has made it dark ink on
+    light paper: black and white, its strokes bolder than the training images'."""
+    gray = to_gray(image)
+    return is_binary(gray) and _bolder_than_training(gray)
+
+
 def thin_bold(image: np.ndarray, rounds: int = 3) -> np.ndarray:
     """Thins the strokes of a black-and-white image that a user thickened (or a threshold
     left fat), one pixel a side per round, until they are no wider than `BOLD_SHARE` of the
@@ -498,8 +510,7 @@ def thin_bold(image: np.ndarray, rounds: int = 3) -> np.ndarray:
     if not is_binary(gray):
         return image
     for _ in range(rounds):
-        width = stroke_width(gray)
-        if width < MIN_BOLD_WIDTH or width <= BOLD_SHARE * gray.shape[0]:
+        if not _bolder_than_training(gray):
             break
         ink = (gray < 128).astype(np.uint8)
         core = cv2.erode(ink, _SQUARE)
@@ -517,11 +528,11 @@ def resize_to_height(image: np.ndarray, height: int = MODEL_HEIGHT) -> np.ndarra
 
 
 def stretch_width(image: np.ndarray, share: float, least: int = 1) -> np.ndarray:
-    """The image at `share` of its width (at least `least` pixels), its height kept. A black
-    and white image stays black and white (nearest neighbour), so that the steps that look
-    for one, such as *Thin bold strokes*, treat it as they treat the image."""
+    """The image at `share` of its width (at least `least` pixels), its height kept. An image
+    whose bold strokes *Thin bold strokes* thins (`is_bold`) stays black and white (nearest
+    neighbour), so that the step thins it as it thins the image; any other is resampled."""
     width = max(least, round(image.shape[1] * share))
-    if is_binary(to_gray(image)):
+    if is_bold(image):
         interpolation = cv2.INTER_NEAREST
     else:
         interpolation = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR

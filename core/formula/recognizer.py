@@ -383,8 +383,9 @@ class Recognizer:
         candidate, scored by its exact log p(text | image) summed over all the widths (the
         widths' readings multiplied as independent views), and the likeliest wins. Where one
         width blurs a small `+` into a `*` or a thick `1` into a `7`, another often keeps
-        them apart. A black-and-white image stays black and white at every width
-        (`preprocess.stretch_width`), so *Thin bold strokes* thins each width. A candidate
+        them apart. An image whose bold strokes *Thin bold strokes* thins stays black and
+        white at every width (`preprocess.stretch_width`), so that each width is thinned
+        as the image is; any other is resampled. A candidate
         that does not fit some width's time steps scores −inf; when none fits them all, the
         greedy reading stays."""
         threshold = math.log(LOOK_AGAIN_BELOW)
