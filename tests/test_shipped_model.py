@@ -272,11 +272,11 @@ def test_a_bold_black_and_white_image_stays_black_and_white_at_other_widths():
     other images are resampled."""
     image, _ = times_read_as_plus()
     assert preprocess.is_bold(image)
-    for share in (0.75, 1.3):
-        stretched = preprocess.stretch_width(image, share)
+    shares = (0.75, 1.3)
+    for share, stretched in zip(shares, preprocess.stretch_widths(image, shares), strict=True):
         assert stretched.shape == (image.shape[0], round(image.shape[1] * share))
         assert set(np.unique(stretched)) == {0, 255} and preprocess.is_bold(stretched)
     thin, _ = times_read_as_plus(strokes=1)
     assert preprocess.is_binary(thin) and not preprocess.is_bold(thin)
-    assert len(np.unique(preprocess.stretch_width(thin, 0.75))) > 2  # averaged, as resized
-    assert preprocess.stretch_width(image, 0.01, least=16).shape[1] == 16
+    assert len(np.unique(preprocess.stretch_widths(thin, [0.75])[0])) > 2  # averaged, as resized
+    assert preprocess.stretch_widths(image, [0.01], least=16)[0].shape[1] == 16

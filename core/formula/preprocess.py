@@ -527,16 +527,21 @@ def resize_to_height(image: np.ndarray, height: int = MODEL_HEIGHT) -> np.ndarra
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def stretch_width(image: np.ndarray, share: float, least: int = 1) -> np.ndarray:
-    """The image at `share` of its width (at least `least` pixels), its height kept. An image
-    whose bold strokes *Thin bold strokes* thins (`is_bold`) stays black and white (nearest
-    neighbour), so that the step thins it as it thins the image; any other is resampled."""
-    width = max(least, round(image.shape[1] * share))
-    if is_bold(image):
-        interpolation = cv2.INTER_NEAREST
-    else:
-        interpolation = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, image.shape[0]), interpolation=interpolation)
+def stretch_widths(image: np.ndarray, shares: Iterable[float], least: int = 1) -> list[np.ndarray]:
+    """The image at each of `shares` of its width (at least `least` pixels), its height
+    kept. An image whose bold strokes *Thin bold strokes* thins (`is_bold`, found once)
+    stays black and white (nearest neighbour), so that the step thins each width as it
+    thins the image; any other is resampled."""
+    bold = is_bold(image)
+    stretched = []
+    for share in shares:
+        width = max(least, round(image.shape[1] * share))
+        if bold:
+            interpolation = cv2.INTER_NEAREST
+        else:
+            interpolation = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR
+        stretched.append(cv2.resize(image, (width, image.shape[0]), interpolation=interpolation))
+    return stretched
 
 
 #: `normalize`: the ink level is this percentile of the pixels darker than the paper.

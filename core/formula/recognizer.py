@@ -384,7 +384,7 @@ class Recognizer:
         widths' readings multiplied as independent views), and the likeliest wins. Where one
         width blurs a small `+` into a `*` or a thick `1` into a `7`, another often keeps
         them apart. An image whose bold strokes *Thin bold strokes* thins stays black and
-        white at every width (`preprocess.stretch_width`), so that each width is thinned
+        white at every width (`preprocess.stretch_widths`), so that each width is thinned
         as the image is; any other is resampled. A candidate
         that does not fit some width's time steps scores −inf; when none fits them all, the
         greedy reading stays."""
@@ -398,8 +398,9 @@ class Recognizer:
         for i in unsure:
             height, width = images[i].shape[:2]
             least = math.ceil(MIN_MODEL_WIDTH * height / self.config.height)
-            for share in LOOK_AGAIN_WIDTHS:
-                stretched = preprocess.stretch_width(images[i], share, min(width, least))
+            for stretched in preprocess.stretch_widths(
+                images[i], LOOK_AGAIN_WIDTHS, min(width, least)
+            ):
                 views.append(self.prepare(stretched, canvas, steps))
         read = self.forward(views)
         other = len(LOOK_AGAIN_WIDTHS)
