@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 
+from benchmarks.formula_robustness import STROKES, global_at
 from benchmarks.harness import machine
 from core.formula import crnn, preprocess
 from core.formula.generate import GenerateConfig, make_one
@@ -132,12 +133,9 @@ def main() -> None:
 
 
 def binarised_thick(image: np.ndarray) -> np.ndarray:
-    """A global threshold 70 % of the way from the ink to the paper, strokes thickened by a
-    3×3 cross (a robustness benchmark row where many readings are unsure)."""
-    gray = preprocess.to_gray(image)
-    ink, _, paper, _ = preprocess.levels(gray)
-    _, binary = cv2.threshold(gray, ink + 0.7 * (paper - ink), 255, cv2.THRESH_BINARY)
-    return cv2.erode(binary, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
+    """The robustness benchmark's global threshold at 70 % with thick strokes, a row where
+    many readings are unsure."""
+    return STROKES["thick"](global_at(0.7)(image))
 
 
 def print_second_look_times(recognizer: Recognizer, images: list[np.ndarray], repeats: int):
