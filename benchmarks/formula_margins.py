@@ -1,7 +1,8 @@
 """Loosely cropped formula images: sequence accuracy with and without cropping, on images
 as drawn and with paper margins added around them, and on the real Baidu samples likewise.
 
-    python -m benchmarks.formula_margins [--baseline B [--one-look]] [--model M ...]
+    python -m benchmarks.formula_margins [--baseline B [--one-look | --no-referee]]
+        [--model M ...]
         [--count 1000] [--seed 515151]
 
 The margins are what a user's own crop leaves: paper of the image's own colour added on each
@@ -12,7 +13,8 @@ wide margins, each without the *Crop or pad margins* step (the former default, t
 baseline), with the default preprocessing (which trims loose margins), and with *Crop to
 ink* always on. With `--baseline` and `--model`, each model reads the same images in turn,
 one table each; with `--one-look`, the baseline takes each greedy reading as it is (as
-before unsure readings were read again at other widths).
+before unsure readings were read again at other widths), with `--no-referee` its second look
+does not ask the shipped large model where the widths disagree.
 """
 
 from __future__ import annotations
@@ -68,20 +70,26 @@ def main() -> None:
                         "%(default)s)")  # fmt: skip
     parser.add_argument("--one-look", action="store_true",
                         help="the baseline reads each image once")  # fmt: skip
+    parser.add_argument("--no-referee", action="store_true",
+                        help="the baseline's second look reads alone")  # fmt: skip
     args = parser.parse_args()
     preprocess.LOOSE_SHARE = args.share
     print(machine())
     models = ([args.baseline] if args.baseline else []) + (args.model or [str(SHIPPED_MODEL)])
     for index, model in enumerate(models):
-        look_again = not (args.one_look and args.baseline and index == 0)
-        _tables(Recognizer.load(model), Path(model), args, look_again)
+        first = bool(args.baseline) and index == 0
+        look_again = not (args.one_look and first)
+        recognizer = Recognizer.load(model, referee=not (args.no_referee and first))
+        _tables(recognizer, Path(model), args, look_again)
 
 
 def _tables(
     recognizer: Recognizer, model: Path, args: argparse.Namespace, look_again: bool
 ) -> None:
     print(
-        f"\nModel {model}{'' if look_again else ', one look'}, {args.count:,} images a row, "
+        f"\nModel {model}{'' if look_again else ', one look'}"
+        f"{', no referee' if look_again and recognizer.referee is None else ''}, "
+        f"{args.count:,} images a row, "
         f"seed {args.seed}, trim below {args.share:g} of the image.\n"
     )
     print("| style | formulas | images | " + " | ".join(

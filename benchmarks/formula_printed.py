@@ -196,7 +196,9 @@ def main() -> None:
     if not files:
         parser.exit(1, "No unseen font family found: see assets/fonts/README.md.\n")
     paths = [*([options.baseline] if options.baseline else []), *(options.model or [SHIPPED_MODEL])]
-    recognizers, names = readers(paths, options.without, options.padded, options.one_look)
+    recognizers, names = readers(
+        paths, options.without, options.padded, options.one_look, options.no_referee
+    )
     print(
         f"{machine()} · {len(files)} font files · {options.count} formulas a variant, "
         f"seed {options.seed}\n"

@@ -4,13 +4,14 @@ preprocessing step of the app, printed in font families no style draws with, and
 real Baidu samples under every step and every binarisation.
 
     python -m benchmarks.formula_robustness --baseline OLD.pt [--model NEW.pt] [--count 1000]
-        [--seed 737373] [--without STEP] [--padded] [--one-look]
+        [--seed 737373] [--without STEP] [--padded] [--one-look] [--no-referee]
 
 Every model reads the same images in the same run; the first column is the baseline, read
 with the app's default steps less any `--without` names (the pipeline before a step), and
 with `--padded` its batches as one padded tensor (before each image read as alone), with
-`--one-look` each image once (before unsure readings were read again at other widths). The
-images come from seed 737373, which no training run uses (`--seed` draws others).
+`--one-look` each image once (before unsure readings were read again at other widths), with
+`--no-referee` without the shipped large model's say where the widths disagree. The images
+come from seed 737373, which no training run uses (`--seed` draws others).
 Binarisation thresholds a global level at 30 %, 50 %, 70 % and 90 % of the way from the ink
 to the paper (`preprocess.levels`; 90 % keeps nearly everything that is not paper),
 Otsu's, the app's Gaussian adaptive threshold (block 31, offset 10), and two methods that
@@ -186,6 +187,12 @@ def add_without(parser: argparse.ArgumentParser) -> None:
         help="the first model takes each greedy reading as it is, unsure or not (as before "
         "unsure readings were read again at other widths)",
     )
+    parser.add_argument(
+        "--no-referee",
+        action="store_true",
+        help="the first model's second look does not ask the shipped large model where its "
+        "widths disagree (as before it did)",
+    )
 
 
 def readers(
@@ -193,10 +200,14 @@ def readers(
     without: Sequence[str],
     padded: bool = False,
     one_look: bool = False,
+    no_referee: bool = False,
 ) -> tuple[list[Reader], list[str]]:
     """A Reader and a column name for each model; the first reads without `without`, its
-    batches padded with `padded`, and each image once with `one_look`."""
-    found = [Reader(Recognizer.load(p)) for p in paths]
+    batches padded with `padded`, each image once with `one_look`, and without the shipped
+    large model's say with `no_referee`."""
+    found = [
+        Reader(Recognizer.load(p, referee=not (no_referee and i == 0))) for i, p in enumerate(paths)
+    ]
     first = found[0].recognizer
     found[0] = Reader(first, preprocess.DEFAULT - set(without), not padded, not one_look)
     names = [Path(p).name for p in paths]
@@ -206,6 +217,8 @@ def readers(
         names[0] += ", padded batches"
     if one_look:
         names[0] += ", one look"
+    if no_referee:
+        names[0] += ", no referee"
     return found, names
 
 
@@ -315,7 +328,9 @@ def main() -> None:
     add_without(parser)
     options = parser.parse_args()
     paths = [options.baseline, *(options.model or [str(SHIPPED_MODEL)])]
-    recognizers, names = readers(paths, options.without, options.padded, options.one_look)
+    recognizers, names = readers(
+        paths, options.without, options.padded, options.one_look, options.no_referee
+    )
     count = options.count
     SEED = options.seed
     rows: list[Row] = []

@@ -16,7 +16,8 @@ Last, the GRU of small batches (`crnn.small_batch_gru`, NumPy) against torch's o
 the former way, on the same inputs: the batch size up to which NumPy is used comes from
 this table. And batches of many widths, each image read as alone (the app's way) against
 the batch read as one padded tensor (before). And what the second look at unsure readings
-costs, on the captcha images and on them binarised with thick strokes, against one look.
+costs, on the captcha images and on them binarised with thick strokes, with and without the
+referee (the shipped large model, asked where the widths disagree), against one look.
 
 `--blas-threads own` runs everything with NumPy's BLAS on its own threads, as before
 `crnn.BLAS_THREADS`: compare it with a run without it, one after the other. It cannot be
@@ -58,6 +59,7 @@ def main() -> None:
         torch.set_num_threads(options.threads)
     crnn.BLAS_THREADS = None if options.blas_threads == "own" else int(options.blas_threads)
     recognizer = Recognizer.load(options.model)
+    _ = recognizer.referee  # loads the shipped small model's referee before any timing
     config = GenerateConfig(1024, style="captcha", form="level1", seed=99)
     images = [make_one(config, i)[2] for i in range(1024)]
     with tempfile.TemporaryDirectory() as scratch:
@@ -126,7 +128,8 @@ def main() -> None:
         f"{statistics.median(end_to_end):,.0f} images/s | ≥ 600 images/s |"
     )
 
-    print_second_look_times(recognizer, images[:200], options.repeats)
+    alone = Recognizer.load(options.model, referee=False)
+    print_second_look_times(recognizer, alone, images[:200], options.repeats)
     print_step_times(images[:200])
     print_gru_times(recognizer)
     print_mixed_widths(recognizer, options.repeats)
@@ -138,43 +141,53 @@ def binarised_thick(image: np.ndarray) -> np.ndarray:
     return STROKES["thick"](global_at(0.7)(image))
 
 
-def print_second_look_times(recognizer: Recognizer, images: list[np.ndarray], repeats: int):
+def print_second_look_times(
+    recognizer: Recognizer, alone: Recognizer, images: list[np.ndarray], repeats: int
+) -> None:
     """What reading unsure images again at other widths (`Recognizer.look_again`) costs: one
-    image read with it (the app's way) and without it, interleaved, on the captcha images and
-    on them binarised with thick strokes; and batches of 256 both ways. With the share of
-    images read again."""
-    print("\n| 180×60 images, end to end | read again | one look: median / mean | "
-          "with the second look: median / mean / slowest 5 % |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: |")
+    image read with it (the app's way, the referee asked where the widths disagree), with
+    the widths alone (`alone`: the same model without its referee) and with one look,
+    interleaved, on the captcha images and on them binarised with thick strokes; and
+    batches of 256 the three ways. With the shares of images read again and of images the
+    referee was asked about."""
+    ways = {"one look": (alone, False), "widths alone": (alone, True), "app": (recognizer, True)}
+    print("\n| 180×60 images, end to end | read again / referee asked | one look: median / "
+          "mean | widths alone: median / mean / slowest 5 % | with the referee: median / "
+          "mean / slowest 5 % |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: |")
     for name, inputs in (
         ("captcha (as above)", images),
         ("binarised, global 70 %, thick strokes", [binarised_thick(im) for im in images]),
     ):
-        times: dict[bool, list[float]] = {True: [], False: []}
-        again = 0
+        times: dict[str, list[float]] = {way: [] for way in ways}
+        again = asked = 0
         for image in inputs:
-            for look in (True, False):
+            for way, (reader, look) in ways.items():
                 start = time.perf_counter()
-                result = recognizer.recognize(image, look_again=look)
-                times[look].append((time.perf_counter() - start) * 1e3)
-                again += result.second_look is not None
-        slow = np.percentile(times[True], 95)
-        print(
-            f"| {name} | {again / len(inputs):.1%} | {statistics.median(times[False]):.2f} / "
-            f"{statistics.mean(times[False]):.2f} ms | {statistics.median(times[True]):.2f} / "
-            f"{statistics.mean(times[True]):.2f} / {slow:.1f} ms |"
-        )
-        rates: dict[bool, list[float]] = {True: [], False: []}
+                result = reader.recognize(image, look_again=look)
+                times[way].append((time.perf_counter() - start) * 1e3)
+            again += result.second_look is not None
+            asked += result.second_look is not None and result.second_look.referee is not None
+        cells = [
+            f"{statistics.median(t):.2f} / {statistics.mean(t):.2f}"
+            + ("" if way == "one look" else f" / {np.percentile(t, 95):.1f}")
+            + " ms"
+            for way, t in times.items()
+        ]
+        share = f"{again / len(inputs):.1%} / {asked / len(inputs):.1%}"
+        print(f"| {name} | {share} | " + " | ".join(cells) + " |")
+        rates: dict[str, list[float]] = {way: [] for way in ways}
         batches = inputs * 4
         for _ in range(repeats):
-            for look in (True, False):
+            for way, (reader, look) in ways.items():
                 start = time.perf_counter()
                 for i in range(0, len(batches), 256):
-                    recognizer.read_batch(batches[i : i + 256], look_again=look)
-                rates[look].append(len(batches) / (time.perf_counter() - start))
+                    reader.read_batch(batches[i : i + 256], look_again=look)
+                rates[way].append(len(batches) / (time.perf_counter() - start))
         print(
-            f"| the same in batches of 256 | | {statistics.median(rates[False]):,.0f} images/s "
-            f"| {statistics.median(rates[True]):,.0f} images/s |"
+            "| the same in batches of 256 | | "
+            + " | ".join(f"{statistics.median(r):,.0f} images/s" for r in rates.values())
+            + " |"
         )
 
 

@@ -183,3 +183,31 @@ def test_recognize_and_eval_read_unsure_images_again_unless_told_once(tmp_path: 
     assert "sequence accuracy 100.00% (1/1)" in out and "read again at other widths" in out
     assert main(["formula", "eval", "--one-look", "--data", str(folder), "--gallery", gallery]) == 0
     assert "sequence accuracy 0.00% (0/1)" in capsys.readouterr().out
+
+
+def test_recognize_and_eval_ask_the_large_model_unless_told_not_to(tmp_path: Path, capsys):
+    """The binarised `(0-7)+0` whose widths disagree on its `+`: the large model settles it."""
+    from core.formula.recognizer import SHIPPED_LARGE_MODEL
+    from tests.test_shipped_model import plus_read_as_times
+
+    image, truth = plus_read_as_times()
+    folder = tmp_path / "set"
+    folder.mkdir()
+    path = folder / "0.png"
+    cv2.imwrite(str(path), image)
+    (folder / "labels.txt").write_text(f"{truth}\n")
+    assert main(["formula", "recognize", "--json", str(path)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["text"] == truth and record["second_look"]["referee"] == truth
+    assert main(["formula", "recognize", "--no-referee", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}\t(0-7)*0\n"
+    gallery = str(tmp_path / "mistakes.png")
+    assert main(["formula", "eval", "--data", str(folder), "--gallery", gallery]) == 0
+    out = capsys.readouterr().out
+    assert "sequence accuracy 100.00% (1/1)" in out
+    assert f"{SHIPPED_LARGE_MODEL} asked where they disagree" in out
+    assert (
+        main(["formula", "eval", "--no-referee", "--data", str(folder), "--gallery", gallery]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "sequence accuracy 0.00% (0/1)" in out and "asked where" not in out

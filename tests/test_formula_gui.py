@@ -20,7 +20,7 @@ from core.jobs import CancelToken, drive
 from gui.widgets.common import to_qimage
 from tests.conftest import shared_data
 from tests.test_formula_data import cut_to_the_ink, on_a_sheet, pale_under_dots
-from tests.test_shipped_model import times_read_as_plus
+from tests.test_shipped_model import plus_read_as_times, times_read_as_plus
 
 pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
 
@@ -493,7 +493,12 @@ def test_an_unsure_reading_is_read_again_at_other_widths(formulas, qtbot, tmp_pa
     assert panel.status.text().startswith("Reading by")
     said = panel.second_look.text()
     assert "read again at other widths" in said and "75%" in said and "130%" in said
-    assert f"likeliest over all 5 widths is <b>{truth}" in said
+    # the widths disagree, so the shipped large model read it too
+    assert "disagree, so formula_crnn_large.pt read it too: <b>7*(8*1)</b>" in said
+    assert (
+        f"likeliest over all 5 widths, with its log p weighed as much as theirs "
+        f"together, is <b>{truth}" in said
+    )
     assert "7+(8*1)" in said  # the first greedy reading, named
     # the alignment drawn is the reading's, on the image's own posteriors
     assert bench.read.alignment.text == truth
@@ -509,6 +514,28 @@ def test_an_unsure_reading_is_read_again_at_other_widths(formulas, qtbot, tmp_pa
     bench.folder.look_again.setChecked(False)
     _settled(qtbot, window)
     assert bench.folder.reading.texts == ["7+(8*1)"]
+
+
+def test_the_large_model_settles_what_the_widths_disagree_on(formulas, qtbot, tmp_path):
+    """A binarised `(0-7)+0`: the small model's widths together would read `(0-7)*0`; the
+    large model reads `+`, and the Read tab says so. The Folder tab reads it the same."""
+    window, bench = formulas
+    image, truth = plus_read_as_times()
+    folder = tmp_path / "disputed"
+    folder.mkdir()
+    path = folder / "plus.png"
+    cv2.imwrite(str(path), image)
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    result = bench.read.last_recognition
+    assert result.text == truth and result.second_look.referee == truth
+    said = bench.read.readings.second_look.text()
+    assert f"formula_crnn_large.pt read it too: <b>{truth}</b>" in said
+    assert f"is <b>{truth}</b>" in said and "(0-7)*0" in said
+    assert bench.read.alignment.text == truth
+    bench.open_folder(folder)
+    _settled(qtbot, window)
+    assert bench.folder.reading.texts == [truth]
 
 
 def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):

@@ -258,6 +258,57 @@ def test_an_unsure_reading_is_read_again_at_other_widths(recognizer):
     assert once.second_look is None and once.text == "7+(8*1)"
 
 
+def plus_read_as_times() -> tuple[np.ndarray, str]:
+    """A captcha `(0-7)+0`, binarised and thickened as `times_read_as_plus`. The small
+    model's widths disagree on its `+`, and summed over them `(0-7)*0` is likelier; the
+    large model reads `(0-7)+0`."""
+    item, _, image = make_one(GenerateConfig(256, style="captcha", form="level1", seed=4242), 174)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    return cv2.erode(preprocess.binarize_otsu(np.asarray(image)), cross), item.text
+
+
+def test_the_large_model_has_a_say_where_the_widths_disagree(recognizer):
+    from core.formula.recognizer import REFEREE_WEIGHT
+
+    image, truth = plus_read_as_times()
+    alone = Recognizer.load(SHIPPED_MODEL, referee=False)
+    assert alone.referee is None and Recognizer.shipped(size="large").referee is None
+    assert alone.read_batch([image]) == ["(0-7)*0"]
+    widths_only = alone.recognize(image).second_look
+    assert widths_only.text == "(0-7)*0" and widths_only.referee is None
+    assert recognizer.referee.path == SHIPPED_LARGE_MODEL
+    assert recognizer.read_batch([image]) == [truth] == ["(0-7)+0"]
+    result = recognizer.recognize(image)
+    look = result.second_look
+    assert result.text == truth and look.referee == truth
+    assert look.referee_model == SHIPPED_LARGE_MODEL.name
+    assert len(set(look.readings)) > 1 and set(look.referee_scores) == set(look.scores)
+    # the widths alone would choose otherwise; the referee's log p, weighed as much as all
+    # the widths together, tips it
+    assert max(look.scores, key=look.scores.get) == "(0-7)*0" == widths_only.text
+    assert look.scores == pytest.approx(widths_only.scores)
+    referee_lp = recognizer.referee.forward([recognizer.referee.prepare(image)])[0]
+    for text, summed in look.scores.items():
+        under = ctc.log_prob(referee_lp, text)
+        assert look.referee_scores[text] == pytest.approx(under, abs=1e-4)
+        assert look.total(text) == pytest.approx(summed + REFEREE_WEIGHT * under, abs=1e-3)
+    assert look.text == max(look.scores, key=look.total)
+    said = result.to_json()["second_look"]
+    assert said["referee"] == truth and said["referee_model"] == SHIPPED_LARGE_MODEL.name
+    assert set(said["referee_log_probs"]) == set(look.scores)
+
+
+def test_a_referee_that_cannot_be_loaded_leaves_the_reading_alone(tmp_path):
+    broken = tmp_path / "large.pt"
+    broken.write_bytes(b"not a checkpoint")
+    alone = Recognizer.load(SHIPPED_MODEL, referee=False)
+    recognizer = Recognizer(alone.model, alone.device, path=SHIPPED_MODEL, referee=broken)
+    image, _ = plus_read_as_times()
+    result = recognizer.recognize(image)
+    assert result.text == "(0-7)*0" and result.second_look.referee is None
+    assert recognizer.referee is None and str(broken) in recognizer.referee_problem
+
+
 def test_a_sure_reading_is_not_read_again(recognizer):
     item, _, image = make_one(GenerateConfig(8, style="printed", form="level1", seed=4242), 0)
     result = recognizer.recognize(np.asarray(image))

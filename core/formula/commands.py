@@ -106,6 +106,10 @@ ONE_LOOK_HELP = (
     "take the greedy reading as it is; by default an unsure one (p(text | image) below "
     "0.9) is read again at other widths and the reading they together find likeliest wins"
 )
+NO_REFEREE_HELP = (
+    "the shipped small model reads alone; by default, where the widths of its second look "
+    "disagree, the shipped large model reads the image too and has a say"
+)
 
 
 def _add_model_commands(commands: argparse._SubParsersAction) -> None:
@@ -131,6 +135,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
     evaluate.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
     evaluate.add_argument("--one-look", action="store_true", help=ONE_LOOK_HELP)
+    evaluate.add_argument("--no-referee", action="store_true", help=NO_REFEREE_HELP)
     recognize = commands.add_parser(
         "recognize",
         help="read formula images",
@@ -144,6 +149,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     )
     recognize.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
     recognize.add_argument("--one-look", action="store_true", help=ONE_LOOK_HELP)
+    recognize.add_argument("--no-referee", action="store_true", help=NO_REFEREE_HELP)
     recognize.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
     export = commands.add_parser(
         "export-onnx",
@@ -238,7 +244,7 @@ def _recognizer(args: argparse.Namespace) -> Recognizer:
         model = SHIPPED_MODELS[model]
     try:
         device = devices.choose(getattr(args, "device", None))
-        return Recognizer.load(model, device)
+        return Recognizer.load(model, device, referee=not getattr(args, "no_referee", False))
     except (CheckpointError, devices.DeviceError) as error:
         raise JobError(str(error)) from error
 
@@ -262,6 +268,8 @@ def _eval(args: argparse.Namespace) -> int:
     decoding = "grammar-constrained beam search" if args.grammar else "greedy decoding"
     if not args.grammar and not args.one_look:
         decoding += ", unsure readings read again at other widths"
+        if (referee := recognizer.referee) is not None:
+            decoding += f", {referee.path} asked where they disagree"
     print(f"{args.data}: {len(items):,} images, model {recognizer.path}, {decoding}")
     for line in result.lines():
         print(line)

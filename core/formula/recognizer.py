@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,10 @@ GRAMMAR_BEAM = 10
 LOOK_AGAIN_BELOW = 0.9
 #: The widths a second look reads the image at, as shares of its own width.
 LOOK_AGAIN_WIDTHS = (0.75, 0.87, 1.15, 1.3)
+#: Where the widths of a second look disagree, the shipped small model asks the shipped
+#: large one (its referee), whose log p(text | image) weighs this many times: as much as
+#: all the widths together.
+REFEREE_WEIGHT = len(LOOK_AGAIN_WIDTHS) + 1
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,25 @@ class SecondLook:
     readings: tuple[str, ...]  # the greedy reading at each width
     first_log_prob: float  # the first greedy reading's exact log p(text | image)
     scores: dict[str, float]  # each reading's log p(text | image) summed over the widths
-    text: str  # the reading the widths together find likeliest
+    text: str  # the likeliest reading (with the referee's word, when it was asked)
+    # where the widths disagree and the model has a referee (`Recognizer.referee`): its
+    # greedy reading of the image, each candidate's log p(text | image) under it, and the
+    # referee's file name
+    referee: str | None = None
+    referee_scores: dict[str, float] = field(default_factory=dict)
+    referee_model: str | None = None
 
     @property
     def changed(self) -> bool:
         """Whether the second look reads otherwise than the input's greedy reading."""
         return self.text != self.readings[0]
+
+    def total(self, text: str) -> float:
+        """A candidate's score: its log p summed over the widths, plus `REFEREE_WEIGHT`
+        times its log p under the referee when the referee was asked."""
+        if self.referee is None:
+            return self.scores[text]
+        return self.scores[text] + REFEREE_WEIGHT * self.referee_scores[text]
 
 
 @dataclass
@@ -126,10 +143,10 @@ class Recognition:
                 {
                     "widths": list(self.second_look.widths),
                     "readings": list(self.second_look.readings),
-                    "log_probs": {
-                        t: round(v, 6) if math.isfinite(v) else None
-                        for t, v in self.second_look.scores.items()
-                    },
+                    "log_probs": _finite(self.second_look.scores),
+                    "referee": self.second_look.referee,
+                    "referee_model": self.second_look.referee_model,
+                    "referee_log_probs": _finite(self.second_look.referee_scores),
                 }
                 if self.second_look
                 else None
@@ -142,6 +159,11 @@ class Recognition:
             "log_probs": np.round(self.log_probs, 5).tolist(),
             "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
         }
+
+
+def _finite(scores: dict[str, float]) -> dict[str, float | None]:
+    """Scores for JSON: rounded, None for −inf."""
+    return {t: round(v, 6) if math.isfinite(v) else None for t, v in scores.items()}
 
 
 #: `Recognizer.forward` reads larger lists in width-sorted batches of this many inputs.
@@ -157,24 +179,45 @@ class Recognizer:
         device: Device,
         meta: dict[str, Any] | None = None,
         path: Path | None = None,
+        referee: Recognizer | Path | None = None,
     ) -> None:
         self.model = model.to(device.torch).eval()
         self.device = device
         self.meta = meta or {}
         self.path = path
+        self._referee = referee
+        self.referee_problem: str | None = None  # why the referee could not be loaded
+
+    @property
+    def referee(self) -> Recognizer | None:
+        """The model asked about the readings a second look's widths disagree on (the
+        shipped large model, for the shipped small one), loaded when first asked; None
+        when there is none, or when it cannot be loaded (`referee_problem` says why)."""
+        if isinstance(self._referee, Path):
+            try:
+                self._referee = Recognizer.load(self._referee, self.device, referee=False)
+            except checkpoints.CheckpointError as error:
+                self._referee, self.referee_problem = None, str(error)
+        return self._referee
 
     @property
     def config(self) -> CRNNConfig:
         return self.model.config
 
     @classmethod
-    def load(cls, path: Path | str, device: Device | None = None) -> Recognizer:
-        """Load a recogniser checkpoint (best.pt of a run, or the shipped model).
+    def load(
+        cls, path: Path | str, device: Device | None = None, referee: bool = True
+    ) -> Recognizer:
+        """Load a recogniser checkpoint (best.pt of a run, or a shipped model). The shipped
+        small model gets the shipped large one as its `referee` unless `referee` is False.
 
         Raises CheckpointError for files that are missing, damaged, hostile, of another
         kind or that do not fit the model they describe.
         """
         path = Path(path)
+        judge = None
+        if referee and path.resolve() == SHIPPED_MODEL.resolve():
+            judge = SHIPPED_LARGE_MODEL
         record = checkpoints.load(path, MODEL_KIND)
         try:
             config = CRNNConfig.from_dict(record["model_config"])
@@ -185,7 +228,7 @@ class Recognizer:
                 f"{path} does not hold a usable formula model: {error}"
             ) from error
         meta = {k: record.get(k) for k in ("step", "metrics", "created", "labelscope")}
-        return cls(model, device or choose("cpu"), meta, path)
+        return cls(model, device or choose("cpu"), meta, path, judge)
 
     @classmethod
     def shipped(cls, device: Device | None = None, size: str = "small") -> Recognizer:
@@ -385,9 +428,13 @@ class Recognizer:
         width blurs a small `+` into a `*` or a thick `1` into a `7`, another often keeps
         them apart. An image whose bold strokes *Thin bold strokes* thins stays black and
         white at every width (`preprocess.stretch_widths`), so that each width is thinned
-        as the image is; any other is resampled. A candidate
-        that does not fit some width's time steps scores −inf; when none fits them all, the
-        greedy reading stays."""
+        as the image is; any other is resampled.
+
+        Where the widths disagree and the model has a `referee`, the referee reads the image
+        too: its greedy reading is one more candidate, and each candidate's log p under it,
+        `REFEREE_WEIGHT` times, joins the sum (`SecondLook.total`). A candidate that does not
+        fit some width's time steps scores −inf; when none fits them all, the greedy reading
+        stays."""
         threshold = math.log(LOOK_AGAIN_BELOW)
         sure = sequence_log_probs([(lp, h.text) for lp, h in zip(log_probs, readings, strict=True)])
         unsure = [i for i, log_prob in enumerate(sure) if log_prob < threshold]
@@ -409,14 +456,32 @@ class Recognizer:
             at_widths = [log_probs[i], *read[k * other : (k + 1) * other]]
             texts = (readings[i].text, *(greedy(lp).text for lp in at_widths[1:]))
             seen.append((at_widths, texts, list(dict.fromkeys(texts))))
+        disputed = [k for k, (_, _, found) in enumerate(seen) if len(found) > 1]
+        referee = self.referee if disputed else None
+        judged: dict[int, np.ndarray] = {}  # the referee's posteriors of each disputed image
+        if referee is not None:
+            asked = [referee.prepare(images[unsure[k]], canvas, steps) for k in disputed]
+            for k, lp in zip(disputed, referee.forward(asked), strict=True):
+                judged[k] = lp
+                if (text := greedy(lp).text) not in seen[k][2]:
+                    seen[k][2].append(text)
         pairs = [(lp, text) for at_widths, _, found in seen for text in found for lp in at_widths]
+        pairs += [(judged[k], text) for k in judged for text in seen[k][2]]
         each = iter(sequence_log_probs(pairs))  # every image's candidates in one batch
-        for i, (_, texts, found) in zip(unsure, seen, strict=True):
-            scores = {text: math.fsum(next(each) for _ in range(other + 1)) for text in found}
-            best = max(found, key=scores.__getitem__)
-            if not math.isfinite(scores[best]):
-                best = readings[i].text
-            looks[i] = SecondLook((1.0, *LOOK_AGAIN_WIDTHS), texts, sure[i], scores, best)
+        summed = [
+            {text: math.fsum(next(each) for _ in range(other + 1)) for text in found}
+            for _, _, found in seen
+        ]
+        for k, (i, (_, texts, found)) in enumerate(zip(unsure, seen, strict=True)):
+            look = SecondLook((1.0, *LOOK_AGAIN_WIDTHS), texts, sure[i], summed[k], texts[0])
+            if k in judged:
+                said = {text: next(each) for text in found}
+                name = referee.path.name if referee and referee.path else "referee"
+                look = replace(
+                    look, referee=greedy(judged[k]).text, referee_scores=said, referee_model=name
+                )
+            best = max(found, key=look.total)
+            looks[i] = replace(look, text=best if math.isfinite(look.total(best)) else texts[0])
         return looks
 
     def x_range(self, step: int, model_width: int, image_width: int) -> tuple[float, float]:

@@ -173,7 +173,9 @@ class ReadingsPanel(QGroupBox):
             "image is read again at "
             + ", ".join(f"{w:.0%}" for w in LOOK_AGAIN_WIDTHS)
             + " of its width; the reading that all the widths together find likeliest is "
-            "the reading. On binarised images it reads half a point better on average and "
+            "the reading. Where the widths disagree, the shipped small model asks the "
+            "shipped large one, whose reading weighs as much as all the widths together. "
+            "On binarised images it reads half a point better on average and "
             "up to two on the hardest; an unsure image takes about 10 ms more"
         )
         for signal in (
@@ -299,17 +301,25 @@ def second_look_html(result: Recognition) -> str:
     )
     first = html.escape(look.readings[0]) or "∅"
     chosen = html.escape(look.text) or "∅"
+    over = f"over all {len(look.widths)} widths"
+    asked = ""
+    if look.referee is not None:
+        asked = (
+            f"; they disagree, so {html.escape(look.referee_model or 'the referee')} read it "
+            f"too: <b>{html.escape(look.referee) or '∅'}</b>"
+        )
+        over += ", with its log p weighed as much as theirs together,"
     said = (
-        f"the likeliest over all {len(look.widths)} widths is <b>{chosen}</b> "
-        f"(summed log p {_score(look.scores[look.text])}, against "
-        f"{_score(look.scores[look.readings[0]])} for the greedy reading)"
+        f"the likeliest {over} is <b>{chosen}</b> "
+        f"(summed log p {_score(look.total(look.text))}, against "
+        f"{_score(look.total(look.readings[0]))} for the greedy reading)"
         if look.changed
-        else f"the greedy reading stays the likeliest over all {len(look.widths)} widths"
+        else f"the greedy reading stays the likeliest {over.rstrip(',')}"
     )
     return (
         f"Unsure (p({first} | image) = {probability_text(look.first_log_prob)}), so the "
         f"image was read again at other widths: "
-        f"{widths}; {said}."
+        f"{widths}{asked}; {said}."
     )
 
 
