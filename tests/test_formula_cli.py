@@ -211,3 +211,24 @@ def test_recognize_and_eval_ask_the_large_model_unless_told_not_to(tmp_path: Pat
     )
     out = capsys.readouterr().out
     assert "sequence accuracy 0.00% (0/1)" in out and "asked where" not in out
+
+
+def test_recognize_and_eval_read_the_grammars_unsure_readings_again(tmp_path: Path, capsys):
+    from tests.test_shipped_model import times_read_as_plus
+
+    image, truth = times_read_as_plus()
+    folder = tmp_path / "set"
+    folder.mkdir()
+    path = folder / "0.png"
+    cv2.imwrite(str(path), image)
+    (folder / "labels.txt").write_text(f"{truth}\n")
+    assert main(["formula", "recognize", "--grammar", "--json", str(path)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["text"] == truth and record["second_look"]["grammar"] is True
+    assert main(["formula", "recognize", "--grammar", "--one-look", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}\t7+(8*1)\n"
+    gallery = str(tmp_path / "mistakes.png")
+    assert main(["formula", "eval", "--grammar", "--data", str(folder), "--gallery", gallery]) == 0
+    out = capsys.readouterr().out
+    assert "sequence accuracy 100.00% (1/1)" in out
+    assert "grammar-constrained beam search, unsure readings read again" in out

@@ -536,6 +536,15 @@ def test_the_large_model_settles_what_the_widths_disagree_on(formulas, qtbot, tm
     bench.open_folder(folder)
     _settled(qtbot, window)
     assert bench.folder.reading.texts == [truth]
+    # with the grammar, the grammar's readings are read again the same way
+    bench.folder.grammar.setChecked(True)
+    _settled(qtbot, window)
+    assert bench.folder.reading.texts == [truth]
+    bench.folder.look_again.setChecked(False)
+    _settled(qtbot, window)
+    assert bench.folder.reading.texts == ["(0-7)*0"]
+    bench.folder.grammar.setChecked(False)
+    bench.folder.look_again.setChecked(True)
 
 
 def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):

@@ -12,6 +12,7 @@ from core.formula import ctc, preprocess
 from core.formula.crnn import CRNNConfig
 from core.formula.fonts import font, font_paths
 from core.formula.generate import GenerateConfig, make_one
+from core.formula.grammar import parse
 from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL, Recognizer
 from core.images import read_image
 from tests.conftest import shared_data
@@ -296,6 +297,27 @@ def test_the_large_model_has_a_say_where_the_widths_disagree(recognizer):
     said = result.to_json()["second_look"]
     assert said["referee"] == truth and said["referee_model"] == SHIPPED_LARGE_MODEL.name
     assert set(said["referee_log_probs"]) == set(look.scores)
+
+
+def test_the_grammars_unsure_readings_are_read_again_too(recognizer, tmp_path):
+    """The grammar-constrained reading of both images takes `+` for `*` or back again; it
+    is read again at other widths, each width's reading the grammar's too."""
+    for image, truth, first in (
+        (*times_read_as_plus(), "7+(8*1)"),
+        (*plus_read_as_times(), "(0-7)*0"),
+    ):
+        assert recognizer.read_batch([image], grammar=True, look_again=False) == [first]
+        assert recognizer.read_batch([image], grammar=True) == [truth]
+        path = tmp_path / "formula.png"
+        cv2.imwrite(str(path), image)
+        result = recognizer.recognize_file(path, grammar=True)
+        look = result.second_look
+        assert result.text == truth and look.grammar and look.readings[0] == first
+        assert "".join(s.symbol for s in result.symbols) == truth
+        assert all(parse(text) for text in look.readings)  # each well-formed
+        assert result.to_json()["second_look"]["grammar"] is True
+        once = recognizer.recognize_file(path, grammar=True, look_again=False)
+        assert once.text == first and once.second_look is None
 
 
 def test_a_referee_that_cannot_be_loaded_leaves_the_reading_alone(tmp_path):

@@ -266,7 +266,7 @@ def _eval(args: argparse.Namespace) -> int:
         )
     )
     decoding = "grammar-constrained beam search" if args.grammar else "greedy decoding"
-    if not args.grammar and not args.one_look:
+    if not args.one_look:
         decoding += ", unsure readings read again at other widths"
         if (referee := recognizer.referee) is not None:
             decoding += f", {referee.path} asked where they disagree"

@@ -66,6 +66,7 @@ class SecondLook:
     referee: str | None = None
     referee_scores: dict[str, float] = field(default_factory=dict)
     referee_model: str | None = None
+    grammar: bool = False  # whether each reading is the grammar-constrained search's
 
     @property
     def changed(self) -> bool:
@@ -146,6 +147,7 @@ class Recognition:
                     "log_probs": _finite(self.second_look.scores),
                     "referee": self.second_look.referee,
                     "referee_model": self.second_look.referee_model,
+                    "grammar": self.second_look.grammar,
                     "referee_log_probs": _finite(self.second_look.referee_scores),
                 }
                 if self.second_look
@@ -370,7 +372,8 @@ class Recognizer:
         self, path: Path | str, grammar: bool = False, look_again: bool = True
     ) -> Recognition:
         """Read an image file; with `grammar`, the text and symbols are the `grammatical`
-        reading's; `look_again` as `recognize`."""
+        reading's (read again at other widths where unsure, with the grammar, unless not
+        `look_again`); `look_again` as `recognize`."""
         start = time.perf_counter()
         image = read_image(path)
         decoded = time.perf_counter()
@@ -380,7 +383,12 @@ class Recognizer:
             raise ImageProblem(path, problem.kind, problem.detail) from None
         if grammar:
             best = grammatical(result.log_probs, spans=True)
-            result.text, result.symbols = best.text, best.symbols
+            look = None
+            if look_again:
+                look = self.look_again([image], [result.log_probs], [best], grammar=True)[0]
+            if look is not None and look.changed:
+                best = with_spans(Hypothesis(look.text, look.scores[look.text]), result.log_probs)
+            result.text, result.symbols, result.second_look = best.text, best.symbols, look
         result.timings = {
             "decode_image": (decoded - start) * 1e3,
             **result.timings,
@@ -396,17 +404,15 @@ class Recognizer:
         steps: Iterable[str] | None = None,
         alone: bool = True,
     ) -> list[str]:
-        """The texts of many images at once (evaluation, throughput): greedy, with
-        `look_again` read again at other widths where unsure, or with `grammar` the best
-        reading of the grammar-constrained beam search (see `grammatical`). `steps` as
-        `stages`, `alone` as `forward`."""
+        """The texts of many images at once (evaluation, throughput): greedy, or with
+        `grammar` the best reading of the grammar-constrained beam search (see
+        `grammatical`); with `look_again` read again at other widths where unsure. `steps`
+        as `stages`, `alone` as `forward`."""
         log_probs = self.forward([self.prepare(im, steps=steps) for im in images], alone)
-        if grammar:
-            return [grammatical(lp).text for lp in log_probs]
-        readings = [greedy(lp) for lp in log_probs]
+        readings = [grammatical(lp) if grammar else greedy(lp) for lp in log_probs]
         if not look_again:
             return [h.text for h in readings]
-        looks = self.look_again(images, log_probs, readings, steps=steps)
+        looks = self.look_again(images, log_probs, readings, steps=steps, grammar=grammar)
         return [look.text if look else h.text for h, look in zip(readings, looks, strict=True)]
 
     def look_again(
@@ -416,25 +422,28 @@ class Recognizer:
         readings: list[Hypothesis],
         canvas: bool = False,
         steps: Iterable[str] | None = None,
+        grammar: bool = False,
     ) -> list[SecondLook | None]:
-        """A second look at each image whose greedy reading (from `log_probs`) is unsure:
-        less likely than `LOOK_AGAIN_BELOW` (its exact p(text | image), over every path).
-        None for the others.
+        """A second look at each image whose reading (`readings`, greedy or with `grammar`
+        the `grammatical` one, from `log_probs`) is unsure: less likely than
+        `LOOK_AGAIN_BELOW` (its exact p(text | image), over every path). None for the others.
 
         The image is read again at `LOOK_AGAIN_WIDTHS` of its width, through the same
-        preprocessing (`canvas`, `steps` as `stages`). Each width's greedy reading is a
-        candidate, scored by its exact log p(text | image) summed over all the widths (the
-        widths' readings multiplied as independent views), and the likeliest wins. Where one
-        width blurs a small `+` into a `*` or a thick `1` into a `7`, another often keeps
-        them apart. An image whose bold strokes *Thin bold strokes* thins stays black and
-        white at every width (`preprocess.stretch_widths`), so that each width is thinned
-        as the image is; any other is resampled.
+        preprocessing (`canvas`, `steps` as `stages`). Each width's reading, decoded as the
+        first (greedy, or with `grammar` the grammar-constrained search's), is a candidate,
+        scored by its exact log p(text | image) summed over all the widths (the widths'
+        readings multiplied as independent views), and the likeliest wins. Where one width
+        blurs a small `+` into a `*` or a thick `1` into a `7`, another often keeps them
+        apart. An image whose bold strokes *Thin bold strokes* thins stays black and white
+        at every width (`preprocess.stretch_widths`), so that each width is thinned as the
+        image is; any other is resampled.
 
         Where the widths disagree and the model has a `referee`, the referee reads the image
-        too: its greedy reading is one more candidate, and each candidate's log p under it,
-        `REFEREE_WEIGHT` times, joins the sum (`SecondLook.total`). A candidate that does not
-        fit some width's time steps scores −inf; when none fits them all, the greedy reading
-        stays."""
+        too: its reading, decoded the same way, is one more candidate, and each candidate's
+        log p under it, `REFEREE_WEIGHT` times, joins the sum (`SecondLook.total`). A
+        candidate that does not fit some width's time steps scores −inf; when none fits them
+        all, the first reading stays."""
+        decode = grammatical if grammar else greedy
         threshold = math.log(LOOK_AGAIN_BELOW)
         sure = sequence_log_probs([(lp, h.text) for lp, h in zip(log_probs, readings, strict=True)])
         unsure = [i for i, log_prob in enumerate(sure) if log_prob < threshold]
@@ -454,7 +463,7 @@ class Recognizer:
         seen = []  # for each unsure image: its posteriors at every width, their readings
         for k, i in enumerate(unsure):
             at_widths = [log_probs[i], *read[k * other : (k + 1) * other]]
-            texts = (readings[i].text, *(greedy(lp).text for lp in at_widths[1:]))
+            texts = (readings[i].text, *(decode(lp).text for lp in at_widths[1:]))
             seen.append((at_widths, texts, list(dict.fromkeys(texts))))
         disputed = [k for k, (_, _, found) in enumerate(seen) if len(found) > 1]
         referee = self.referee if disputed else None
@@ -463,7 +472,7 @@ class Recognizer:
             asked = [referee.prepare(images[unsure[k]], canvas, steps) for k in disputed]
             for k, lp in zip(disputed, referee.forward(asked), strict=True):
                 judged[k] = lp
-                if (text := greedy(lp).text) not in seen[k][2]:
+                if (text := decode(lp).text) not in seen[k][2]:
                     seen[k][2].append(text)
         pairs = [(lp, text) for at_widths, _, found in seen for text in found for lp in at_widths]
         pairs += [(judged[k], text) for k in judged for text in seen[k][2]]
@@ -473,12 +482,14 @@ class Recognizer:
             for _, _, found in seen
         ]
         for k, (i, (_, texts, found)) in enumerate(zip(unsure, seen, strict=True)):
-            look = SecondLook((1.0, *LOOK_AGAIN_WIDTHS), texts, sure[i], summed[k], texts[0])
+            look = SecondLook(
+                (1.0, *LOOK_AGAIN_WIDTHS), texts, sure[i], summed[k], texts[0], grammar=grammar
+            )
             if k in judged:
                 said = {text: next(each) for text in found}
                 name = referee.path.name if referee and referee.path else "referee"
                 look = replace(
-                    look, referee=greedy(judged[k]).text, referee_scores=said, referee_model=name
+                    look, referee=decode(judged[k]).text, referee_scores=said, referee_model=name
                 )
             best = max(found, key=look.total)
             looks[i] = replace(look, text=best if math.isfinite(look.total(best)) else texts[0])
