@@ -6,7 +6,8 @@ the real Baidu samples.
 Each row gives the greedy readings' accuracy and, in the same run on the same
 log-posteriors, that of the grammar-constrained beam search (`--grammar` in the CLI) and
 that of the greedy readings with the unsure ones read again at other widths (the app's
-reading; `--one-look` in the CLI reads as the first column).
+reading; `--one-look` in the CLI reads as the first column), with the widths alone (the
+model without its referee, `--no-referee`), and the grammar's readings read again likewise.
 Each style gets `count` images of the mixed forms (level 1, general, equations) from a
 seed no training run uses, plus a level-1 captcha set (the real set's kind). The real
 images come from ../shared/data/formula_samples when it is there.
@@ -29,24 +30,49 @@ from core.images import read_image
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "formula_samples"
 
 
+#: The columns `score` reports, in order.
+COLUMNS = (
+    "greedy",
+    "with the grammar",
+    "read again where unsure, widths alone",
+    "read again where unsure (the app)",
+    "the grammar, read again where unsure",
+)
+
+
 def score(
-    recognizer: Recognizer, style: str, form: str, count: int, seed: int
-) -> tuple[EvalReport, EvalReport, EvalReport]:
-    """Greedy readings' report, the grammar-constrained readings' report and the report of
-    the greedy readings with the unsure ones read again at other widths (the app's)."""
+    recognizer: Recognizer, alone: Recognizer, style: str, form: str, count: int, seed: int
+) -> dict[str, EvalReport]:
+    """A report for each of `COLUMNS`, all from the same log-posteriors: the greedy
+    readings; the grammar-constrained ones; the greedy readings with the unsure ones read
+    again at other widths by `alone` (the model without its referee) and by `recognizer`
+    (the app's); and the grammar's readings read again likewise (`--grammar` in the CLI)."""
     config = GenerateConfig(count, style=style, form=form, seed=seed)
-    report, constrained, looked = EvalReport(), EvalReport(), EvalReport()
+    reports = {column: EvalReport() for column in COLUMNS}
     batch: list = []
     truths: list[str] = []
 
     def flush() -> None:
         log_probs = recognizer.forward([recognizer.prepare(image) for image in batch])
         readings = [greedy(lp) for lp in log_probs]
-        looks = recognizer.look_again(batch, log_probs, readings)
-        for lp, reading, look, truth in zip(log_probs, readings, looks, truths, strict=True):
-            report.add(report.total, truth, reading.text)
-            constrained.add(constrained.total, truth, grammatical(lp).text)
-            looked.add(looked.total, truth, look.text if look else reading.text)
+        formulas = [grammatical(lp) for lp in log_probs]
+        read = {
+            "greedy": [h.text for h in readings],
+            "with the grammar": [h.text for h in formulas],
+        }
+        for column, reader, first, grammar in (
+            ("read again where unsure, widths alone", alone, readings, False),
+            ("read again where unsure (the app)", recognizer, readings, False),
+            ("the grammar, read again where unsure", recognizer, formulas, True),
+        ):
+            looks = reader.look_again(batch, log_probs, first, grammar=grammar)
+            read[column] = [
+                look.text if look else h.text for h, look in zip(first, looks, strict=True)
+            ]
+        for column, texts in read.items():
+            report = reports[column]
+            for truth, text in zip(truths, texts, strict=True):
+                report.add(report.total, truth, text)
         batch.clear()
         truths.clear()
 
@@ -58,7 +84,7 @@ def score(
             flush()
     if batch:
         flush()
-    return report, constrained, looked
+    return reports
 
 
 def main() -> None:
@@ -84,6 +110,7 @@ def main() -> None:
     preprocess.INK_PERCENTILE = options.ink_percentile
     synth.CAPTCHA_PRINTED_SHARE = options.captcha_printed_share
     recognizer = Recognizer.load(options.model)
+    alone = Recognizer.load(options.model, referee=False)
     rows = []
     for style, form in [
         ("captcha", "level1"),
@@ -94,11 +121,12 @@ def main() -> None:
         ("mixed", "mixed"),
     ]:
         start = time.perf_counter()
-        report, constrained, looked = score(recognizer, style, form, options.count, options.seed)
+        reports = score(recognizer, alone, style, form, options.count, options.seed)
+        report = reports["greedy"]
         print(
-            f"{style}/{form}: {report.accuracy:.4%}, with the grammar "
-            f"{constrained.accuracy:.4%}, read again where unsure {looked.accuracy:.4%} "
-            f"in {time.perf_counter() - start:.0f} s",
+            f"{style}/{form}: "
+            + ", ".join(f"{column} {reports[column].accuracy:.4%}" for column in COLUMNS)
+            + f" in {time.perf_counter() - start:.0f} s",
             file=sys.stderr,
         )
         worst = ", ".join(
@@ -106,8 +134,9 @@ def main() -> None:
         )
         rows.append(
             f"| {style} | {form} | {report.total:,} | {report.accuracy:.2%} | "
-            f"{report.cer:.3%} | {constrained.accuracy:.2%} | {looked.accuracy:.2%} | "
-            f"{worst or '—'} |"
+            f"{report.cer:.3%} | "
+            + " | ".join(f"{reports[column].accuracy:.2%}" for column in COLUMNS[1:])
+            + f" | {worst or '—'} |"
         )
     print(
         f"Model {Path(options.model).name}, {options.count:,} images a row, seed {options.seed}, "
@@ -115,10 +144,11 @@ def main() -> None:
         f"typefaces too: {options.captcha_printed_share:g}.\n"
     )
     print(
-        "| style | formulas | images | sequence accuracy | CER | with the grammar | "
-        "read again where unsure (the app) | most confused |"
+        "| style | formulas | images | greedy: sequence accuracy | CER | "
+        + " | ".join(COLUMNS[1:])
+        + " | most confused |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | --- | ---: | ---: | ---: |" + " ---: |" * (len(COLUMNS) - 1) + " --- |")
     print("\n".join(rows))
     if REAL.is_dir():
         lines = (REAL / "SOURCES.tsv").read_text().splitlines()[1:]
