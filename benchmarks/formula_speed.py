@@ -5,7 +5,8 @@
 
 Single image: one 180×60 PNG end to end (decode, preprocess, forward, greedy decode, and
 the second look where the reading is unsure), median over 200 images. Batch: images/s
-reading 1,024 prepared images in batches of 256.
+reading 1,024 prepared images in batches of 256 (with channels-last convolutions, the app's
+way, interleaved with channels-first ones, the former way).
 Baseline in the same run: the model's forward pass alone on an all-zero input of the same
 size, the floor the rest is measured against; and the single image read with torch's own
 GRU, as before `crnn.small_batch_gru`, interleaved with the app's way. Then the default steps
@@ -88,12 +89,18 @@ def main() -> None:
             recognizer.model(zero)
             floor.append((time.perf_counter() - start) * 1e3)
     prepared = [recognizer.prepare(image) for image in images]
-    rates = []
+    rates, channels_first = [], []  # interleaved: the app's convolutions and the former ones
     for _ in range(options.repeats):
-        start = time.perf_counter()
-        for i in range(0, len(prepared), 256):
-            recognizer.forward(prepared[i : i + 256])
-        rates.append(len(prepared) / (time.perf_counter() - start))
+        for times, layout in (
+            (rates, torch.channels_last),
+            (channels_first, torch.contiguous_format),
+        ):
+            recognizer.model.to(memory_format=layout)
+            start = time.perf_counter()
+            for i in range(0, len(prepared), 256):
+                recognizer.forward(prepared[i : i + 256])
+            times.append(len(prepared) / (time.perf_counter() - start))
+    recognizer.model.to(memory_format=torch.channels_last)
     end_to_end = []
     for _ in range(options.repeats):
         start = time.perf_counter()
@@ -122,6 +129,10 @@ def main() -> None:
     print(
         f"| batches of 256, forward pass on prepared images | "
         f"{statistics.median(rates):,.0f} images/s | |"
+    )
+    print(
+        f"| the same, channels-first convolutions (the former way, interleaved) | "
+        f"{statistics.median(channels_first):,.0f} images/s | |"
     )
     print(
         f"| batches of 256, preprocess + forward + greedy + second look | "
