@@ -159,16 +159,22 @@ def test_average_writes_the_mean_of_the_weights_and_refuses_strangers(tmp_path: 
     assert "at least two" in capsys.readouterr().err
 
 
-def test_recognize_and_eval_read_unsure_images_again_unless_told_once(tmp_path: Path, capsys):
-    """The binarised `7*(8*1)` whose first greedy reading is `7+(8*1)`."""
-    from tests.test_shipped_model import times_read_as_plus
-
-    image, truth = times_read_as_plus()
+def labelled_folder(tmp_path: Path, image: np.ndarray, truth: str) -> tuple[Path, Path]:
+    """A Baidu-format folder holding `image` labelled `truth`: the folder and the image."""
     folder = tmp_path / "set"
     folder.mkdir()
     path = folder / "0.png"
     cv2.imwrite(str(path), image)
     (folder / "labels.txt").write_text(f"{truth}\n")
+    return folder, path
+
+
+def test_recognize_and_eval_read_unsure_images_again_unless_told_once(tmp_path: Path, capsys):
+    """The binarised `7*(8*1)` whose first greedy reading is `7+(8*1)`."""
+    from tests.test_shipped_model import times_read_as_plus
+
+    image, truth = times_read_as_plus()
+    folder, path = labelled_folder(tmp_path, image, truth)
     assert main(["formula", "recognize", str(path)]) == 0
     assert capsys.readouterr().out == f"{path}\t{truth}\n"
     assert main(["formula", "recognize", "--one-look", str(path)]) == 0
@@ -191,11 +197,7 @@ def test_recognize_and_eval_ask_the_large_model_unless_told_not_to(tmp_path: Pat
     from tests.test_shipped_model import plus_read_as_times
 
     image, truth = plus_read_as_times()
-    folder = tmp_path / "set"
-    folder.mkdir()
-    path = folder / "0.png"
-    cv2.imwrite(str(path), image)
-    (folder / "labels.txt").write_text(f"{truth}\n")
+    folder, path = labelled_folder(tmp_path, image, truth)
     assert main(["formula", "recognize", "--json", str(path)]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["text"] == truth and record["second_look"]["referee"] == truth
@@ -217,11 +219,7 @@ def test_recognize_and_eval_read_the_grammars_unsure_readings_again(tmp_path: Pa
     from tests.test_shipped_model import times_read_as_plus
 
     image, truth = times_read_as_plus()
-    folder = tmp_path / "set"
-    folder.mkdir()
-    path = folder / "0.png"
-    cv2.imwrite(str(path), image)
-    (folder / "labels.txt").write_text(f"{truth}\n")
+    folder, path = labelled_folder(tmp_path, image, truth)
     assert main(["formula", "recognize", "--grammar", "--json", str(path)]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["text"] == truth and record["second_look"]["grammar"] is True

@@ -475,18 +475,23 @@ def test_a_labelled_folder_is_scored_and_its_bad_files_named(formulas, qtbot, tm
     assert bench.read.image_path == panel.reading.paths[0] and bench.current_page() == "read"
 
 
+def _opened_in_a_folder(qtbot, bench, folder: Path, image: np.ndarray) -> Path:
+    """`image` written alone into `folder` and opened on the Read tab; the folder."""
+    folder.mkdir()
+    path = folder / "plus.png"
+    cv2.imwrite(str(path), image)
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        bench.load_image(path)
+    return folder
+
+
 def test_an_unsure_reading_is_read_again_at_other_widths(formulas, qtbot, tmp_path):
     """A binarised captcha whose `*` the first greedy reading takes for a `+`: the Read
     tab reads it again at other widths, reads `*` and says so; unticking the option
     shows the first reading. The Folder tab reads it the same way."""
     window, bench = formulas
     image, truth = times_read_as_plus()
-    folder = tmp_path / "binarised"
-    folder.mkdir()
-    path = folder / "plus.png"
-    cv2.imwrite(str(path), image)
-    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
-        bench.load_image(path)
+    folder = _opened_in_a_folder(qtbot, bench, tmp_path / "binarised", image)
     panel = bench.read.readings
     result = bench.read.last_recognition
     assert result.text == truth and result.second_look is not None
@@ -521,12 +526,7 @@ def test_the_large_model_settles_what_the_widths_disagree_on(formulas, qtbot, tm
     large model reads `+`, and the Read tab says so. The Folder tab reads it the same."""
     window, bench = formulas
     image, truth = plus_read_as_times()
-    folder = tmp_path / "disputed"
-    folder.mkdir()
-    path = folder / "plus.png"
-    cv2.imwrite(str(path), image)
-    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
-        bench.load_image(path)
+    folder = _opened_in_a_folder(qtbot, bench, tmp_path / "disputed", image)
     result = bench.read.last_recognition
     assert result.text == truth and result.second_look.referee == truth
     said = bench.read.readings.second_look.text()
