@@ -488,7 +488,7 @@ class Recognizer:
             )
             if k in judged:
                 said = {text: next(each) for text in found}
-                name = referee.path.name if referee and referee.path else "referee"
+                name = referee.path.name if referee is not None and referee.path else None
                 look = replace(
                     look, referee=decode(judged[k]).text, referee_scores=said, referee_model=name
                 )

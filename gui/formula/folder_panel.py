@@ -58,9 +58,8 @@ class FolderPanel(FollowsJob, QWidget):
         self.look_again.setChecked(True)
         self.look_again.setToolTip(
             "Read an image whose reading (greedy, or the grammar's) is unsure again at "
-            "other widths, and take "
-            "the reading they together find likeliest; where they disagree, the shipped "
-            "small model asks the large one too (as the Read tab does)"
+            "other widths, and take the reading they together find likeliest; where they "
+            "disagree, the shipped small model asks the large one too (as the Read tab does)"
         )
         self.look_again.toggled.connect(lambda: self.folder and self.open_folder(self.folder))
         self.mistakes_only = QCheckBox("Only mistakes")
