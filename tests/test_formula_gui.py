@@ -547,6 +547,16 @@ def test_the_large_model_settles_what_the_widths_disagree_on(formulas, qtbot, tm
     bench.folder.look_again.setChecked(True)
 
 
+def test_the_readings_say_why_the_large_model_was_not_asked(tmp_path):
+    from gui.formula.readings import second_look_html
+    from tests.test_shipped_model import with_a_broken_referee
+
+    recognizer, broken = with_a_broken_referee(tmp_path)
+    said = second_look_html(recognizer.recognize(plus_read_as_times()[0]))
+    assert "they disagree, but the large model could not be asked" in said
+    assert str(broken) in said
+
+
 def test_the_folder_is_read_again_with_the_grammar(formulas, qtbot, tmp_path):
     window, bench = formulas
     folder = tmp_path / "unlabelled"

@@ -1,6 +1,7 @@
 """The model Labelscope ships, loaded the way the app loads it."""
 
 import itertools
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -320,15 +321,23 @@ def test_the_grammars_unsure_readings_are_read_again_too(recognizer, tmp_path):
         assert once.text == first and once.second_look is None
 
 
-def test_a_referee_that_cannot_be_loaded_leaves_the_reading_alone(tmp_path):
+def with_a_broken_referee(tmp_path) -> tuple[Recognizer, Path]:
+    """The shipped small model whose referee is a damaged file, and the file."""
     broken = tmp_path / "large.pt"
     broken.write_bytes(b"not a checkpoint")
     alone = Recognizer.load(SHIPPED_MODEL, referee=False)
-    recognizer = Recognizer(alone.model, alone.device, path=SHIPPED_MODEL, referee=broken)
+    return Recognizer(alone.model, alone.device, path=SHIPPED_MODEL, referee=broken), broken
+
+
+def test_a_referee_that_cannot_be_loaded_leaves_the_reading_alone(tmp_path):
+    recognizer, broken = with_a_broken_referee(tmp_path)
     image, _ = plus_read_as_times()
     result = recognizer.recognize(image)
     assert result.text == "(0-7)*0" and result.second_look.referee is None
     assert recognizer.referee is None and str(broken) in recognizer.referee_problem
+    # each reading it would have been asked about says why it was not
+    assert result.second_look.referee_problem == recognizer.referee_problem
+    assert result.to_json()["second_look"]["referee_problem"] == recognizer.referee_problem
 
 
 def test_a_sure_reading_is_not_read_again(recognizer):

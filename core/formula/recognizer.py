@@ -66,6 +66,8 @@ class SecondLook:
     referee: str | None = None
     referee_scores: dict[str, float] = field(default_factory=dict)
     referee_model: str | None = None
+    # where the widths disagree and the referee could not be loaded: why
+    referee_problem: str | None = None
     grammar: bool = False  # whether each reading is the grammar-constrained search's
 
     @property
@@ -147,6 +149,7 @@ class Recognition:
                     "log_probs": _finite(self.second_look.scores),
                     "referee": self.second_look.referee,
                     "referee_model": self.second_look.referee_model,
+                    "referee_problem": self.second_look.referee_problem,
                     "grammar": self.second_look.grammar,
                     "referee_log_probs": _finite(self.second_look.referee_scores),
                 }
@@ -486,6 +489,8 @@ class Recognizer:
             look = SecondLook(
                 (1.0, *LOOK_AGAIN_WIDTHS), texts, sure[i], summed[k], texts[0], grammar=grammar
             )
+            if len(found) > 1 and referee is None and self.referee_problem:
+                look = replace(look, referee_problem=self.referee_problem)
             if k in judged:
                 said = {text: next(each) for text in found}
                 name = referee.path.name if referee is not None and referee.path else None

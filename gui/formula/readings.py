@@ -310,6 +310,10 @@ def second_look_html(result: Recognition) -> str:
             f"too: <b>{html.escape(look.referee) or '∅'}</b>"
         )
         over += ", with its log p weighed as much as theirs together,"
+    elif look.referee_problem:
+        asked = "; they disagree, but the large model could not be asked: " + html.escape(
+            look.referee_problem
+        )
     said = (
         f"the likeliest {over} is <b>{chosen}</b> "
         f"(summed log p {_score(look.total(look.text))}, against "
