@@ -103,8 +103,9 @@ GRAMMAR_HELP = (
 
 
 ONE_LOOK_HELP = (
-    "take the greedy reading as it is; by default an unsure one (p(text | image) below "
-    "0.9) is read again at other widths and the reading they together find likeliest wins"
+    "take the reading (greedy, or the grammar's) as it is; by default an unsure one "
+    "(p(text | image) below 0.9) is read again at other widths and the reading they "
+    "together find likeliest wins"
 )
 NO_REFEREE_HELP = (
     "the shipped small model reads alone; by default, where the widths of its second look "
