@@ -533,6 +533,9 @@ def test_the_large_model_settles_what_the_widths_disagree_on(formulas, qtbot, tm
     assert f"formula_crnn_large.pt read it too: <b>{truth}</b>" in said
     assert f"is <b>{truth}</b>" in said and "(0-7)*0" in said
     assert bench.read.alignment.text == truth
+    # the constrained search's `(0-7)*0`, read again the same way, agrees: no other reading
+    assert result.constrained[0].text == "(0-7)*0" and result.grammar_look.text == truth
+    assert "grammar-constrained search" not in bench.read.readings.verdict.text()
     bench.open_folder(folder)
     _settled(qtbot, window)
     assert bench.folder.reading.texts == [truth]

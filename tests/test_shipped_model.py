@@ -321,6 +321,26 @@ def test_the_grammars_unsure_readings_are_read_again_too(recognizer, tmp_path):
         assert once.text == first and once.second_look is None
 
 
+def test_the_constrained_searchs_unsure_reading_is_read_again_on_the_read_tab(recognizer):
+    """`recognize` with a beam: the constrained search's top reading `(0-7)*0` is read again
+    at other widths with the grammar, and the referee makes it `(0-7)+0`; preferring the
+    grammar aligns that reading. A truth-weighted grammar reads again the same way."""
+    from core.formula.decoding import FormulaGrammar
+
+    image, truth = plus_read_as_times()
+    result = recognizer.recognize(image, beam_width=10, align=True, prefer_grammar=True)
+    assert result.constrained[0].text == "(0-7)*0"
+    look = result.grammar_look
+    assert look.grammar and look.readings[0] == "(0-7)*0" and look.text == truth
+    assert look.referee == truth and all(parse(text) for text in look.readings)
+    assert result.alignment.text == truth
+    assert result.to_json()["grammar_second_look"]["text"] == truth
+    weighted = recognizer.recognize(image, beam_width=10, grammar=FormulaGrammar(truth_weight=2))
+    assert weighted.grammar_look.text == truth
+    once = recognizer.recognize(image, beam_width=10, look_again=False)
+    assert once.grammar_look is None and once.to_json()["grammar_second_look"] is None
+
+
 def with_a_broken_referee(tmp_path) -> tuple[Recognizer, Path]:
     """The shipped small model whose referee is a damaged file, and the file."""
     broken = tmp_path / "large.pt"

@@ -106,6 +106,9 @@ class Recognition:
     # the unsure greedy reading read again at other widths; `text` and `symbols` are then
     # the second look's reading, aligned on these posteriors
     second_look: SecondLook | None = None
+    # the grammar-constrained search's unsure top reading read again at other widths, each
+    # width's reading the grammar's too (with `beam_width` and `look_again`)
+    grammar_look: SecondLook | None = None
 
     @property
     def confidences(self) -> tuple[float, ...]:
@@ -142,20 +145,8 @@ class Recognition:
                 for s in self.symbols
             ],
             "path_log_prob": self.greedy.log_prob if self.greedy else None,
-            "second_look": (
-                {
-                    "widths": list(self.second_look.widths),
-                    "readings": list(self.second_look.readings),
-                    "log_probs": _finite(self.second_look.scores),
-                    "referee": self.second_look.referee,
-                    "referee_model": self.second_look.referee_model,
-                    "referee_problem": self.second_look.referee_problem,
-                    "grammar": self.second_look.grammar,
-                    "referee_log_probs": _finite(self.second_look.referee_scores),
-                }
-                if self.second_look
-                else None
-            ),
+            "second_look": _look_json(self.second_look),
+            "grammar_second_look": _look_json(self.grammar_look),
             "beams": [{"text": h.text, "log_prob": h.log_prob} for h in self.beams],
             "constrained": [{"text": h.text, "log_prob": h.log_prob} for h in self.constrained],
             "image_size": list(self.image_size),
@@ -164,6 +155,23 @@ class Recognition:
             "log_probs": np.round(self.log_probs, 5).tolist(),
             "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
         }
+
+
+def _look_json(look: SecondLook | None) -> dict[str, Any] | None:
+    """A second look for JSON, None where there was none."""
+    if look is None:
+        return None
+    return {
+        "widths": list(look.widths),
+        "readings": list(look.readings),
+        "log_probs": _finite(look.scores),
+        "referee": look.referee,
+        "referee_model": look.referee_model,
+        "referee_problem": look.referee_problem,
+        "grammar": look.grammar,
+        "referee_log_probs": _finite(look.referee_scores),
+        "text": look.text,
+    }
 
 
 def _finite(scores: dict[str, float]) -> dict[str, float | None]:
@@ -313,7 +321,10 @@ class Recognizer:
         the top reading (the grammar's first with `prefer_grammar`), so a viewer only draws.
         With `look_again`, an unsure greedy reading is read again at other widths
         (`look_again`), and `text` and `symbols` are the second look's; so is the alignment
-        when the second look changed the reading (unless the grammar's is preferred)."""
+        when the second look changed the reading (unless the grammar's is preferred). With
+        a `beam_width` too, an unsure top reading of the constrained search is read again
+        the same way (`grammar_look`), and a preferred grammar's alignment is of its
+        reading."""
         start = time.perf_counter()
         problem = shape_problem(image.shape[1], image.shape[0], self.config.height)
         if problem:
@@ -352,6 +363,10 @@ class Recognizer:
         if beam_width:
             result.beams = beam_search(log_probs, beam_width, nbest)
             result.constrained = beam_search(log_probs, beam_width, nbest, grammar=grammar)
+            if look_again and result.constrained:
+                result.grammar_look = self.look_again(
+                    [image], [log_probs], [result.constrained[0]], canvas, steps, grammar=grammar
+                )[0]
             result.timings["beam"] = (time.perf_counter() - done) * 1e3
             top = result.beams[0] if result.beams else None
             if top is not None:
@@ -366,6 +381,9 @@ class Recognizer:
             text = chosen[0].text if chosen else result.text
             if look is not None and look.changed and not (prefer_grammar and result.constrained):
                 text = result.text  # the second look's reading, not the image's own top one
+            grammar_look = result.grammar_look
+            if prefer_grammar and grammar_look is not None and grammar_look.changed:
+                text = grammar_look.text  # likewise the grammar's
             try:
                 result.alignment = result.align(text)
             except ValueError:
@@ -426,7 +444,7 @@ class Recognizer:
         readings: list[Hypothesis],
         canvas: bool = False,
         steps: Iterable[str] | None = None,
-        grammar: bool = False,
+        grammar: Constraint | bool = False,
     ) -> list[SecondLook | None]:
         """A second look at each image whose reading (`readings`, greedy or with `grammar`
         the `grammatical` one, from `log_probs`) is unsure: less likely than
@@ -447,7 +465,10 @@ class Recognizer:
         log p under it, `REFEREE_WEIGHT` times, joins the sum (`SecondLook.total`). A
         candidate that does not fit some width's time steps scores −inf; when none fits them
         all, the first reading stays."""
-        decode = grammatical if grammar else greedy
+
+        def decode(log_probs: np.ndarray) -> Hypothesis:
+            return grammatical(log_probs, grammar=grammar) if grammar else greedy(log_probs)
+
         threshold = math.log(LOOK_AGAIN_BELOW)
         sure = sequence_log_probs([(lp, h.text) for lp, h in zip(log_probs, readings, strict=True)])
         unsure = [i for i, log_prob in enumerate(sure) if log_prob < threshold]
@@ -487,7 +508,12 @@ class Recognizer:
         ]
         for k, (i, (_, texts, found)) in enumerate(zip(unsure, seen, strict=True)):
             look = SecondLook(
-                (1.0, *LOOK_AGAIN_WIDTHS), texts, sure[i], summed[k], texts[0], grammar=grammar
+                (1.0, *LOOK_AGAIN_WIDTHS),
+                texts,
+                sure[i],
+                summed[k],
+                texts[0],
+                grammar=bool(grammar),
             )
             if len(found) > 1 and referee is None and self.referee_problem:
                 look = replace(look, referee_problem=self.referee_problem)
@@ -553,10 +579,14 @@ def shape_problem(width: int, height: int, model_height: int) -> str | None:
 
 
 def grammatical(
-    log_probs: np.ndarray, beam_width: int = GRAMMAR_BEAM, spans: bool = False
+    log_probs: np.ndarray,
+    beam_width: int = GRAMMAR_BEAM,
+    spans: bool = False,
+    grammar: Constraint | bool = True,
 ) -> Hypothesis:
     """The most probable well-formed formula the beam search finds in `log_probs` (with
-    its symbols' spans when asked); the greedy reading where it finds none (what is written
-    may not be a formula)."""
-    found = beam_search(log_probs, beam_width, 1, grammar=True, spans=spans)
+    its symbols' spans when asked; under `grammar`, the formula grammar or one with a truth
+    weight); the greedy reading where it finds none (what is written may not be a
+    formula)."""
+    found = beam_search(log_probs, beam_width, 1, grammar=grammar, spans=spans)
     return found[0] if found else greedy(log_probs)

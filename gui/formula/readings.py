@@ -239,12 +239,14 @@ class ReadingsPanel(QGroupBox):
         self.confidence.setText(sequence_confidence(result))
         self.second_look.setText(second_look_html(result))
         constrained = result.constrained[0].text if result.constrained else None
+        how = "The grammar-constrained search reads"
+        if result.grammar_look is not None and result.grammar_look.changed:
+            # its unsure top reading, read again at other widths as the greedy one is
+            constrained = result.grammar_look.text
+            how = "The grammar-constrained search, read again at other widths, reads"
         text = verdict(result.text)
         if constrained is not None and constrained != result.text:
-            text += (
-                f"<br>The grammar-constrained search reads "
-                f"<b>{html.escape(constrained)}</b>: {verdict(constrained)}"
-            )
+            text += f"<br>{how} <b>{html.escape(constrained)}</b>: {verdict(constrained)}"
         elif not result.constrained and result.beams:
             text += "<br>No complete formula survives the grammar-constrained search."
         self.verdict.setText(text)
