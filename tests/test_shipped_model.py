@@ -321,14 +321,24 @@ def test_the_grammars_unsure_readings_are_read_again_too(recognizer, tmp_path):
         assert once.text == first and once.second_look is None
 
 
-def test_the_constrained_searchs_unsure_reading_is_read_again_on_the_read_tab(recognizer):
+def test_the_constrained_searchs_unsure_reading_is_read_again_on_the_read_tab(
+    recognizer, monkeypatch
+):
     """`recognize` with a beam: the constrained search's top reading `(0-7)*0` is read again
     at other widths with the grammar, and the referee makes it `(0-7)+0`; preferring the
     grammar aligns that reading. A truth-weighted grammar reads again the same way."""
     from core.formula.decoding import FormulaGrammar
 
     image, truth = plus_read_as_times()
+    calls = []  # every forward pass, by model: the two looks share the widths and referee
+    for model in (recognizer, recognizer.referee):
+        forward = model.forward
+        monkeypatch.setattr(
+            model, "forward", lambda x, *a, f=forward, m=model: calls.append(m) or f(x, *a)
+        )
     result = recognizer.recognize(image, beam_width=10, align=True, prefer_grammar=True)
+    assert calls == [recognizer, recognizer, recognizer.referee]
+    assert result.second_look.referee == result.grammar_look.referee == truth
     assert result.constrained[0].text == "(0-7)*0"
     look = result.grammar_look
     assert look.grammar and look.readings[0] == "(0-7)*0" and look.text == truth

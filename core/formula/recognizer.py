@@ -337,11 +337,10 @@ class Recognizer:
         best = greedy(log_probs)
         decoded = time.perf_counter()
         look = None
+        memo: dict[tuple[str, int], list[np.ndarray]] = {}  # shared with the grammar's look
         if look_again:
-            look = self.look_again([image], [log_probs], [best], canvas, steps)[0]
-        reading = best
-        if look is not None and look.changed:
-            reading = with_spans(Hypothesis(look.text, look.scores[look.text]), log_probs)
+            look = self.look_again([image], [log_probs], [best], canvas, steps, memo=memo)[0]
+        reading = _read_as(best, look, log_probs)
         done = time.perf_counter()
         result = Recognition(
             text=reading.text,
@@ -365,7 +364,13 @@ class Recognizer:
             result.constrained = beam_search(log_probs, beam_width, nbest, grammar=grammar)
             if look_again and result.constrained:
                 result.grammar_look = self.look_again(
-                    [image], [log_probs], [result.constrained[0]], canvas, steps, grammar=grammar
+                    [image],
+                    [log_probs],
+                    [result.constrained[0]],
+                    canvas,
+                    steps,
+                    grammar=grammar,
+                    memo=memo,
                 )[0]
             result.timings["beam"] = (time.perf_counter() - done) * 1e3
             top = result.beams[0] if result.beams else None
@@ -408,8 +413,7 @@ class Recognizer:
             look = None
             if look_again:
                 look = self.look_again([image], [result.log_probs], [best], grammar=True)[0]
-            if look is not None and look.changed:
-                best = with_spans(Hypothesis(look.text, look.scores[look.text]), result.log_probs)
+            best = _read_as(best, look, result.log_probs)
             result.text, result.symbols, result.second_look = best.text, best.symbols, look
         result.timings = {
             "decode_image": (decoded - start) * 1e3,
@@ -445,6 +449,7 @@ class Recognizer:
         canvas: bool = False,
         steps: Iterable[str] | None = None,
         grammar: Constraint | bool = False,
+        memo: dict[tuple[str, int], list[np.ndarray]] | None = None,
     ) -> list[SecondLook | None]:
         """A second look at each image whose reading (`readings`, greedy or with `grammar`
         the `grammatical` one, from `log_probs`) is unsure: less likely than
@@ -464,7 +469,9 @@ class Recognizer:
         too: its reading, decoded the same way, is one more candidate, and each candidate's
         log p under it, `REFEREE_WEIGHT` times, joins the sum (`SecondLook.total`). A
         candidate that does not fit some width's time steps scores −inf; when none fits them
-        all, the first reading stays."""
+        all, the first reading stays. Two looks at the same images (greedy and grammar)
+        share one `memo`, which keeps each image's posteriors at the other widths and the
+        referee's, so that neither is computed twice."""
 
         def decode(log_probs: np.ndarray) -> Hypothesis:
             return grammatical(log_probs, grammar=grammar) if grammar else greedy(log_probs)
@@ -475,28 +482,36 @@ class Recognizer:
         looks: list[SecondLook | None] = [None] * len(images)
         if not unsure:
             return looks
+        memo = {} if memo is None else memo
+        todo = [i for i in unsure if ("widths", i) not in memo]
         views = []
-        for i in unsure:
+        for i in todo:
             height, width = images[i].shape[:2]
             least = math.ceil(MIN_MODEL_WIDTH * height / self.config.height)
             for stretched in preprocess.stretch_widths(
                 images[i], LOOK_AGAIN_WIDTHS, min(width, least)
             ):
                 views.append(self.prepare(stretched, canvas, steps))
-        read = self.forward(views)
+        read = self.forward(views) if views else []
         other = len(LOOK_AGAIN_WIDTHS)
+        for k, i in enumerate(todo):
+            memo[("widths", i)] = read[k * other : (k + 1) * other]
         seen = []  # for each unsure image: its posteriors at every width, their readings
-        for k, i in enumerate(unsure):
-            at_widths = [log_probs[i], *read[k * other : (k + 1) * other]]
+        for i in unsure:
+            at_widths = [log_probs[i], *memo[("widths", i)]]
             texts = (readings[i].text, *(decode(lp).text for lp in at_widths[1:]))
             seen.append((at_widths, texts, list(dict.fromkeys(texts))))
         disputed = [k for k, (_, _, found) in enumerate(seen) if len(found) > 1]
         referee = self.referee if disputed else None
         judged: dict[int, np.ndarray] = {}  # the referee's posteriors of each disputed image
         if referee is not None:
-            asked = [referee.prepare(images[unsure[k]], canvas, steps) for k in disputed]
-            for k, lp in zip(disputed, referee.forward(asked), strict=True):
-                judged[k] = lp
+            todo = [unsure[k] for k in disputed if ("referee", unsure[k]) not in memo]
+            if todo:
+                asked = [referee.prepare(images[i], canvas, steps) for i in todo]
+                for i, lp in zip(todo, referee.forward(asked), strict=True):
+                    memo[("referee", i)] = [lp]
+            for k in disputed:
+                judged[k] = lp = memo[("referee", unsure[k])][0]
                 if (text := decode(lp).text) not in seen[k][2]:
                     seen[k][2].append(text)
         pairs = [(lp, text) for at_widths, _, found in seen for text in found for lp in at_widths]
@@ -532,6 +547,14 @@ class Recognizer:
         x0, x1 = column_span(step, self.config)
         scale = image_width / model_width
         return max(0.0, x0 * scale), min(float(image_width), x1 * scale)
+
+
+def _read_as(first: Hypothesis, look: SecondLook | None, log_probs: np.ndarray) -> Hypothesis:
+    """The reading to give: `first`, or where a second look read otherwise its reading,
+    its symbols aligned on the image's own `log_probs`."""
+    if look is None or not look.changed:
+        return first
+    return with_spans(Hypothesis(look.text, look.scores[look.text]), log_probs)
 
 
 def sequence_log_probs(pairs: list[tuple[np.ndarray, str]]) -> list[float]:
