@@ -439,6 +439,7 @@ def main() -> None:
         print(f"| `{pair[0]}` → `{pair[1]}` | " + " | ".join(str(t[pair]) for t in totals) + " |")
     worst = min((r for r in rows if r.section != "clean"), key=lambda r: r.reports[-1].accuracy)
     print(f"\nLowest row for {names[-1]}: {worst.section} / {worst.name}.")
+    print_costs(rows, names[-1])
 
     samples = real_samples()
     if samples:
@@ -459,6 +460,55 @@ def main() -> None:
                 )
             print(f"| {' + '.join(steps) or 'default'} | " + " | ".join(cells) + " |")
         print_real_binarised(recognizers, names, samples)
+
+
+#: How `preprocess.MEASURED_COSTS` names the clean styles.
+COST_STYLES = {
+    "captcha, level 1": "captcha images",
+    "mixed styles and formulas": "mixed styles",
+    "printed (shipped fonts), mixed": "printed ones",
+}
+
+
+def costs(rows: Sequence[Row]) -> dict[str, str]:
+    """For each single optional step that reads some clean style worse than the default, in
+    the last model's column, what `preprocess.MEASURED_COSTS` says of it."""
+    default = {r.name: r.reports[-1].accuracy for r in rows if r.section == "clean"}
+    found: dict[str, str] = {}
+    for steps in STEP_SETS:
+        if len(steps) > 1:
+            continue
+        parts = []
+        for row in rows:
+            if row.section != f"with {steps[0]}" or row.name not in COST_STYLES:
+                continue
+            read, without = row.reports[-1].accuracy, default[row.name]
+            if round(read * 1000) < round(without * 1000):
+                parts.append(
+                    f"{read:.1%} of {COST_STYLES[row.name]} ("
+                    + f"{without:.1%}{' without it' if not parts else ''})"
+                )
+        if parts:
+            found[steps[0]] = "the default model reads " + ", ".join(parts)
+    return {name: text.replace("%", " %") for name, text in found.items()}
+
+
+def print_costs(rows: Sequence[Row], name: str) -> None:
+    """The optional steps' costs for `preprocess.MEASURED_COSTS`, with any difference from
+    what it says now."""
+    found = costs(rows)
+    print(f"\nOptional steps against the default, {name} (`preprocess.MEASURED_COSTS`):\n")
+    for step, text in found.items():
+        print(f'- "{step}": "{text}"')
+    if not found:
+        print("- every step reads each style at least as well as the default")
+    stale = sorted(set(found) ^ set(preprocess.MEASURED_COSTS)) + sorted(
+        step
+        for step in set(found) & set(preprocess.MEASURED_COSTS)
+        if found[step] != preprocess.MEASURED_COSTS[step]
+    )
+    if stale:
+        print(f"\n`preprocess.MEASURED_COSTS` differs for: {', '.join(stale)}.")
 
 
 def print_real_binarised(
