@@ -230,3 +230,37 @@ def test_recognize_and_eval_read_the_grammars_unsure_readings_again(tmp_path: Pa
     out = capsys.readouterr().out
     assert "sequence accuracy 100.00% (1/1)" in out
     assert "grammar-constrained beam search, unsure readings read again" in out
+
+
+def test_recognize_and_eval_read_through_the_steps_chosen(tmp_path: Path, capsys):
+    """A formula in a table cell reads right through the default steps and wrong without
+    *Remove ruled lines*; an optional costly step is applied and named with its figures."""
+    from core.formula import preprocess
+    from tests.test_formula_data import in_a_cell
+
+    truth = "(4*8)-1=31"
+    folder, path = labelled_folder(tmp_path, in_a_cell(truth), truth)
+    assert main(["formula", "recognize", "--json", str(path)]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["text"] == truth and record["steps"] == [
+        name for name in preprocess.STEP_NAMES if name in preprocess.DEFAULT
+    ]
+    assert captured.err == ""
+    assert main(["formula", "recognize", "--without", "lines", str(path)]) == 0
+    assert capsys.readouterr().out != f"{path}\t{truth}\n"
+    assert main(["formula", "recognize", "--json", "--step", "otsu", str(path)]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert "otsu" in record["steps"] and record["text"] == truth
+    assert f"note: Binarise (Otsu) changes what the model sees: {preprocess.COSTS['otsu']}" in (
+        captured.err
+    )
+    gallery = str(tmp_path / "mistakes.png")
+    assert main(["formula", "eval", "--data", str(folder), "--gallery", gallery]) == 0
+    assert "sequence accuracy 100.00% (1/1)" in capsys.readouterr().out
+    args = ["formula", "eval", "--without", "lines", "--data", str(folder), "--gallery", gallery]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "sequence accuracy 0.00% (0/1)" in out
+    assert "steps Grayscale → Crop or pad margins → Thin bold strokes" in out

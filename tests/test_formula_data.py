@@ -461,6 +461,31 @@ def test_a_small_formula_on_a_large_page_is_cropped_whole_without_the_dots_off_i
     assert preprocess.crop_to_ink(dots) is dots and preprocess.trim_margins(dots) is dots
 
 
+def in_a_cell(text: str = "(4*8)-1=31") -> np.ndarray:
+    """`text` printed in a table cell: a dark 2 px border around the line (RGB), which the
+    model reads only once *Remove ruled lines* has erased it."""
+    line = synth.render(text, random.Random(3), "printed").copy()
+    cv2.rectangle(line, (0, 0), (line.shape[1] - 1, line.shape[0] - 1), (60, 60, 60), 2)
+    return line
+
+
+def test_the_steps_a_user_chooses_start_from_the_default_pipeline():
+    assert preprocess.chosen() == preprocess.DEFAULT
+    steps = preprocess.chosen(["otsu", "close"], ["lines"])
+    assert steps == (preprocess.DEFAULT | {"otsu", "close"}) - {"lines"}
+    with pytest.raises(ValueError, match="resize: the steps to leave out are gray, lines"):
+        preprocess.chosen(off=["resize"])
+    with pytest.raises(ValueError, match="lines: the steps to add are median"):
+        preprocess.chosen(on=["lines"])
+    # a costly optional step is named with its figures; defaults and free steps are not
+    notes = preprocess.costly(steps)
+    assert [note.split(" changes")[0] for note in notes] == ["Binarise (Otsu)", "Closing"]
+    assert preprocess.MEASURED_COSTS["otsu"] in notes[0]
+    assert notes[0].endswith(preprocess.COST_NOTES["otsu"])
+    assert preprocess.costly(preprocess.DEFAULT) == []
+    assert preprocess.costly(preprocess.CANVAS, preprocess.CANVAS) == []
+
+
 def on_a_sheet(image: np.ndarray, side: int, above: int) -> np.ndarray:
     """`image` on a larger sheet of its border's colour, `side` px of it left and right and
     `above` px above and below: a user's loose crop of a page."""

@@ -19,7 +19,7 @@ from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL
 from core.jobs import CancelToken, drive
 from gui.widgets.common import to_qimage
 from tests.conftest import shared_data
-from tests.test_formula_data import cut_to_the_ink, on_a_sheet, pale_under_dots
+from tests.test_formula_data import cut_to_the_ink, in_a_cell, on_a_sheet, pale_under_dots
 from tests.test_shipped_model import plus_read_as_times, times_read_as_plus
 
 pytestmark = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
@@ -356,10 +356,8 @@ def test_a_printed_formula_with_spaces_is_read_without_them(formulas, qtbot, tmp
 def test_a_formula_in_a_table_cell_is_read_without_the_cell_borders(formulas, qtbot, tmp_path):
     _window, bench = formulas
     text = "(4*8)-1=31"
-    line = synth.render(text, random.Random(3), "printed").copy()
-    cv2.rectangle(line, (0, 0), (line.shape[1] - 1, line.shape[0] - 1), (60, 60, 60), 2)
     path = tmp_path / "cell.png"
-    cv2.imwrite(str(path), line)
+    cv2.imwrite(str(path), in_a_cell(text))
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.load_image(path)
     stages = dict(bench.read.last_recognition.stages)
@@ -592,6 +590,45 @@ def test_a_folder_reads_each_image_as_the_read_tab_reads_it_alone(formulas, qtbo
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         bench.load_image(short)
     assert bench.read.last_recognition.text == "7-1"
+
+
+def test_a_folder_is_read_through_the_steps_chosen_and_opens_with_them(formulas, qtbot, tmp_path):
+    """The Steps menu: a formula in a table cell reads right through the default steps and
+    wrong without *Remove ruled lines*; a costly step is named with its figures; an image
+    opened from the table is read on the Read tab through the same steps."""
+    window, bench = formulas
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), in_a_cell("(4*8)-1=31"))
+    (folder / "labels.txt").write_text("(4*8)-1=31\n")
+    panel = bench.folder
+    assert not panel.steps_note.isVisible() and panel.steps_button.text() == "Steps"
+    bench.open_folder(folder)
+    _settled(qtbot, window)
+    assert panel.reading.texts == ["(4*8)-1=31"] and panel.steps() == preprocess.DEFAULT
+    panel.step_actions["lines"].setChecked(False)  # reads the folder again
+    _settled(qtbot, window)
+    assert panel.reading.texts != ["(4*8)-1=31"] and "0.00%" in panel.summary.text()
+    assert panel.steps_button.text() == "Steps (changed)"
+    assert "Remove ruled lines" not in panel.steps_note.text()
+    assert "read with the steps named above" in panel.summary.text()
+    panel.step_actions["adaptive"].setChecked(True)
+    _settled(qtbot, window)
+    note = panel.steps_note.text()
+    assert "Binarise (adaptive) changes what the model sees" in note
+    assert preprocess.MEASURED_COSTS["adaptive"] in note
+    assert "Changes what the model sees" in panel.step_actions["adaptive"].toolTip()
+    read_here = panel.reading.texts[0]
+    with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
+        panel.table.cellDoubleClicked.emit(0, 0)
+    _settled(qtbot, window)
+    boxes = bench.read.preprocess.boxes
+    assert not boxes["lines"].isChecked() and boxes["adaptive"].isChecked()
+    assert bench.read.last_recognition.text == read_here
+    assert "Remove ruled lines" not in dict(bench.read.last_recognition.stages)
+    panel.reset_steps()
+    _settled(qtbot, window)
+    assert panel.reading.texts == ["(4*8)-1=31"] and not panel.steps_note.isVisible()
 
 
 def test_a_folder_reading_cancels_and_a_newer_one_replaces_it(formulas, qtbot, tmp_path):

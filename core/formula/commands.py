@@ -137,6 +137,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
     evaluate.add_argument("--one-look", action="store_true", help=ONE_LOOK_HELP)
     evaluate.add_argument("--no-referee", action="store_true", help=NO_REFEREE_HELP)
+    _add_steps(evaluate)
     recognize = commands.add_parser(
         "recognize",
         help="read formula images",
@@ -151,6 +152,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     recognize.add_argument("--grammar", action="store_true", help=GRAMMAR_HELP)
     recognize.add_argument("--one-look", action="store_true", help=ONE_LOOK_HELP)
     recognize.add_argument("--no-referee", action="store_true", help=NO_REFEREE_HELP)
+    _add_steps(recognize)
     recognize.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV")
     export = commands.add_parser(
         "export-onnx",
@@ -169,6 +171,42 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     )
     average.add_argument("models", nargs="+", metavar="MODEL")
     average.add_argument("--out", required=True, metavar="F.pt")
+
+
+def _add_steps(parser: argparse.ArgumentParser) -> None:
+    """`--step` and `--without`: the preprocessing, as the Read tab's toggles choose it."""
+    from core.formula import preprocess
+
+    parser.add_argument(
+        "--step",
+        action="append",
+        default=[],
+        choices=preprocess.OPTIONAL,
+        metavar="STEP",
+        help="an optional preprocessing step to apply too (repeatable): "
+        + ", ".join(preprocess.OPTIONAL),
+    )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=preprocess.REMOVABLE,
+        metavar="STEP",
+        help="a default step to leave out (repeatable): " + ", ".join(preprocess.REMOVABLE),
+    )
+
+
+def _steps(args: argparse.Namespace) -> frozenset[str] | None:
+    """The steps `--step` and `--without` choose (None: the default pipeline); what each
+    costly one does to accuracy goes to stderr, as the Read tab says it."""
+    from core.formula import preprocess
+
+    if not args.step and not args.without:
+        return None
+    steps = preprocess.chosen(args.step, args.without)
+    for note in preprocess.costly(steps):
+        print(f"labelscope: note: {note}.", file=sys.stderr)
+    return steps
 
 
 def _add_generate(commands: argparse._SubParsersAction) -> None:
@@ -255,12 +293,16 @@ def _eval(args: argparse.Namespace) -> int:
     from core.formula.evaluation import evaluate, gallery
     from core.images import read_image
 
+    steps = _steps(args)
     recognizer = _recognizer(args)
     report = run_in_terminal(lambda token: read_folder(args.data, token))
     items = report.items
+    read = partial(
+        recognizer.read_batch, grammar=args.grammar, look_again=not args.one_look, steps=steps
+    )
     result = run_in_terminal(
         lambda token: evaluate(
-            partial(recognizer.read_batch, grammar=args.grammar, look_again=not args.one_look),
+            read,
             lambda i: read_image(items[i].path),
             [i.text for i in items],
             token,
@@ -271,6 +313,8 @@ def _eval(args: argparse.Namespace) -> int:
         decoding += ", unsure readings read again at other widths"
         if (referee := recognizer.referee) is not None:
             decoding += f", {referee.path} asked where they disagree"
+    if steps is not None:
+        decoding += f", steps {_named(steps)}"
     print(f"{args.data}: {len(items):,} images, model {recognizer.path}, {decoding}")
     for line in result.lines():
         print(line)
@@ -289,6 +333,13 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _named(steps: frozenset[str]) -> str:
+    """The pipeline's steps in order, joined by arrows: what the Read tab's summary says."""
+    from core.formula import preprocess
+
+    return " → ".join(step.title for step in preprocess.STEPS if step.name in steps)
+
+
 #: What `formula recognize` says of an image in which the model read no symbol.
 NOTHING_READ = (
     "nothing was read: the model sees no symbol here (an empty or very faint image, or "
@@ -299,14 +350,16 @@ NOTHING_READ = (
 def _recognize(args: argparse.Namespace) -> int:
     import json
 
+    from core.formula.preprocess import DEFAULT, STEP_NAMES
     from core.images import ImageProblem
 
+    steps = _steps(args)
     recognizer = _recognizer(args)
     status = 0
     for path in args.images:
         try:
             result = recognizer.recognize_file(
-                path, grammar=args.grammar, look_again=not args.one_look
+                path, grammar=args.grammar, look_again=not args.one_look, steps=steps
             )
         except ImageProblem as problem:
             print(f"labelscope: {problem}", file=sys.stderr)
@@ -315,7 +368,12 @@ def _recognize(args: argparse.Namespace) -> int:
         if not result.text:
             print(f"labelscope: {path}: {NOTHING_READ}", file=sys.stderr)
         if args.json:
-            record = {"path": path, "model": str(recognizer.path), "grammar": args.grammar}
+            record = {
+                "path": path,
+                "model": str(recognizer.path),
+                "grammar": args.grammar,
+                "steps": [name for name in STEP_NAMES if name in (steps or DEFAULT)],
+            }
             print(json.dumps({**record, **result.to_json()}))
         else:
             print(f"{path}\t{result.text}")

@@ -702,6 +702,34 @@ DEFAULT = frozenset(step.name for step in STEPS if step.default)
 #: What a drawing on the canvas goes through: it has no margins or noise of its own, and
 #: its strokes are as wide as the pen the user chose.
 CANVAS = (DEFAULT - {"bold"}) | {"crop"}
+#: The model cannot read without these: they are never turned off.
+ALWAYS = frozenset({"resize", "normalize"})
+#: Steps a user may turn on: the pipeline's optional ones.
+OPTIONAL = tuple(name for name in STEP_NAMES if name not in DEFAULT)
+#: Default steps a user may turn off.
+REMOVABLE = tuple(name for name in STEP_NAMES if name in DEFAULT - ALWAYS)
+
+
+def chosen(on: Iterable[str] = (), off: Iterable[str] = ()) -> frozenset[str]:
+    """The default pipeline with the optional steps `on` turned on and the default steps
+    `off` turned off (`OPTIONAL`, `REMOVABLE`); ValueError naming the choices otherwise."""
+    on, off = set(on), set(off)
+    if wrong := sorted(on - set(OPTIONAL)):
+        raise ValueError(f"{', '.join(wrong)}: the steps to add are {', '.join(OPTIONAL)}")
+    if wrong := sorted(off - set(REMOVABLE)):
+        raise ValueError(f"{', '.join(wrong)}: the steps to leave out are {', '.join(REMOVABLE)}")
+    return frozenset((DEFAULT | on) - off)
+
+
+def costly(enabled: Iterable[str], defaults: Iterable[str] = DEFAULT) -> list[str]:
+    """What each enabled step outside `defaults` with a measured cost does to accuracy, one
+    sentence a step ("Median filter changes what the model sees: ..."), in pipeline order."""
+    enabled, defaults = set(enabled), set(defaults)
+    return [
+        f"{step.title} changes what the model sees: {step.cost}"
+        for step in STEPS
+        if step.cost and step.name in enabled and step.name not in defaults
+    ]
 
 
 def run(

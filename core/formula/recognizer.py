@@ -396,23 +396,29 @@ class Recognizer:
         return result
 
     def recognize_file(
-        self, path: Path | str, grammar: bool = False, look_again: bool = True
+        self,
+        path: Path | str,
+        grammar: bool = False,
+        look_again: bool = True,
+        steps: Iterable[str] | None = None,
     ) -> Recognition:
         """Read an image file; with `grammar`, the text and symbols are the `grammatical`
         reading's (read again at other widths where unsure, with the grammar, unless not
-        `look_again`); `look_again` as `recognize`."""
+        `look_again`); `look_again` and `steps` as `recognize`."""
         start = time.perf_counter()
         image = read_image(path)
         decoded = time.perf_counter()
         try:
-            result = self.recognize(image, look_again=look_again and not grammar)
+            result = self.recognize(image, steps=steps, look_again=look_again and not grammar)
         except ImageProblem as problem:  # refused for its shape: name the file
             raise ImageProblem(path, problem.kind, problem.detail) from None
         if grammar:
             best = grammatical(result.log_probs, spans=True)
             look = None
             if look_again:
-                look = self.look_again([image], [result.log_probs], [best], grammar=True)[0]
+                look = self.look_again(
+                    [image], [result.log_probs], [best], steps=steps, grammar=True
+                )[0]
             best = _read_as(best, look, result.log_probs)
             result.text, result.symbols, result.second_look = best.text, best.symbols, look
         result.timings = {

@@ -7,18 +7,21 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QAction, QBrush, QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QTableWidgetItem,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from core.formula import preprocess
 from core.formula.evaluation import FolderReading, read_images
 from core.formula.recognizer import Recognizer
 from gui.widgets.common import heading, paragraph, row_table
@@ -31,7 +34,8 @@ _RIGHT, _WRONG = QColor(47, 158, 68), QColor(201, 42, 42)
 class FolderPanel(FollowsJob, QWidget):
     """Open a folder, read it in the background, list the readings; a click opens one."""
 
-    image_chosen = Signal(str)
+    #: an image to open on the Read tab, and the steps its reading here went through
+    image_chosen = Signal(str, frozenset)
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +66,35 @@ class FolderPanel(FollowsJob, QWidget):
             "disagree, the shipped small model asks the large one too (as the Read tab does)"
         )
         self.look_again.toggled.connect(lambda: self.folder and self.open_folder(self.folder))
+        self.steps_button = QToolButton()
+        self.steps_button.setObjectName("formulaFolderSteps")
+        self.steps_button.setText("Steps")
+        self.steps_button.setToolTip(
+            "The preprocessing every image goes through, as on the Read tab: the model's "
+            "defaults, or optional steps turned on and default ones off"
+        )
+        self.steps_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.steps_button)
+        menu.setToolTipsVisible(True)
+        self.step_actions: dict[str, QAction] = {}
+        for step in preprocess.STEPS:
+            if step.name in preprocess.ALWAYS:
+                continue
+            action = menu.addAction(step.title)
+            action.setCheckable(True)
+            action.setChecked(step.default)
+            cost = f"Changes what the model sees: {step.cost}" if step.cost else ""
+            action.setToolTip("\n".join(part for part in (step.tip, cost) if part))
+            action.toggled.connect(self._steps_changed)
+            self.step_actions[step.name] = action
+        menu.addSeparator()
+        menu.addAction("Model's defaults", self.reset_steps)
+        self.steps_button.setMenu(menu)
+        self.steps_note = QLabel()
+        self.steps_note.setObjectName("formulaFolderStepsNote")
+        self.steps_note.setWordWrap(True)
+        self.steps_note.setVisible(False)
+        self.shown_steps = preprocess.DEFAULT  # what the readings in the table went through
         self.mistakes_only = QCheckBox("Only mistakes")
         self.mistakes_only.toggled.connect(self._filter)
         self.summary = QLabel("No folder is open.")
@@ -82,6 +115,7 @@ class FolderPanel(FollowsJob, QWidget):
         buttons.addWidget(self.again_button)
         buttons.addWidget(self.grammar)
         buttons.addWidget(self.look_again)
+        buttons.addWidget(self.steps_button)
         buttons.addWidget(self.mistakes_only)
         buttons.addStretch(1)
         job = job_row(self.cancel_button, progress=self.progress)
@@ -95,12 +129,49 @@ class FolderPanel(FollowsJob, QWidget):
             )
         )
         layout.addLayout(buttons)
+        layout.addWidget(self.steps_note)
         layout.addLayout(job)
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
 
     def set_recognizer(self, recognizer: Recognizer) -> None:
         self.recognizer = recognizer
+
+    def steps(self) -> frozenset[str]:
+        """The preprocessing chosen in the Steps menu, the model's own last steps included."""
+        on = {name for name, action in self.step_actions.items() if action.isChecked()}
+        return frozenset(on | preprocess.ALWAYS)
+
+    def set_steps(self, steps: frozenset[str]) -> None:
+        """Check exactly `steps` in the Steps menu; the folder is read again if they changed."""
+        if steps == self.steps():
+            return
+        for name, action in self.step_actions.items():
+            action.blockSignals(True)
+            action.setChecked(name in steps)
+            action.blockSignals(False)
+        self._steps_changed()
+
+    def reset_steps(self) -> None:
+        self.set_steps(preprocess.DEFAULT)
+
+    def _steps_changed(self) -> None:
+        """Say which steps differ from the model's defaults and what the costly ones do to
+        accuracy; read the folder again with them."""
+        steps = self.steps()
+        changed = steps != preprocess.DEFAULT
+        self.steps_button.setText("Steps (changed)" if changed else "Steps")
+        lines = []
+        if changed:
+            titles = [step.title for step in preprocess.STEPS if step.name in steps]
+            lines.append("Steps: " + " → ".join(titles))
+            lines += [
+                f'<span style="color: #b35c00;">{note}</span>' for note in preprocess.costly(steps)
+            ]
+        self.steps_note.setText("<br>".join(lines))
+        self.steps_note.setVisible(changed)
+        if self.folder is not None:
+            self.open_folder(self.folder)
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of formula images")
@@ -117,6 +188,7 @@ class FolderPanel(FollowsJob, QWidget):
             self.summary.setText("No recognition model is loaded yet: try again in a moment.")
             return None
         self.table.setRowCount(0)
+        steps = self.steps()
         handle = self.runner.start(
             f"Reading {self.folder.name}",
             partial(
@@ -125,6 +197,7 @@ class FolderPanel(FollowsJob, QWidget):
                     recognizer.read_batch,
                     grammar=self.grammar.isChecked(),
                     look_again=self.look_again.isChecked(),
+                    steps=None if steps == preprocess.DEFAULT else steps,
                 ),
                 self.folder,
             ),
@@ -132,12 +205,14 @@ class FolderPanel(FollowsJob, QWidget):
         return self.controls.follow(
             handle,
             f"Reading {self.folder} …",
-            succeeded=self.show_reading,
+            succeeded=partial(self.show_reading, steps=steps),
             failed="Cannot read the folder",
         )
 
-    def show_reading(self, reading: FolderReading) -> None:
-        self.reading = reading
+    def show_reading(
+        self, reading: FolderReading, steps: frozenset[str] = preprocess.DEFAULT
+    ) -> None:
+        self.reading, self.shown_steps = reading, steps
         report = reading.report
         count = len(reading.paths)
         parts = [f"{count:,} image{'' if count == 1 else 's'} in {reading.root}"]
@@ -151,6 +226,8 @@ class FolderPanel(FollowsJob, QWidget):
             parts.append("no labels file: readings only")
         if self.grammar.isChecked():
             parts.append("read with the formula grammar")
+        if steps != preprocess.DEFAULT:
+            parts.append("read with the steps named above")
         if reading.failures:
             parts.append(f"{len(reading.failures):,} could not be decoded")
         if reading.problems:
@@ -187,4 +264,4 @@ class FolderPanel(FollowsJob, QWidget):
 
     def _activated(self, row: int, _column: int) -> None:
         if self.reading is not None and 0 <= row < len(self.reading.paths):
-            self.image_chosen.emit(str(self.reading.paths[row]))
+            self.image_chosen.emit(str(self.reading.paths[row]), self.shown_steps)

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 from core.formula import preprocess
 from gui.widgets.common import to_qimage
 
-_ALWAYS = ("resize", "normalize")  # the model cannot read without them
 _PREVIEW_HEIGHT = 36
 
 
@@ -48,7 +47,7 @@ class PreprocessPanel(QGroupBox):
             box = QCheckBox(step.title)
             box.setObjectName(f"step_{step.name}")
             box.setChecked(step.default)
-            if step.name in _ALWAYS:
+            if step.name in preprocess.ALWAYS:
                 box.setEnabled(False)
                 box.setToolTip("Always applied: the model reads this height, in [0, 1]")
             else:
@@ -108,16 +107,24 @@ class PreprocessPanel(QGroupBox):
         names = [step.title for step in preprocess.STEPS if self.boxes[step.name].isChecked()]
         self.summary.setText(" → ".join(names))
         defaults = preprocess.CANVAS if self.canvas_mode else preprocess.DEFAULT
-        costly = [
-            f"{step.title} changes what the model sees: {step.cost}"
-            for step in preprocess.STEPS
-            if step.cost and step.name not in defaults and self.boxes[step.name].isChecked()
-        ]
+        costly = preprocess.costly(self.steps(), defaults)
         self.warning.setText("<br>".join(costly))
         self.warning.setVisible(bool(costly))
 
     def steps(self) -> set[str]:
         return {name for name, box in self.boxes.items() if box.isChecked()}
+
+    def set_steps(self, steps: frozenset[str]) -> None:
+        """Check exactly `steps` (the resize and normalisation stay on); `changed` once if
+        that changed anything."""
+        steps = steps | preprocess.ALWAYS
+        if steps == self.steps():
+            return
+        for name, box in self.boxes.items():
+            box.blockSignals(True)
+            box.setChecked(name in steps)
+            box.blockSignals(False)
+        self.changed.emit()
 
     def set_canvas_mode(self, on: bool) -> None:
         """Drawings are cropped to their ink first; images are read as they are."""
