@@ -781,9 +781,21 @@ def test_reading_options_are_remembered(make_window, qtbot):
     bench.read.readings.look_again.setChecked(False)
     bench.read.log_scale.setChecked(True)
     bench.read.draw.width.setValue(14)
+    bench.folder.grammar.setChecked(True)
+    bench.folder.look_again.setChecked(False)
+    bench.folder.step_actions["otsu"].setChecked(True)
+    bench.folder.step_actions["lines"].setChecked(False)
     bench.show_page("dataset")
     window.close()
     again = make_window().workbenches["formulas"]
+    folder = again.folder
+    assert folder.grammar.isChecked() and not folder.look_again.isChecked()
+    assert folder.steps() == (preprocess.DEFAULT | {"otsu"}) - {"lines"}
+    assert folder.steps_note.text().startswith("Steps: Grayscale → Binarise (Otsu)")
+    again.restore_options({"folder_steps": ["gray", "sharpen"], "folder_grammar": []})
+    assert folder.steps() == preprocess.ALWAYS | {"gray"} and not folder.grammar.isChecked()
+    again.restore_options({"folder_steps": 3})  # malformed: ignored
+    assert folder.steps() == preprocess.ALWAYS | {"gray"}
     assert again.read.readings.beam_width.value() == 25
     assert (
         again.read.readings.grammar.isChecked() and again.read.readings.truth_weight.value() == 3.5

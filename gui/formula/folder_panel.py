@@ -137,6 +137,28 @@ class FolderPanel(FollowsJob, QWidget):
     def set_recognizer(self, recognizer: Recognizer) -> None:
         self.recognizer = recognizer
 
+    def options(self) -> dict[str, object]:
+        """The reading options, as the window remembers them."""
+        return {
+            "folder_grammar": self.grammar.isChecked(),
+            "folder_look_again": self.look_again.isChecked(),
+            "folder_steps": [name for name in preprocess.STEP_NAMES if name in self.steps()],
+        }
+
+    def option_setters(self) -> dict[str, object]:
+        """For each key of `options`, what puts a remembered value back (step names this
+        version does not know are left out)."""
+        return {
+            "folder_grammar": lambda v: self.grammar.setChecked(bool(v)),
+            "folder_look_again": lambda v: self.look_again.setChecked(bool(v)),
+            "folder_steps": lambda v: self.set_steps(frozenset(map(str, v)) & set(self.names)),
+        }
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The steps the Steps menu can turn on or off."""
+        return tuple(self.step_actions)
+
     def steps(self) -> frozenset[str]:
         """The preprocessing chosen in the Steps menu, the model's own last steps included."""
         on = {name for name, action in self.step_actions.items() if action.isChecked()}

@@ -150,12 +150,17 @@ class FormulaWorkbench(Workbench):
 
     # ------------------------------------------------------------ options and tabs
     def options(self) -> dict[str, object]:
-        """What the window remembers between sessions: the Read page's options, the tab."""
-        return {**self.read.options(), "tab": self.current_page()}
+        """What the window remembers between sessions: the Read and Folder tabs' options,
+        the tab shown."""
+        return {**self.read.options(), **self.folder.options(), "tab": self.current_page()}
 
     def restore_options(self, options: dict[str, object]) -> None:
         """Puts back what `options` gave; unknown or malformed entries are ignored."""
-        setters = {**self.read.option_setters(), "tab": self.show_page}
+        setters = {
+            **self.read.option_setters(),
+            **self.folder.option_setters(),
+            "tab": self.show_page,
+        }
         for key, value in options.items():
             if key in setters:
                 try:
