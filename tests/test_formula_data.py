@@ -486,6 +486,25 @@ def test_the_steps_a_user_chooses_start_from_the_default_pipeline():
     assert preprocess.costly(preprocess.CANVAS, preprocess.CANVAS) == []
 
 
+def test_opening_a_black_and_white_image_removes_specks_and_keeps_thin_strokes():
+    binary = np.full((40, 60), 255, np.uint8)
+    binary[10:30, 10:16] = 0  # a bold stroke ...
+    binary[18, 16:40] = 0  # ... with a 1 px arm
+    binary[30, 45:55] = 0  # a thin minus on its own
+    binary[5, 50] = binary[35, 5:7] = 0  # specks smaller than the kernel
+    binary[2:5, 30:33] = 0  # a 3×3 dot: an opening keeps it
+    expected = binary.copy()
+    expected[5, 50] = expected[35, 5:7] = 255  # the specks alone go
+    assert np.array_equal(preprocess.opening(binary), expected)
+    plain = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, np.ones((2, 2), np.uint8))
+    assert (plain[18, 20:40] == 255).all() and (plain[30, 45:55] == 255).all()  # cut away
+    # a grey image is opened as it is
+    gray = cv2.GaussianBlur(binary, (3, 3), 0)
+    assert np.array_equal(
+        preprocess.opening(gray), cv2.morphologyEx(gray, cv2.MORPH_CLOSE, np.ones((2, 2)))
+    )
+
+
 def on_a_sheet(image: np.ndarray, side: int, above: int) -> np.ndarray:
     """`image` on a larger sheet of its border's colour, `side` px of it left and right and
     `above` px above and below: a user's loose crop of a page."""
