@@ -375,6 +375,22 @@ def test_a_mixed_in_folder_trains_with_a_spawned_data_worker(tmp_path):
     assert result["step"] == 4 and (tmp_path / "run" / "last.pt").exists()
 
 
+def test_the_data_share_sets_how_many_images_come_from_the_folders(tmp_path, capsys):
+    import itertools
+
+    from core.cli import main
+    from core.formula.train_data import MixedStream
+
+    for share in (0.3, 0.75):
+        stream = MixedStream(itertools.repeat("drawn"), ["from a folder"], share, seed=5)
+        drawn = list(itertools.islice(iter(stream), 4000))
+        assert abs(drawn.count("from a folder") / 4000 - share) < 0.03
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        _config(data_share=1.5)
+    assert main(["formula", "train", "--out", str(tmp_path / "run"), "--data-share", "-0.1"]) != 0
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
 def test_recognize_eval_and_export_commands(tmp_path, capsys):
     """The formula commands on a tiny model: recognize, eval (with a gallery), ONNX."""
     import random

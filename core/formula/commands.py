@@ -69,6 +69,14 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="a Baidu-format folder to mix in (repeatable)",
     )
+    train.add_argument(
+        "--data-share",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="share of the training images drawn from the --data folders, the rest drawn "
+        "on the fly (default 0.5)",
+    )
     train.add_argument("--form", default="mixed", help="formulas drawn (default mixed)")
     train.add_argument("--style", default="mixed", help="styles drawn (default mixed)")
     train.add_argument("--seed", type=int, default=0, help="seeds data and model (default 0)")
@@ -430,6 +438,7 @@ def _train(args: argparse.Namespace) -> int:
             form=args.form,
             style=args.style,
             data=tuple(args.data),
+            data_share=args.data_share,
             val_size=args.val_size,
             val_every=args.val_every,
             workers=args.workers if args.workers is not None else default_workers(device, world),

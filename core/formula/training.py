@@ -64,6 +64,8 @@ class TrainConfig:
             raise ValueError("train for at least 4 steps")
         if min(self.batch_size, self.val_size, self.val_every, self.bucket) < 1:
             raise ValueError("batch size, validation size and interval must be positive")
+        if not 0 <= self.data_share <= 1:
+            raise ValueError("the share drawn from the data folders is between 0 and 1")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
