@@ -185,23 +185,18 @@ def _add_steps(parser: argparse.ArgumentParser) -> None:
     """`--step` and `--without`: the preprocessing, as the Read tab's toggles choose it."""
     from core.formula import preprocess
 
-    parser.add_argument(
-        "--step",
-        action="append",
-        default=[],
-        choices=preprocess.OPTIONAL,
-        metavar="STEP",
-        help="an optional preprocessing step to apply too (repeatable): "
-        + ", ".join(preprocess.OPTIONAL),
-    )
-    parser.add_argument(
-        "--without",
-        action="append",
-        default=[],
-        choices=preprocess.REMOVABLE,
-        metavar="STEP",
-        help="a default step to leave out (repeatable): " + ", ".join(preprocess.REMOVABLE),
-    )
+    for flag, choices, what in (
+        ("--step", preprocess.OPTIONAL, "an optional preprocessing step to apply too"),
+        ("--without", preprocess.REMOVABLE, "a default step to leave out"),
+    ):
+        parser.add_argument(
+            flag,
+            action="append",
+            default=[],
+            choices=choices,
+            metavar="STEP",
+            help=f"{what} (repeatable): {', '.join(choices)}",
+        )
 
 
 def _steps(args: argparse.Namespace) -> frozenset[str] | None:

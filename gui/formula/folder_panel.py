@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from core.formula import preprocess
 from core.formula.evaluation import FolderReading, read_images
 from core.formula.recognizer import Recognizer
-from gui.widgets.common import heading, paragraph, row_table
+from gui.widgets.common import check_quietly, heading, paragraph, row_table
 from gui.widgets.job_controls import FollowsJob, JobControls, job_row, reading_and_time_left
 from gui.workers import JobHandle, JobRunner
 
@@ -168,10 +168,7 @@ class FolderPanel(FollowsJob, QWidget):
         """Check exactly `steps` in the Steps menu; the folder is read again if they changed."""
         if steps == self.steps():
             return
-        for name, action in self.step_actions.items():
-            action.blockSignals(True)
-            action.setChecked(name in steps)
-            action.blockSignals(False)
+        check_quietly(self.step_actions, steps)
         self._steps_changed()
 
     def reset_steps(self) -> None:

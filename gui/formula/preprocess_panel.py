@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.formula import preprocess
-from gui.widgets.common import to_qimage
+from gui.widgets.common import check_quietly, to_qimage
 
 _PREVIEW_HEIGHT = 36
 
@@ -120,10 +120,7 @@ class PreprocessPanel(QGroupBox):
         steps = steps | preprocess.ALWAYS
         if steps == self.steps():
             return
-        for name, box in self.boxes.items():
-            box.blockSignals(True)
-            box.setChecked(name in steps)
-            box.blockSignals(False)
+        check_quietly(self.boxes, steps)
         self.changed.emit()
 
     def set_canvas_mode(self, on: bool) -> None:
@@ -133,11 +130,7 @@ class PreprocessPanel(QGroupBox):
             self.reset()
 
     def reset(self) -> None:
-        defaults = preprocess.CANVAS if self.canvas_mode else preprocess.DEFAULT
-        for name, box in self.boxes.items():
-            box.blockSignals(True)
-            box.setChecked(name in defaults)
-            box.blockSignals(False)
+        check_quietly(self.boxes, preprocess.CANVAS if self.canvas_mode else preprocess.DEFAULT)
         self.changed.emit()
 
     def show_stages(self, stages: list[tuple[str, np.ndarray]]) -> None:

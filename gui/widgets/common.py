@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QFont, QFontDatabase, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
@@ -39,6 +41,15 @@ def make_action(
         action.setStatusTip(tip)
     action.triggered.connect(slot)
     return action
+
+
+def check_quietly(toggles: Mapping[str, QAction | QAbstractButton], names: Collection[str]) -> None:
+    """Check exactly the toggles named in `names`, without their `toggled` signals: the
+    caller says once that the choice changed."""
+    for name, toggle in toggles.items():
+        toggle.blockSignals(True)
+        toggle.setChecked(name in names)
+        toggle.blockSignals(False)
 
 
 def to_qimage(image: np.ndarray) -> QImage:
