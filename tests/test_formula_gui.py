@@ -503,12 +503,16 @@ def test_an_unsure_reading_is_read_again_at_other_widths(formulas, qtbot, tmp_pa
         f"together, is <b>{truth}" in said
     )
     assert "7+(8*1)" in said  # the first greedy reading, named
+    # the confidence is of the image's likeliest reading at its own width, and says so
+    assert panel.confidence.text().startswith("Sequence confidence: p(7+(8*1) | image)")
+    assert panel.confidence.text().endswith("The reading above is the second look's (below).")
     # the alignment drawn is the reading's, on the image's own posteriors
     assert bench.read.alignment.text == truth
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         panel.look_again.setChecked(False)
     assert bench.read.last_recognition.text == "7+(8*1)"
     assert panel.second_look.text() == "" and panel.status.text().startswith("Greedy")
+    assert "second look" not in panel.confidence.text()
     assert bench.read.alignment.text == "7+(8*1)"
     bench.open_folder(folder)
     _settled(qtbot, window)

@@ -349,8 +349,11 @@ def sequence_confidence(result: Recognition) -> str:
     if not result.beams or result.sequence_log_prob is None or result.nbest_share is None:
         return ""
     top, exact, share = result.beams[0], result.sequence_log_prob, result.nbest_share
-    return (
+    said = (
         f"Sequence confidence: p({html.escape(top.text) or '∅'} | image) = "
         f"<b>{probability_text(exact)}</b> (exact); {share:.1%} of the probability of the "
         f"{len(result.beams)} best readings."
     )
+    if top.text != result.text and result.second_look is not None:
+        said += " The reading above is the second look's (below)."
+    return said
