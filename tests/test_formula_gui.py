@@ -596,7 +596,9 @@ def test_a_folder_reads_each_image_as_the_read_tab_reads_it_alone(formulas, qtbo
     assert bench.read.last_recognition.text == "7-1"
 
 
-def test_a_folder_is_read_through_the_steps_chosen_and_opens_with_them(formulas, qtbot, tmp_path):
+def test_a_folder_is_read_through_the_steps_chosen_and_opens_with_them(
+    formulas, qtbot, tmp_path, monkeypatch
+):
     """The Steps menu: a formula in a table cell reads right through the default steps and
     wrong without *Remove ruled lines*; a costly step is named with its figures; an image
     opened from the table is read on the Read tab through the same steps."""
@@ -623,9 +625,16 @@ def test_a_folder_is_read_through_the_steps_chosen_and_opens_with_them(formulas,
     assert preprocess.MEASURED_COSTS["adaptive"] in note
     assert "Changes what the model sees" in panel.step_actions["adaptive"].toolTip()
     read_here = panel.reading.texts[0]
+    bench.read.show_drawing()  # opened from the Draw tab: the steps are still the folder's
+    _settled(qtbot, window)
+    readings = []
+    start = window.runner.start
+    monkeypatch.setattr(window.runner, "start", lambda title, *a, **k: (
+        readings.append(title), start(title, *a, **k))[1])  # fmt: skip
     with qtbot.waitSignal(bench.read.readings_updated, timeout=20000):
         panel.table.cellDoubleClicked.emit(0, 0)
     _settled(qtbot, window)
+    assert readings == ["Reading the formula"] and not bench.read.is_drawing()  # read once
     boxes = bench.read.preprocess.boxes
     assert not boxes["lines"].isChecked() and boxes["adaptive"].isChecked()
     assert bench.read.last_recognition.text == read_here

@@ -292,6 +292,7 @@ def _recognizer(args: argparse.Namespace) -> Recognizer:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from core.formula import preprocess
     from core.formula.dataset import read_folder
     from core.formula.evaluation import evaluate, gallery
     from core.images import read_image
@@ -317,7 +318,7 @@ def _eval(args: argparse.Namespace) -> int:
         if (referee := recognizer.referee) is not None:
             decoding += f", {referee.path} asked where they disagree"
     if steps is not None:
-        decoding += f", steps {_named(steps)}"
+        decoding += f", steps {preprocess.named(steps)}"
     print(f"{args.data}: {len(items):,} images, model {recognizer.path}, {decoding}")
     for line in result.lines():
         print(line)
@@ -334,13 +335,6 @@ def _eval(args: argparse.Namespace) -> int:
     some = f", the first {len(shown)} shown" if len(shown) < len(result.errors) else ""
     print(f"mistakes: {args.gallery} ({len(result.errors):,}{some})")
     return 0
-
-
-def _named(steps: frozenset[str]) -> str:
-    """The pipeline's steps in order, joined by arrows: what the Read tab's summary says."""
-    from core.formula import preprocess
-
-    return " → ".join(step.title for step in preprocess.STEPS if step.name in steps)
 
 
 #: What `formula recognize` says of an image in which the model read no symbol.

@@ -623,6 +623,12 @@ class Step:
     #: how the step decides what it does to an image, where its title does not say
     tip: str = ""
 
+    @property
+    def help(self) -> str:
+        """A toggle's tooltip: how the step decides, then what it costs."""
+        cost = f"Changes what the model sees: {self.cost}" if self.cost else ""
+        return "\n".join(part for part in (self.tip, cost) if part)
+
 
 #: Optional steps that read worse than the default on some benchmark style, as the app
 #: reads (second look and referee included), with the measured accuracy: what
@@ -731,6 +737,12 @@ ALWAYS = frozenset({"resize", "normalize"})
 OPTIONAL = tuple(name for name in STEP_NAMES if name not in DEFAULT)
 #: Default steps a user may turn off.
 REMOVABLE = tuple(name for name in STEP_NAMES if name in DEFAULT - ALWAYS)
+
+
+def named(steps: Iterable[str]) -> str:
+    """The titles of `steps` in pipeline order, joined by arrows (the Read tab's summary)."""
+    steps = set(steps)
+    return " → ".join(step.title for step in STEPS if step.name in steps)
 
 
 def chosen(on: Iterable[str] = (), off: Iterable[str] = ()) -> frozenset[str]:

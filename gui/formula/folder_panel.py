@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from core.formula import preprocess
 from core.formula.evaluation import FolderReading, read_images
 from core.formula.recognizer import Recognizer
-from gui.widgets.common import check_quietly, heading, paragraph, row_table
+from gui.widgets.common import WARNING_COLOUR, check_quietly, heading, paragraph, row_table
 from gui.widgets.job_controls import FollowsJob, JobControls, job_row, reading_and_time_left
 from gui.workers import JobHandle, JobRunner
 
@@ -83,8 +83,7 @@ class FolderPanel(FollowsJob, QWidget):
             action = menu.addAction(step.title)
             action.setCheckable(True)
             action.setChecked(step.default)
-            cost = f"Changes what the model sees: {step.cost}" if step.cost else ""
-            action.setToolTip("\n".join(part for part in (step.tip, cost) if part))
+            action.setToolTip(step.help)
             action.toggled.connect(self._steps_changed)
             self.step_actions[step.name] = action
         menu.addSeparator()
@@ -151,13 +150,8 @@ class FolderPanel(FollowsJob, QWidget):
         return {
             "folder_grammar": lambda v: self.grammar.setChecked(bool(v)),
             "folder_look_again": lambda v: self.look_again.setChecked(bool(v)),
-            "folder_steps": lambda v: self.set_steps(frozenset(map(str, v)) & set(self.names)),
+            "folder_steps": lambda v: self.set_steps(frozenset(map(str, v))),
         }
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The steps the Steps menu can turn on or off."""
-        return tuple(self.step_actions)
 
     def steps(self) -> frozenset[str]:
         """The preprocessing chosen in the Steps menu, the model's own last steps included."""
@@ -165,8 +159,9 @@ class FolderPanel(FollowsJob, QWidget):
         return frozenset(on | preprocess.ALWAYS)
 
     def set_steps(self, steps: frozenset[str]) -> None:
-        """Check exactly `steps` in the Steps menu; the folder is read again if they changed."""
-        if steps == self.steps():
+        """Check exactly `steps` in the Steps menu (names it does not hold are left out); the
+        folder is read again if they changed."""
+        if steps | preprocess.ALWAYS == self.steps():
             return
         check_quietly(self.step_actions, steps)
         self._steps_changed()
@@ -182,10 +177,10 @@ class FolderPanel(FollowsJob, QWidget):
         self.steps_button.setText("Steps (changed)" if changed else "Steps")
         lines = []
         if changed:
-            titles = [step.title for step in preprocess.STEPS if step.name in steps]
-            lines.append("Steps: " + " → ".join(titles))
+            lines.append(f"Steps: {preprocess.named(steps)}")
             lines += [
-                f'<span style="color: #b35c00;">{note}</span>' for note in preprocess.costly(steps)
+                f'<span style="color: {WARNING_COLOUR};">{note}</span>'
+                for note in preprocess.costly(steps)
             ]
         self.steps_note.setText("<br>".join(lines))
         self.steps_note.setVisible(changed)

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.formula import preprocess
-from gui.widgets.common import check_quietly, to_qimage
+from gui.widgets.common import WARNING_COLOUR, check_quietly, to_qimage
 
 _PREVIEW_HEIGHT = 36
 
@@ -51,8 +51,7 @@ class PreprocessPanel(QGroupBox):
                 box.setEnabled(False)
                 box.setToolTip("Always applied: the model reads this height, in [0, 1]")
             else:
-                cost = f"Changes what the model sees: {step.cost}" if step.cost else ""
-                box.setToolTip("\n".join(part for part in (step.tip, cost) if part))
+                box.setToolTip(step.help)
             box.toggled.connect(self.changed)
             self.boxes[step.name] = box
             grid.addWidget(box, i // 3, i % 3)
@@ -83,7 +82,7 @@ class PreprocessPanel(QGroupBox):
         self.warning = QLabel()
         self.warning.setObjectName("formulaPreprocessWarning")
         self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("color: #b35c00;")
+        self.warning.setStyleSheet(f"color: {WARNING_COLOUR};")
         self.warning.setVisible(False)
         self.toggle = QToolButton()
         self.toggle.setObjectName("formulaPreprocessToggle")
@@ -104,8 +103,7 @@ class PreprocessPanel(QGroupBox):
         self._summarise()
 
     def _summarise(self) -> None:
-        names = [step.title for step in preprocess.STEPS if self.boxes[step.name].isChecked()]
-        self.summary.setText(" → ".join(names))
+        self.summary.setText(preprocess.named(self.steps()))
         defaults = preprocess.CANVAS if self.canvas_mode else preprocess.DEFAULT
         costly = preprocess.costly(self.steps(), defaults)
         self.warning.setText("<br>".join(costly))
@@ -115,13 +113,11 @@ class PreprocessPanel(QGroupBox):
         return {name for name, box in self.boxes.items() if box.isChecked()}
 
     def set_steps(self, steps: frozenset[str]) -> None:
-        """Check exactly `steps` (the resize and normalisation stay on); `changed` once if
-        that changed anything."""
-        steps = steps | preprocess.ALWAYS
-        if steps == self.steps():
-            return
-        check_quietly(self.boxes, steps)
-        self.changed.emit()
+        """Check exactly `steps` for an image, not a drawing (the resize and normalisation
+        stay on), without `changed`: the caller reads the image through them once."""
+        self.canvas_mode = False
+        check_quietly(self.boxes, steps | preprocess.ALWAYS)
+        self._summarise()
 
     def set_canvas_mode(self, on: bool) -> None:
         """Drawings are cropped to their ink first; images are read as they are."""

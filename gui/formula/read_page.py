@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -230,8 +230,9 @@ class ReadPage(QSplitter):
     def _source_changed(self) -> None:
         self.preprocess.set_canvas_mode(self.is_drawing())  # reads again through `changed`
 
-    def load_image(self, path: str | Path) -> bool:
-        """Show and read the image at `path`; a file that is not a usable image is reported."""
+    def load_image(self, path: str | Path, steps: frozenset[str] | None = None) -> bool:
+        """Show and read the image at `path`, through `steps` where given, once; a file
+        that is not a usable image is reported."""
         path = Path(path)
         try:
             image = read_image(path)
@@ -243,6 +244,10 @@ class ReadPage(QSplitter):
             self.problem.emit("Cannot read the image", f"{path.name}: {problem}", "")
             return False
         self.image_path = path
+        if steps is not None:
+            with QSignalBlocker(self.source_tabs):  # leaving the drawing must not reset them
+                self.source_tabs.setCurrentWidget(self.image_tab)
+            self.preprocess.set_steps(steps)
         self._show_image(image, path.name)
         return True
 

@@ -48,7 +48,7 @@ class FormulaWorkbench(Workbench):
         self.read.problem.connect(self.problem)
         self.read.loaded.connect(self._loaded)
         self.folder = FolderPanel(runner)
-        self.folder.image_chosen.connect(self.open_from_folder)
+        self.folder.image_chosen.connect(self.load_image)
         self.dataset = DatasetPanel(runner)
         self.train = FormulaTrainPanel(runner)
         self.train.use_model.connect(self.load_model)
@@ -182,17 +182,10 @@ class FormulaWorkbench(Workbench):
             self.tabs.setCurrentWidget(page)
 
     # ------------------------------------------------------------ sources
-    def load_image(self, path: str | Path) -> bool:
-        """Show and read the image at `path` on the Read tab; a bad file is reported."""
-        return self.read.load_image(path)
-
-    def open_from_folder(self, path: str, steps: frozenset[str]) -> bool:
-        """Open an image of the Folder tab on the Read tab, read through the steps its
-        reading there went through, so that both tabs read it alike."""
-        if not self.load_image(path):
-            return False
-        self.read.preprocess.set_steps(steps)
-        return True
+    def load_image(self, path: str | Path, steps: frozenset[str] | None = None) -> bool:
+        """Show and read the image at `path` on the Read tab, through `steps` where given
+        (the Folder tab's, so that both tabs read it alike); a bad file is reported."""
+        return self.read.load_image(path, steps)
 
     def paste(self) -> bool:
         """Read the clipboard's image, or the image file whose path it holds."""

@@ -43,6 +43,10 @@ def make_action(
     return action
 
 
+#: The colour of a warning that something lowers accuracy.
+WARNING_COLOUR = "#b35c00"
+
+
 def check_quietly(toggles: Mapping[str, QAction | QAbstractButton], names: Collection[str]) -> None:
     """Check exactly the toggles named in `names`, without their `toggled` signals: the
     caller says once that the choice changed."""
