@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.image_sizes import MAX_PIXELS, describe_limit, header_size, too_large
+
 #: Leading bytes of the formats OpenCV decodes for us.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -21,9 +23,6 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00*", "TIFF"),
 )
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-#: Larger images are refused before decoding: a small file can hold a huge image (a
-#: 48 KB PNG of 20,000 × 20,000 pixels) that would take gigabytes to decode.
-MAX_PIXELS = 60_000_000
 
 
 class ImageProblem(Exception):
@@ -76,25 +75,54 @@ def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) ->
         raise ImageProblem(path, "truncated", "the JPEG file is truncated (no end marker)")
     if fmt == "PNG" and b"IEND" not in data[-16:]:
         raise ImageProblem(path, "truncated", "the PNG file is truncated (no end chunk)")
-    header = _header(data)
-    size = header[0] if header else None
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise ImageProblem(
-            path,
-            "too-large",
-            f"the image is {size[0]:,} × {size[1]:,} pixels, more than the "
-            f"{MAX_PIXELS // 1_000_000} million that are decoded safely",
-        )
-    if header is not None and header[1]:
+    check_size(data, path, fmt)
+    if _transparent(data):
         image = flatten(_decode_rgba(data, path, fmt))
         return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if gray else image
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    except cv2.error as error:  # the decoder's own size limit (see core/__init__.py)
+        if "MAX_IMAGE_PIXELS" in str(error):
+            raise ImageProblem(path, "too-large", _hidden_size()) from None
+        raise ImageProblem(path, "undecodable", f"the {fmt} data cannot be decoded") from None
     if image is None or image.size == 0:
         raise ImageProblem(path, "undecodable", f"the {fmt} data cannot be decoded")
     if not gray:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return image
+
+
+def check_size(data: bytes, path: Path | str = "<memory>", fmt: str | None = None) -> None:
+    """Refuse, before any decoder runs, an image whose header claims more than MAX_PIXELS
+    (the largest of its frames or pages). Every decoding entry, formula and Pets, calls it."""
+    fmt = fmt or sniff_format(data[:16])
+    size = header_size(data, fmt) if fmt else None
+    if size is None:  # a header damaged past our reading: Pillow's reading of it, if any
+        size = _pillow_size(data, path)
+    if size is not None and too_large(size):
+        raise ImageProblem(path, "too-large", describe_limit(*size))
+
+
+def _pillow_size(data: bytes, path: Path | str) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        raise ImageProblem(path, "too-large", _hidden_size()) from None
+    except Exception:  # nothing Pillow can read either: the decoder's own limit decides
+        return None
+
+
+def _hidden_size() -> str:
+    return (
+        "the image is larger than its header says, more than the "
+        f"{MAX_PIXELS // 1_000_000} million pixels that are decoded safely"
+    )
 
 
 def flatten(rgba: np.ndarray) -> np.ndarray:
@@ -121,13 +149,19 @@ def _decode_rgba(data: bytes, path: Path | str, fmt: str) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
+                if too_large(image.size):  # a frame the header did not show
+                    raise ImageProblem(path, "too-large", describe_limit(*image.size))
                 return np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
+    except ImageProblem:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageProblem(path, "too-large", _hidden_size()) from None
     except Exception as error:  # Pillow's errors for damaged data are of many kinds
         raise ImageProblem(path, "undecodable", f"the {fmt} data cannot be decoded") from error
 
 
-def _header(data: bytes) -> tuple[tuple[int, int], bool] | None:
-    """The image's (width, height) and whether it has transparency, from its header."""
+def _transparent(data: bytes) -> bool:
+    """Whether the image has transparency, from its header (Pillow reads only that)."""
     from PIL import Image
 
     try:
@@ -135,9 +169,9 @@ def _header(data: bytes) -> tuple[tuple[int, int], bool] | None:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
                 alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa")
-                return image.size, alpha or "transparency" in image.info
-    except Exception:  # a header Pillow cannot read: OpenCV decides
-        return None
+                return alpha or "transparency" in image.info
+    except Exception:  # a header Pillow cannot read (or an image it finds too large): OpenCV
+        return False
 
 
 def read_image(path: Path | str, *, gray: bool = False) -> np.ndarray:

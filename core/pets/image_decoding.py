@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.images import ImageProblem
+from core.image_sizes import MAX_PIXELS
+from core.images import ImageProblem, check_size
 
-#: Larger images are refused before decoding (a decompression bomb would exhaust memory).
-MAX_PIXELS = 60_000_000
 _ORIENTATION = 0x0112
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
@@ -46,6 +45,7 @@ def decode_pet(
     """
     if not data:
         raise ImageProblem(path, "empty", "the file is empty (0 bytes)")
+    check_size(data, path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:

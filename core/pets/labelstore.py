@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.jobs import CancelToken, JobError, Progress
+from core.jobs import Cancelled, CancelToken, JobError, Progress
 from core.pets.dataset import CLASSES, DatasetListing, list_dataset
 from core.pets.results import Facts, StoredResults
 from core.pets.sources import SEPARATOR
@@ -116,6 +116,47 @@ CREATE TABLE IF NOT EXISTS scores(
 """
 
 
+class StoreClosed(Cancelled):
+    """The store was closed (another dataset opened, the window closed) while a job still
+    used it: the job ends as cancelled, keeping what it had committed."""
+
+    def __init__(self) -> None:
+        super().__init__("The dataset was closed; what was finished is kept")
+
+
+class _Connection:
+    """The store's SQLite connection, which refuses work once the store is closed: a job
+    that outlives its dataset stops cleanly (StoreClosed) instead of failing on a closed
+    database. Writes also hold the store's lock, which `close` takes, so none is torn."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.closed = False
+
+    def _guard(self, method: str, *args: object) -> sqlite3.Cursor:
+        if self.closed:
+            raise StoreClosed
+        try:
+            return getattr(self._db, method)(*args)
+        except sqlite3.ProgrammingError:
+            if self.closed:  # closed by another thread between the check and the call
+                raise StoreClosed from None
+            raise
+
+    def execute(self, sql: str, parameters: Sequence[object] | dict = ()) -> sqlite3.Cursor:
+        return self._guard("execute", sql, parameters)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> sqlite3.Cursor:
+        return self._guard("executemany", sql, rows)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        return self._guard("executescript", script)
+
+    def close(self) -> None:
+        self.closed = True
+        self._db.close()
+
+
 @dataclass(frozen=True)
 class Step:
     """One undoable edit: its description and how many samples it touched."""
@@ -173,8 +214,10 @@ class LabelStore(StoredResults):
         self._lock = threading.RLock()
         self._listeners: list[Callable[[np.ndarray], None]] = []
         try:
-            self._db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=10
+            self._db = _Connection(
+                sqlite3.connect(
+                    self.path, check_same_thread=False, isolation_level=None, timeout=10
+                )
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -287,10 +330,17 @@ class LabelStore(StoredResults):
             self.noted[i] = bool(r[7])
 
     def close(self) -> None:
+        """Close the file; a job still using the store ends as cancelled (StoreClosed)."""
         with self._lock:
+            if self._db.closed:
+                return
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("DELETE FROM sessions WHERE id = ?", (self.session,))
             self._db.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._db.closed
 
     # --- other sessions ----------------------------------------------------------------
 

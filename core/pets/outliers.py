@@ -22,6 +22,7 @@ import numpy as np
 from core import devices
 from core.images import ImageProblem
 from core.jobs import CancelToken, JobError, Progress, format_duration
+from core.locks import exclusive
 from core.pets import imagenet
 from core.pets.exports import AtomicText
 from core.pets.features import FeatureCache, features_location
@@ -337,8 +338,23 @@ def scan_dataset(store: LabelStore, request: ScanRequest, token: CancelToken) ->
         state = imagenet.weights_state(b)
         published = state.published and state.path == weights_path
         weights_text = state.message
-    yield Progress(0, None, f"Loading {b.title} on {device.describe()}")
-    model = imagenet.load_model(b, weights_path, device)
+    with exclusive(store.path.with_name(f"scan-{b.key}.lock"), f"a scan with {b.title}"):
+        yield Progress(0, None, f"Loading {b.title} on {device.describe()}")
+        model = imagenet.load_model(b, weights_path, device)
+        return (
+            yield from _scan_and_rank(store, request, model, b.key, published, weights_text, token)
+        )
+
+
+def _scan_and_rank(
+    store: LabelStore,
+    request: ScanRequest,
+    model: LoadedModel,
+    backbone: str,
+    published: bool,
+    weights_text: str,
+    token: CancelToken,
+) -> Iterator[Progress]:
     features = FeatureCache(features_location(store.root))
     try:
         summary = yield from scan(
@@ -348,7 +364,7 @@ def scan_dataset(store: LabelStore, request: ScanRequest, token: CancelToken) ->
             features=features,
             splits=request.splits,
             batch_size=request.batch_size,
-            backbone=b.key,
+            backbone=backbone,
             published=published,
         )
         ranking, note = None, ""

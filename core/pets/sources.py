@@ -25,6 +25,24 @@ from pathlib import Path, PurePosixPath
 SEPARATOR = "!"
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _LOCAL_MAGIC = b"PK\x03\x04"
+_END = struct.Struct("<4s4H2LH")  # end of central directory
+_END_MAGIC = b"PK\x05\x06"
+_END64 = struct.Struct("<4sQ2H2L4Q")
+_END64_LOCATOR = struct.Struct("<4sLQL")
+
+# What a zip of photos never needs, and only an attack has. Listing a zip holds each entry in
+# memory (about 600 bytes, 5 µs): 250,000 entries cost 150 MB and a second, more than six
+# times the Kaggle download's 37,500.
+MAX_ENTRIES = 250_000
+MAX_DIRECTORY_BYTES = 64 << 20
+#: The largest image a zip member may inflate to; a 60-megapixel photo is well below it.
+MAX_MEMBER_BYTES = 256 << 20
+#: Photos barely compress (JPEG and PNG are compressed already): a large member that
+#: inflates a hundred times is a bomb, as is an inner zip of photos that does.
+MAX_RATIO = 100
+_RATIO_FLOOR = 16 << 20  # smaller members may compress as well as they like
+#: Room an inner zip's copy must leave free on the cache's disk.
+_FREE_MARGIN = 1 << 30
 
 
 class SourceError(Exception):
@@ -173,11 +191,77 @@ class FolderContainer(Container):
         return self.root / name
 
 
+def _declared_directory(handle: io.RawIOBase | io.BufferedIOBase) -> tuple[int, int] | None:
+    """(entries, central directory bytes) that a zip's end record declares, read before the
+    directory itself is, or None where there is no end record (zipfile then says why)."""
+    size = handle.seek(0, io.SEEK_END)
+    tail_start = max(0, size - (_END.size + 0xFFFF))
+    handle.seek(tail_start)
+    tail = handle.read(size - tail_start)
+    at = tail.rfind(_END_MAGIC)
+    if at < 0 or at + _END.size > len(tail):
+        return None
+    fields = _END.unpack(tail[at : at + _END.size])
+    entries, directory = fields[4], fields[5]
+    locator_at = at - _END64_LOCATOR.size
+    if locator_at >= 0 and tail[locator_at : locator_at + 4] == b"PK\x06\x07":
+        offset = _END64_LOCATOR.unpack(tail[locator_at : locator_at + _END64_LOCATOR.size])[2]
+        handle.seek(offset)
+        record = handle.read(_END64.size)
+        if len(record) == _END64.size and record[:4] == b"PK\x06\x06":
+            values = _END64.unpack(record)
+            entries, directory = max(entries, values[6]), max(directory, values[7])
+    return entries, directory
+
+
+def _check_directory(source: Path | io.RawIOBase, label: str) -> None:
+    """Refuse a zip whose directory alone would take too long or too much memory to read."""
+    try:
+        if isinstance(source, (str, Path)):
+            with open(source, "rb") as handle:
+                declared = _declared_directory(handle)
+        else:
+            declared = _declared_directory(source)
+            source.seek(0)
+    except OSError:
+        return  # zipfile reports it
+    if declared is None:
+        return
+    entries, directory = declared
+    if entries > MAX_ENTRIES or directory > MAX_DIRECTORY_BYTES:
+        raise SourceError(
+            "too-large",
+            f"refused: {label} lists {entries:,} entries in a {directory / 1e6:,.0f} MB "
+            f"directory, more than the {MAX_ENTRIES:,} entries (or {MAX_DIRECTORY_BYTES >> 20} "
+            "MB) a dataset zip is read with",
+        )
+
+
+def _bomb(info: zipfile.ZipInfo, limit: int) -> str | None:
+    """Why a member's declared inflated size is refused, or None. zipfile never inflates a
+    member past its declared size (the CRC check fails first), so the declaration is what
+    has to be believable."""
+    if info.file_size > limit:
+        return (
+            f"refused: {info.filename} would inflate to {info.file_size / 1e6:,.0f} MB, more "
+            f"than the {limit / 1e6:,.0f} MB allowed"
+        )
+    ratio = info.file_size / max(1, info.compress_size)
+    if info.file_size > _RATIO_FLOOR and ratio > MAX_RATIO:
+        return (
+            f"refused: {info.filename} would inflate {ratio:,.0f} times (to "
+            f"{info.file_size / 1e6:,.0f} MB): a zip bomb, not a photo"
+        )
+    return None
+
+
 class ZipContainer(Container):
     def __init__(self, source: Path | io.RawIOBase, stamp: str) -> None:
+        label = Path(source).name if isinstance(source, (str, Path)) else "the inner zip"
+        _check_directory(source, label)
         try:
             self.zip = zipfile.ZipFile(source)  # type: ignore[arg-type]
-        except (zipfile.BadZipFile, OSError) as error:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
             raise SourceError("undecodable", f"not a readable zip file ({error})") from None
         self.stamp = stamp
         # the zip's own file on disk, where members stored uncompressed can be read in place
@@ -194,10 +278,14 @@ class ZipContainer(Container):
             raise SourceError("unreadable", "refused: the zip entry's path is absolute or has ..")
         try:
             with self._lock:
-                return self.zip.read(name)
+                info = self.zip.getinfo(name)
+                refused = _bomb(info, MAX_MEMBER_BYTES)
+                if refused:
+                    raise SourceError("too-large", refused)
+                return self.zip.read(info)
         except KeyError:
             raise SourceError("missing", "the zip has no such entry") from None
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as error:
             raise SourceError("truncated", f"the zip entry cannot be read ({error})") from None
 
     def member_window(self, name: str, path: Path) -> _Window | None:
@@ -270,13 +358,28 @@ class Source:
         """A compressed zip inside a zip cannot be read in place: copy it once to the cache."""
         if self.cache_dir is None:
             raise SourceError("unreadable", f"{name} is compressed inside the zip")
+        try:
+            info = parent.zip.getinfo(name)
+        except KeyError:
+            raise SourceError("missing", f"the zip has no entry {name}") from None
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        room = shutil.disk_usage(self.cache_dir).free - _FREE_MARGIN
+        refused = _bomb(info, max(0, room))
+        if refused:
+            raise SourceError(
+                "too-large", f"{refused} (it must be copied out to be read; {self.cache_dir})"
+            )
         digest = hashlib.sha1(f"{self.root.resolve()}|{parent.stamp}|{name}".encode()).hexdigest()
         target = self.cache_dir / "zips" / f"{digest[:16]}-{Path(name).name}"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(".partial")
-            with parent.zip.open(name) as src, open(partial, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            try:
+                with parent.zip.open(info) as src, open(partial, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except (OSError, zipfile.BadZipFile, EOFError) as error:
+                partial.unlink(missing_ok=True)
+                raise SourceError("unreadable", f"{name} cannot be copied out ({error})") from None
             os.replace(partial, target)
         return target
 

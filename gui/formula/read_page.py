@@ -25,7 +25,8 @@ from core.formula import ctc, preprocess
 from core.formula.crnn import column_span
 from core.formula.preprocess import MODEL_HEIGHT
 from core.formula.recognizer import Recognition, Recognizer, shape_problem
-from core.images import IMAGE_SUFFIXES, ImageProblem, flatten, read_image
+from core.image_sizes import MAX_PIXELS, describe_limit
+from core.images import IMAGE_SUFFIXES, ImageProblem, decode, flatten, read_image, sniff_format
 from core.jobs import single_step
 from gui.formula.draw_tab import DrawTab
 from gui.formula.heatmaps import AlignmentView, PosteriorView
@@ -256,9 +257,14 @@ class ReadPage(QSplitter):
         clipboard = QGuiApplication.clipboard()
         mime = clipboard.mimeData()
         if mime is not None and mime.hasImage():
-            image = clipboard.image()
-            if not image.isNull():
-                array = _to_rgb(image)
+            try:  # the encoded bytes, through the same size guard as a file
+                array = _clipboard_image(mime)
+                if array is None:
+                    array = _qimage_to_rgb(clipboard.image())
+            except ImageProblem as problem:
+                self.problem.emit("Cannot read the pasted image", problem.detail, "")
+                return False
+            if array is not None:
                 height, width = array.shape[:2]
                 problem = shape_problem(width, height, self._model_height())
                 if problem:
@@ -408,9 +414,29 @@ class ReadPage(QSplitter):
             self.image_view.set_band(self.recognizer.x_range(step, width, 1.0))
 
 
-def _to_rgb(image: QImage) -> np.ndarray:
+def _clipboard_image(mime: QMimeData) -> np.ndarray | None:
+    """The clipboard's image decoded from the encoded bytes it holds (PNG, JPEG…) as a file
+    is, size guard first; None when it holds an image already decoded (which Qt would only
+    encode again to hand its bytes over)."""
+    if "application/x-qt-image" in mime.formats():
+        return None
+    for name in mime.formats():
+        if name.startswith("image/"):
+            data = bytes(mime.data(name).data())
+            if sniff_format(data[:16]) is not None:
+                return decode(data, "pasted image")
+    return None
+
+
+def _qimage_to_rgb(image: QImage) -> np.ndarray | None:
     """A clipboard image as RGB; a transparent one drawn on paper as a file would be
-    (`core.images.flatten`)."""
+    (`core.images.flatten`). None for a null image; a huge one is refused."""
+    if image.isNull():
+        return None
+    if image.width() * image.height() > MAX_PIXELS:
+        raise ImageProblem(
+            "pasted image", "too-large", describe_limit(image.width(), image.height())
+        )
     if image.hasAlphaChannel():
         return flatten(from_qimage(image, QImage.Format.Format_RGBA8888))
     return from_qimage(image, QImage.Format.Format_RGB888)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMenu,
+    QMessageBox,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -51,6 +52,7 @@ class PetsWorkbench(Workbench):
         super().__init__(runner, settings, parent)
         self.listing: DatasetListing | None = None
         self.store: LabelStore | None = None
+        self._measure_job: JobHandle | None = None
         self.empty = EmptyState()
         self.overview = DatasetOverview()
         self.browser = PetsBrowser()
@@ -187,10 +189,37 @@ class PetsWorkbench(Workbench):
         self.settings.clear_recent_folders()
         self._update_recent([])
 
-    def open_dataset(self, folder: str | Path) -> JobHandle:
+    def busy_jobs(self) -> list[JobHandle]:
+        """The running jobs that use the open dataset (scan, training, measuring)."""
+        jobs = (self.scan.job, self.train.job, self._measure_job)
+        return [job for job in jobs if job is not None and not job.token.cancelled]
+
+    def confirm_stop(self, jobs: list[JobHandle], folder: Path) -> bool:
+        """Ask whether to stop `jobs` to open `folder`; True to go ahead."""
+        names = ", ".join(job.title for job in jobs)
+        current = self.listing.root.name if self.listing is not None else "this dataset"
+        answer = QMessageBox.question(
+            self,
+            "Stop the running work?",
+            f"{names} is still working on {current}.\n\nOpening {folder.name or folder} "
+            "stops it. What it has finished is kept: a scan resumes where it stopped, a "
+            "cancelled training run can be resumed.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def open_dataset(self, folder: str | Path) -> JobHandle | None:
         """List `folder` and open its label store in the background; shows it when done,
-        reports a problem if not."""
+        reports a problem if not. Work still running on the open dataset is stopped first,
+        if the user agrees (None when they do not)."""
         folder = Path(folder)
+        busy = self.busy_jobs()
+        if busy:
+            if not self.confirm_stop(busy, folder):
+                return None
+            for job in busy:
+                job.cancel()
         self.show_requested.emit()
         title = f"Opening {folder.name or folder}"
         handle = self.runner.start(title, partial(open_store, folder))
@@ -236,22 +265,40 @@ class PetsWorkbench(Workbench):
             self.store.refresh()
 
     def close_dataset(self) -> None:
+        """Close the open dataset. Its running jobs are cancelled and no longer followed: a
+        write they still attempt finds the store closed and ends them as cancelled, with
+        everything they had committed kept."""
         self.refresh_timer.stop()
-        if self.scan.job is not None:
-            self.scan.cancel()
+        stopped = [
+            job.title
+            for job in (
+                self.scan.release(),
+                self.train.release(),
+                self._measure_job,
+            )
+            if job is not None and job.running
+        ]
+        if self._measure_job is not None:
+            self._measure_job.cancel()
+            self._measure_job = None
         self.scan.attach(None)
-        if self.train.job is not None:
-            self.train.cancel()
         self.train.attach(None)
         self.browser.detach()
         if self.store is not None:
             self.store.close()
+            if stopped:
+                self.say(
+                    f"Stopped {', '.join(stopped)} on {self.store.root.name}: what it "
+                    "finished is kept."
+                )
         self.store = None
 
     def measure_images(self) -> JobHandle | None:
         if self.store is None:
             return None
         handle = self.runner.start("Measuring images", partial(explore, self.store))
+        self._measure_job = handle
+        handle.finished.connect(partial(self._measured, handle))
         handle.succeeded.connect(self.explore.show_stats)
         handle.failed.connect(
             lambda message, details: self.problem.emit(
@@ -259,6 +306,10 @@ class PetsWorkbench(Workbench):
             )
         )
         return handle
+
+    def _measured(self, handle: JobHandle) -> None:
+        if self._measure_job is handle:
+            self._measure_job = None
 
     def _tab_changed(self, _index: int) -> None:
         if self.tabs.currentWidget() is self.explore and self.store is not None:

@@ -143,6 +143,21 @@ class JobControls(QObject):
             self.cancel_button.setEnabled(False)
             self.status.setText(self.cancelling)
 
+    def release(self, status: str = "") -> JobHandle | None:
+        """Cancel the job and stop following it (its replies are no longer heard): the
+        panel is idle at once, its status line `status`, while the job winds down. For a
+        job whose data is going away (another dataset opened). Returns the job."""
+        handle = self.job
+        if handle is None:
+            return None
+        handle.cancel()
+        self.job = None
+        self.cancel_button.setEnabled(False)
+        show_fraction(self.progress, 0.0)
+        self.status.setText(status)
+        self.refresh()
+        return handle
+
     def _show(self, handle: JobHandle, progress: Progress) -> None:
         if handle is not self.job or handle.token.cancelled:
             return
@@ -173,3 +188,7 @@ class FollowsJob:
 
     def cancel(self) -> None:
         self.controls.cancel()
+
+    def release(self, status: str = "") -> JobHandle | None:
+        """Cancel the job and stop following it (see JobControls.release)."""
+        return self.controls.release(status)

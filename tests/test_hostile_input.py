@@ -1,0 +1,154 @@
+"""Hostile and huge input: decompression bombs in every accepted format and headers that
+lie, zip bombs, a store closed under a running job, two scans of one dataset at once."""
+
+from __future__ import annotations
+
+import resource
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.image_sizes import header_size
+from core.images import ImageProblem, decode, read_image, sniff_format
+from core.jobs import CancelToken, drive
+from core.locks import Busy, exclusive
+from core.pets import sources
+from core.pets.dataset import list_dataset
+from core.pets.image_decoding import decode_pet
+from core.pets.labelstore import LabelStore, StoreClosed
+from core.pets.sources import Source, SourceError
+from tests.hostile_data import (
+    competition_zip_with_bomb,
+    image_bombs,
+    many_entries_zip,
+    png_bomb,
+    small_jpeg,
+    zip_bomb,
+)
+from tests.pets_data import make_pets
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.mark.parametrize("name", sorted(image_bombs()))
+def test_every_bomb_is_refused_before_decoding(tmp_path: Path, name: str):
+    """The formula reader's and the Pets decoder's entries refuse each bomb with its size in
+    the message, without allocating the image (a 20,000² image is 1.2 GB as RGB)."""
+    data = image_bombs()[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    before = _peak_mb()
+    for attempt in (
+        lambda: read_image(path),
+        lambda: read_image(path, gray=True),
+        lambda: decode_pet(data, name),
+        lambda: decode_pet(data, name, max_side=256),
+    ):
+        with pytest.raises(ImageProblem) as caught:
+            attempt()
+        assert caught.value.kind == "too-large"
+        assert "megapixels" in caught.value.detail or "larger than" in caught.value.detail
+    assert _peak_mb() - before < 300
+
+
+def test_the_header_reader_finds_every_claimed_size():
+    sizes = {
+        name: header_size(data, sniff_format(data[:16])) for name, data in image_bombs().items()
+    }
+    assert sizes["bomb.png"] == sizes["bomb.jpg"] == sizes["bomb.bmp"] == (20_000, 20_000)
+    assert sizes["lying.gif"] == (20_000, 20_000)  # a 10 × 10 screen, a 20,000² frame
+    assert sizes["bomb.tif"] == (20_000, 20_000)  # an 8 × 8 first page, a huge second one
+    assert sizes["bomb.webp"] == (16_383, 16_383)
+    assert sizes["lying.jpg"] is None  # stray bytes stop a strict reader; Pillow reads on
+    assert header_size(small_jpeg(), "JPEG") == (16, 16)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".tif", ".webp"])
+def test_real_images_pass_the_guard(tmp_path: Path, suffix: str):
+    import cv2
+    import numpy as np
+
+    image = np.random.default_rng(1).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    ok, encoded = cv2.imencode(suffix, image)
+    assert ok
+    data = encoded.tobytes()
+    assert header_size(data, sniff_format(data[:16])) == (53, 37)
+    assert decode(data).shape == (37, 53, 3)
+
+
+def test_the_guard_sits_at_the_limit():
+    assert decode(png_bomb(7_745, 7_745), gray=True).shape == (7_745, 7_745)  # 59.98 MP
+    with pytest.raises(ImageProblem, match="60 million"):
+        decode(png_bomb(7_746, 7_746))
+
+
+def test_a_zip_bomb_member_is_refused_by_name_and_the_rest_is_used(tmp_path: Path, capsys):
+    root = zip_bomb(tmp_path / "bomb.zip", inflated=40 << 20)
+    source = Source(root)
+    with pytest.raises(SourceError) as caught:
+        source.read("train/cat.1.jpg")
+    assert caught.value.kind == "too-large" and "train/cat.1.jpg" in caught.value.detail
+    assert "zip bomb" in caught.value.detail
+    assert source.read("train/cat.0.jpg")[:3] == b"\xff\xd8\xff"
+    source.close()
+    assert main(["pets", "info", str(root), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "train/cat.1.jpg: too-large: refused: train/cat.1.jpg would inflate" in out
+
+
+def test_a_member_declaring_gigabytes_is_refused(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 8 << 20)
+    root = tmp_path / "big.zip"
+    with zipfile.ZipFile(root, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("train/dog.1.jpg", small_jpeg() + bytes(9 << 20))
+    with pytest.raises(SourceError, match="would inflate to 9 MB"):
+        Source(root).read("train/dog.1.jpg")
+
+
+def test_a_zip_with_too_many_entries_is_refused_before_listing(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_ENTRIES", 500)
+    root = many_entries_zip(tmp_path / "many.zip", 501)
+    with pytest.raises(Exception, match="lists 501 entries"):
+        drive(list_dataset(root, CancelToken()), CancelToken())
+    assert main(["pets", "info", str(root)]) == 1
+
+
+def test_an_inner_zip_too_large_to_copy_is_skipped_with_its_name(tmp_path: Path):
+    root = competition_zip_with_bomb(tmp_path / "dogs-vs-cats.zip")
+    listing = drive(list_dataset(root, CancelToken(), cache_dir=tmp_path / "cache"), CancelToken())
+    assert [s.path for s in listing.samples] == ["test.zip!test/1.jpg"]
+    [(path, reason)] = listing.skipped
+    assert path == "train.zip" and "zip bomb" in reason
+    assert not list((tmp_path / "cache").rglob("*.zip"))  # nothing was copied out
+
+
+def test_a_job_writing_to_a_closed_store_is_cancelled(tmp_path: Path):
+    root = make_pets(tmp_path / "pets", cats=2, dogs=2, tests=0)
+    listing = drive(list_dataset(root, CancelToken()), CancelToken())
+    store = LabelStore.open(listing)
+    store.set_label([0], "dog")
+    store.close()
+    assert store.closed
+    with pytest.raises(StoreClosed):
+        store.set_scores("x", [0], [1.0])
+    with pytest.raises(StoreClosed):
+        store.scans()
+    store.close()  # twice is harmless
+    again = LabelStore.open(listing)
+    assert again.effective_label(0) == "dog"
+    again.close()
+
+
+def test_a_second_holder_of_a_lock_is_told_who_holds_it(tmp_path: Path):
+    lock = tmp_path / "scan-x.lock"
+    with exclusive(lock, "a scan with X"):
+        # flock locks belong to the open file: a second open in this process conflicts too
+        with pytest.raises(Busy, match=r"A scan with X is already running .*process \d+"):
+            with exclusive(lock, "a scan with X"):
+                pass
+    with exclusive(lock, "a scan with X"):  # free again once released
+        pass
