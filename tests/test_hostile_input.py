@@ -145,10 +145,14 @@ def test_a_job_writing_to_a_closed_store_is_cancelled(tmp_path: Path):
 
 def test_a_second_holder_of_a_lock_is_told_who_holds_it(tmp_path: Path):
     lock = tmp_path / "scan-x.lock"
+
+    def second() -> None:
+        with exclusive(lock, "a scan with X"):
+            pass
+
     with exclusive(lock, "a scan with X"):
         # flock locks belong to the open file: a second open in this process conflicts too
         with pytest.raises(Busy, match=r"A scan with X is already running .*process \d+"):
-            with exclusive(lock, "a scan with X"):
-                pass
+            second()
     with exclusive(lock, "a scan with X"):  # free again once released
         pass
