@@ -150,9 +150,9 @@ def test_a_second_holder_of_a_lock_is_told_who_holds_it(tmp_path: Path):
         with exclusive(lock, "a scan with X"):
             pass
 
-    with exclusive(lock, "a scan with X"):
-        # flock locks belong to the open file: a second open in this process conflicts too
-        with pytest.raises(Busy, match=r"A scan with X is already running .*process \d+"):
-            second()
+    # flock locks belong to the open file: a second open in this process conflicts too
+    busy = pytest.raises(Busy, match=r"A scan with X is already running .*process \d+")
+    with exclusive(lock, "a scan with X"), busy:
+        second()
     with exclusive(lock, "a scan with X"):  # free again once released
         pass
