@@ -15,6 +15,7 @@ from core.console import parse_size
 from core.jobs import Cancelled, JobError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_PIPE = 128 + 13  # what a shell reports for a command stopped by SIGPIPE
 
 _DESCRIPTION = """\
 Labelscope: a desktop workbench for two classic vision jobs.
@@ -95,16 +96,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
     """Run a parsed command; returns the exit status. Errors are printed, not raised."""
     parser = parser or build_parser()
     try:
-        if args.command == "doctor":
-            return _doctor(args)
-        if args.command == "pets" and args.pets_command:
-            from core.pets import commands as pets
-
-            return pets.run(args)
-        if args.command == "formula" and args.formula_command:
-            from core.formula import commands
-
-            return commands.run(args)
+        status = _command(args)
+        if status is not None:
+            sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+            return status
     except JobError as error:
         print(f"labelscope: {error.message}", file=sys.stderr)
         if error.details:
@@ -113,9 +108,40 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
     except Cancelled:
         print("labelscope: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:
+        return pipe_closed()
     # A command group without a command: show what it offers.
     getattr(args, "group", parser).print_help()
     return EXIT_USAGE
+
+
+def _command(args: argparse.Namespace) -> int | None:
+    if args.command == "doctor":
+        return _doctor(args)
+    if args.command == "pets" and args.pets_command:
+        from core.pets import commands as pets
+
+        return pets.run(args)
+    if args.command == "formula" and args.formula_command:
+        from core.formula import commands
+
+        return commands.run(args)
+    return None
+
+
+def pipe_closed() -> int:
+    """The reader of our output went away (`labelscope … | head -1`): stop quietly, as
+    command-line tools do. Standard output is pointed at the null device so that Python's
+    last flush at exit finds nowhere to fail."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file behind stdout (a test's capture)
+        pass
+    return EXIT_PIPE
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -136,9 +162,12 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Headless entry point: like `labelscope`, but never opens the GUI."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run(args, parser)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return run(args, parser)
+    except BrokenPipeError:  # --help into `head`
+        return pipe_closed()
 
 
 if __name__ == "__main__":

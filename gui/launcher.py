@@ -13,10 +13,13 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     # First thing: a frozen (PyInstaller) build re-enters here in DataLoader workers.
     multiprocessing.freeze_support()
-    from core.cli import build_parser, run
+    from core.cli import build_parser, pipe_closed, run
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except BrokenPipeError:  # --help into `head`
+        return pipe_closed()
     if args.command is not None:
         return run(args, parser)
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.jobs import Cancelled, CancelToken, drive
+from core.jobs import Cancelled, CancelToken, JobError, drive
 from core.pets.features import FeatureCache
 from core.pets.label_issues import (
     ISSUE_SCORE,
@@ -16,6 +16,7 @@ from core.pets.label_issues import (
     find_label_issues,
     out_of_fold_probabilities,
     rank_label_issues,
+    too_few_labels,
 )
 from core.pets.labelstore import open_store
 from core.pets.outliers import FlagSettings, compute_flags, scan, summarise, top_classes
@@ -176,3 +177,25 @@ def test_label_issues_are_ranked_into_the_store(tmp_path: Path):
     truly = {i for i in range(1, 80) if flipped[i]}
     assert len(flagged & truly) >= 0.7 * len(truly)
     assert QUALITY_SCORE in store.score_names()
+
+
+def test_too_few_labels_flag_nothing_and_clear_old_flags(tmp_path: Path):
+    """14 labelled images: the scan says there are too few to judge, and an earlier
+    ranking's flags go (a plain dog photo once flagged at quality 0 must not stay flagged)."""
+    features, labels, _flipped = flipped_features(n=80, flip=0.1, seed=3)
+    layout = {f"train/{'cat' if y == 0 else 'dog'}.{i}.jpg": 20 for i, y in enumerate(labels)}
+    store = opened(make_coded_dataset(tmp_path / "pets", layout))
+    cache = FeatureCache(tmp_path / "features.sqlite")
+    rows = [store.row_for_path(name) for name in layout]
+    cache.put("m", store.ids[rows], features)
+    drive(rank_label_issues(store, cache, "m", CancelToken()), CancelToken())
+    assert np.nansum(store.scores(ISSUE_SCORE)) > 0
+    cats = [r for r, y in zip(rows, labels, strict=True) if y == 0][:7]
+    dogs = [r for r, y in zip(rows, labels, strict=True) if y == 1][:7]
+    store.set_excluded(sorted(set(rows) - set(cats) - set(dogs)), True)
+    with pytest.raises(JobError, match=r"too few labelled images .*7 cats and 7 dogs"):
+        drive(rank_label_issues(store, cache, "m", CancelToken()), CancelToken())
+    assert np.isnan(store.scores(ISSUE_SCORE)).all()
+    assert np.isnan(store.scores(QUALITY_SCORE)).all()
+    assert too_few_labels(np.array([0] * 20 + [1] * 29)) != ""  # 49 in all
+    assert too_few_labels(np.array([0] * 20 + [1] * 30)) == ""

@@ -81,6 +81,7 @@ def test_scan_with_an_imported_weights_file_then_flags_csv(tmp_path: Path, capsy
     out = capsys.readouterr().out
     assert "Scanned 11 images" in out and "Not a file torchvision publishes" in out
     assert "of 11 scanned" in out
+    assert "too few labelled images to judge" in out  # 8 labelled: no label is flagged
     assert (weights_cache_dir() / weights.name).is_file()
     # a second run has nothing left to do: the results are in the store
     assert main(["pets", "scan", str(root), "--offline", "--backbone", "mobilenet_v3_small"]) == 0
@@ -92,7 +93,13 @@ def test_scan_with_an_imported_weights_file_then_flags_csv(tmp_path: Path, capsy
     assert len(rows) == 11 and {r["split"] for r in rows} == {"train", "test"}
     assert all(len(r["top_3"].split("; ")) == 3 for r in rows)
     assert {r["outlier"] for r in rows} <= {"0", "1"}
-    assert all(r["likely_mislabelled"] in ("0", "1") for r in rows if r["split"] == "train")
+    assert all(r["likely_mislabelled"] == "" for r in rows if r["split"] == "train")
+    # `-` is standard output, which then holds nothing but the CSV
+    capsys.readouterr()
+    assert main(["pets", "flags", str(root), "--csv", "-", "--top-n", "3"]) == 0
+    captured = capsys.readouterr()
+    assert list(csv.DictReader(captured.out.splitlines())) == rows
+    assert "Wrote 11 images to -" in captured.err and not (Path.cwd() / "-").exists()
     assert main(["pets", "flags", str(root), "--csv", str(target), "--top-n", "11"]) == 1
     assert "--top-n must be between 1 and 10" in capsys.readouterr().err
 

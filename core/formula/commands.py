@@ -437,8 +437,17 @@ def _train(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise JobError(str(error)) from error
+    # under torchrun only rank 0 speaks: the others train in silence unless they fail
+    # (errors still reach stderr through the command line's own handler)
+    if int(os.environ.get("RANK", "0")) != 0:
+        with open(os.devnull, "w") as silent:
+            run_in_terminal(
+                lambda token: train(args.out, config, device, token, args.resume), stream=silent
+            )
+        return 0
     print(
-        f"Training on {device.describe()} with {config.workers} data worker(s) into {args.out}",
+        f"Training on {device.describe()} with {config.workers} data worker(s) into {args.out}"
+        + (f", {world} processes" if world > 1 else ""),
         file=sys.stderr,
     )
     result = run_in_terminal(lambda token: train(args.out, config, device, token, args.resume))

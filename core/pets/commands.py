@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -48,8 +48,12 @@ def add_parsers(pets_commands: argparse._SubParsersAction) -> None:
     )
     export.add_argument("folder", help="the dataset: a folder or a zip file")
     what = export.add_mutually_exclusive_group(required=True)
-    what.add_argument("--labels", metavar="CSV", help="the effective train labels as CSV")
-    what.add_argument("--excluded", metavar="TXT", help="the excluded files, one per line")
+    what.add_argument(
+        "--labels", metavar="CSV", help="the effective train labels as CSV (- for standard output)"
+    )
+    what.add_argument(
+        "--excluded", metavar="TXT", help="the excluded files, one per line (- for standard output)"
+    )
     what.add_argument(
         "--imagefolder",
         metavar="DIR",
@@ -104,7 +108,12 @@ def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
         "mislabelled, label quality, cat and dog probability mass and the top-N classes.",
     )
     flags.add_argument("folder", help="the dataset: a folder or a zip file")
-    flags.add_argument("--csv", required=True, metavar="FILE", help="where to write the CSV")
+    flags.add_argument(
+        "--csv",
+        required=True,
+        metavar="FILE",
+        help="where to write the CSV (- for standard output)",
+    )
     flags.add_argument("--top-n", type=int, default=FlagSettings.top_n, metavar="N",
                        help="an outlier has no cat or dog class among its top N (1-10; default "
                        "%(default)s)")  # fmt: skip
@@ -280,10 +289,10 @@ def _export(args: argparse.Namespace) -> int:
     with _opened_store(args.folder) as store:
         if args.labels:
             count = exports.export_labels(store, Path(args.labels))
-            print(f"Wrote {count:,} labels to {args.labels}")
+            print(f"Wrote {count:,} labels to {args.labels}", file=_report(args.labels))
         elif args.excluded:
             count = exports.export_excluded(store, Path(args.excluded))
-            print(f"Wrote {count:,} excluded files to {args.excluded}")
+            print(f"Wrote {count:,} excluded files to {args.excluded}", file=_report(args.excluded))
         else:
             target = Path(args.imagefolder)
             linked, copied = run_in_terminal(
@@ -354,7 +363,10 @@ def _flags(args: argparse.Namespace) -> int:
             raise JobError(f"No scan named {model!r}; scans: {', '.join(known)}.")
         settings = FlagSettings(args.top_n, count_wild_cats=args.wild_cats)
         count = write_flags_csv(store, model, settings, Path(args.csv), args.flagged_only)
-        print(f"Wrote {count:,} images to {args.csv} (scan {model}, top {args.top_n})")
+        print(
+            f"Wrote {count:,} images to {args.csv} (scan {model}, top {args.top_n})",
+            file=_report(args.csv),
+        )
     return EXIT_OK
 
 
@@ -437,7 +449,10 @@ def _predict(args: argparse.Namespace) -> int:
     with _opened_store(args.folder) as store:
         result = find_run(store, args.run)
         count = write_submission(store, result, Path(args.submission))
-    print(f"Wrote {count:,} predictions of run {result.id} to {args.submission} (checked)")
+    print(
+        f"Wrote {count:,} predictions of run {result.id} to {args.submission} (checked)",
+        file=_report(args.submission),
+    )
     return EXIT_OK
 
 
@@ -454,3 +469,8 @@ def _runs(args: argparse.Namespace) -> int:
     for result in found:
         print(f"{result.id}\t{result.describe()}")
     return EXIT_OK
+
+
+def _report(target: str) -> TextIO:
+    """Where to say what was written: stderr when the output itself is stdout (`-`)."""
+    return sys.stderr if target == "-" else sys.stdout

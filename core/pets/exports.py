@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,18 +95,29 @@ def export_imagefolder(store: LabelStore, target: Path, token: CancelToken) -> I
     return linked, copied
 
 
+def is_stdout(target: Path | str) -> bool:
+    """Whether an output named on the command line is `-`, standard output."""
+    return str(target) == "-"
+
+
 class AtomicText:
-    """Write a text file through a temporary file and a rename."""
+    """Write a text file through a temporary file and a rename; `-` is standard output."""
 
     def __init__(self, target: Path) -> None:
         self.target = target
         self.partial = target.with_name(f".{target.name}.partial")
 
     def __enter__(self):
-        self.handle = open(self.partial, "w", newline="", encoding="utf-8")
+        if is_stdout(self.target):
+            self.handle = sys.stdout
+        else:
+            self.handle = open(self.partial, "w", newline="", encoding="utf-8")
         return self.handle
 
     def __exit__(self, kind: object, *_rest: object) -> None:
+        if self.handle is sys.stdout:
+            self.handle.flush()
+            return
         self.handle.close()
         if kind is None:
             os.replace(self.partial, self.target)

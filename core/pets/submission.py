@@ -4,13 +4,15 @@ per test image, ids from the file names, checked after writing by reading it bac
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from core.jobs import JobError
-from core.pets.exports import AtomicText
+from core.pets.exports import AtomicText, is_stdout
 from core.pets.labelstore import LabelStore
 from core.pets.metrics import CLIP
 from core.pets.sources import SEPARATOR
@@ -46,12 +48,18 @@ def write_submission(store: LabelStore, run: RunResult, path: Path) -> int:
     by_sample = dict(zip(ids.tolist(), np.clip(p, *CLIP).tolist(), strict=True))
     lines = sorted((expected[s], by_sample[s]) for s in expected)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["id", "label"])
+    writer.writerows((i, f"{q:.6f}") for i, q in lines)
+    text.seek(0)
+    check_rows(text, str(path), sorted(expected.values()))  # what is written, read back
+    if not is_stdout(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicText(path) as out:
-        writer = csv.writer(out)
-        writer.writerow(["id", "label"])
-        writer.writerows((i, f"{q:.6f}") for i, q in lines)
-    check_submission(path, sorted(expected.values()))
+        out.write(text.getvalue())
+    if not is_stdout(path):
+        check_submission(path, sorted(expected.values()))
     return len(lines)
 
 
@@ -59,18 +67,23 @@ def check_submission(path: Path, ids: list[int]) -> None:
     """Raise JobError unless `path` is `id,label` with exactly `ids`, each label a
     probability within the clip range."""
     with Path(path).open(newline="") as handle:
-        reader = csv.reader(handle)
-        if next(reader, None) != ["id", "label"]:
-            raise JobError(f"{path}: the header must be id,label.")
-        found = []
-        for number, row in enumerate(reader, start=2):
-            try:
-                i, q = int(row[0]), float(row[1])
-            except (ValueError, IndexError):
-                raise JobError(f"{path}, line {number}: not an id and a probability.") from None
-            if not CLIP[0] <= q <= CLIP[1]:
-                raise JobError(f"{path}, line {number}: {q} is outside {CLIP}.")
-            found.append(i)
+        check_rows(handle, str(path), ids)
+
+
+def check_rows(handle: TextIO, path: str, ids: list[int]) -> None:
+    """check_submission on an open text."""
+    reader = csv.reader(handle)
+    if next(reader, None) != ["id", "label"]:
+        raise JobError(f"{path}: the header must be id,label.")
+    found = []
+    for number, row in enumerate(reader, start=2):
+        try:
+            i, q = int(row[0]), float(row[1])
+        except (ValueError, IndexError):
+            raise JobError(f"{path}, line {number}: not an id and a probability.") from None
+        if not CLIP[0] <= q <= CLIP[1]:
+            raise JobError(f"{path}, line {number}: {q} is outside {CLIP}.")
+        found.append(i)
     if sorted(found) != sorted(ids) or len(set(found)) != len(found):
         raise JobError(
             f"{path} has {len(found):,} rows for {len(ids):,} test images, or ids that do "
