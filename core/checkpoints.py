@@ -10,6 +10,7 @@ CheckpointError that says what is wrong.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import pickle
 import tempfile
@@ -52,10 +53,23 @@ def save(path: Path | str, payload: dict[str, Any], kind: str) -> Path:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, (OSError, RuntimeError)):  # torch.save reports a full disk so
+            raise CheckpointError(
+                f"{path.name} was not saved ({_reason(error)}); "
+                + ("the previous one is intact." if path.exists() else "nothing was written.")
+            ) from error
         raise
     return path
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "the disk is full"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return str(error)
 
 
 def remove_stale_temporaries(path: Path, older_than: float = 60.0) -> int:

@@ -12,7 +12,7 @@ import pytest
 from core.cli import main
 from core.image_sizes import header_size
 from core.images import ImageProblem, decode, read_image, sniff_format
-from core.jobs import CancelToken, drive
+from core.jobs import CancelToken, JobError, drive
 from core.locks import Busy, exclusive
 from core.pets import sources
 from core.pets.dataset import list_dataset
@@ -156,3 +156,86 @@ def test_a_second_holder_of_a_lock_is_told_who_holds_it(tmp_path: Path):
         second()
     with exclusive(lock, "a scan with X"):  # free again once released
         pass
+
+
+def _edited_store(tmp_path: Path) -> tuple[LabelStore, object]:
+    root = make_pets(tmp_path / "pets", cats=30, dogs=30, tests=0)
+    listing = drive(list_dataset(root, CancelToken()), CancelToken())
+    store = LabelStore.open(listing)
+    for row in range(0, 40, 2):
+        store.set_label([row], "dog" if store.label[row] == 1 else "cat")
+    store.set_excluded([1, 3, 5], True)
+    return store, listing
+
+
+def _damage(path: Path, at: int, length: int) -> None:
+    data = bytearray(path.read_bytes())
+    for offset in range(at, min(len(data), at + length), 7):
+        data[offset] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_store_is_rebuilt_from_its_backup_and_what_is_readable(tmp_path: Path):
+    """Pages of the store overwritten on disk: the file is kept aside, the new store starts
+    from the backup made when the store was last closed, and nothing acknowledged is lost."""
+    store, listing = _edited_store(tmp_path)
+    path = store.path
+    labels, excluded = store.label.copy(), store.excluded.copy()
+    store.close()
+    _damage(path, 3 * 4096, 4096)
+    again = LabelStore.open(listing)
+    assert again.recovery is not None
+    text = again.recovery.describe()
+    assert "malformed" in text and "kept aside as labelscope.sqlite.damaged-" in text
+    assert (again.label == labels).all() and (again.excluded == excluded).all()
+    assert again.undo_text() == "Exclude 3 images"
+    assert again.integrity_check() == "ok"
+    assert list(path.parent.glob("labelscope.sqlite.damaged-*"))
+    again.close()
+
+
+def test_a_half_copied_store_without_a_backup_says_what_was_lost(tmp_path: Path):
+    store, listing = _edited_store(tmp_path)
+    path = store.path
+    store.close()
+    path.with_name(path.name + ".backup").unlink()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    again = LabelStore.open(listing)  # opens: the images are all there, the edits are not
+    assert len(again) == 60 and not again.excluded.any()
+    assert "Unreadable in the damaged file: changes, edits" in again.recovery.describe()
+    again.close()
+
+
+def test_a_full_disk_keeps_the_previous_state_and_says_so(tmp_path: Path):
+    store, _listing = _edited_store(tmp_path)
+    labels = store.label.copy()
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+    with pytest.raises(JobError, match=r"Not saved: the disk holding .* is full"):
+        store.set_note(50, "x" * 200_000)
+    assert (store.label == labels).all() and not store.noted[50]  # what is saved
+    assert store.note(50) == "" and store.undo_text() == "Exclude 3 images"
+    store._db.execute(f"PRAGMA max_page_count = {pages * 100}")  # space again
+    store.set_note(50, "saved now")
+    store.close()
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path, monkeypatch):
+    import errno
+    import os
+
+    import torch
+
+    from core import checkpoints
+
+    target = tmp_path / "last.pt"
+    checkpoints.save(target, {"step": 1}, "test")
+
+    def full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(checkpoints.CheckpointError, match=r"disk is full.*previous one is intact"):
+        checkpoints.save(target, {"step": 2, "weights": torch.zeros(1000)}, "test")
+    assert checkpoints.load(target, "test")["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -209,11 +209,15 @@ def test_read_only_dataset_falls_back_to_the_data_dir(tmp_path: Path, monkeypatc
         root.chmod(0o755)
 
 
-def test_a_damaged_store_is_a_clear_error(tmp_path: Path):
+def test_a_file_that_is_no_store_is_kept_aside_and_a_new_one_made(tmp_path: Path):
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(JobError, match="cannot be used"):
-        LabelStore(bad, tmp_path)
+    store = LabelStore(bad, tmp_path)
+    assert store.recovery is not None and "not a database" in store.recovery.describe()
+    [aside] = tmp_path.glob("bad.sqlite.damaged-*")
+    assert aside.read_bytes() == b"this is not a database" * 100  # kept as it was
+    assert store.integrity_check() == "ok"
+    store.close()
 
 
 _EDITOR = textwrap.dedent(

@@ -376,6 +376,8 @@ def _opened_store(folder: str) -> Iterator[LabelStore]:
     from core.pets.labelstore import open_store
 
     store, _listing = run_in_terminal(lambda token: open_store(folder, token), stream=sys.stderr)
+    if store.recovery is not None:
+        print(f"labelscope: {store.recovery.describe()}", file=sys.stderr)
     try:
         yield store
     finally:

@@ -30,6 +30,7 @@ from core.jobs import Cancelled, CancelToken, JobError, Progress
 from core.pets.dataset import CLASSES, DatasetListing, list_dataset
 from core.pets.results import Facts, StoredResults
 from core.pets.sources import SEPARATOR
+from core.pets.store_recovery import Recovery, back_up, damage, salvage
 
 SCHEMA_VERSION = 3  # 2: scan_results.wild_cat_mass, scans; 3: steps.session, sessions
 STORE_FOLDER = ".labelscope"
@@ -124,6 +125,21 @@ class StoreClosed(Cancelled):
         super().__init__("The dataset was closed; what was finished is kept")
 
 
+class StoreWriteError(JobError):
+    """A change could not be written (a full disk, a disk error, a store another process
+    holds too long): nothing of it was saved, and everything saved before is intact."""
+
+    def __init__(self, path: Path, error: sqlite3.Error) -> None:
+        text = str(error).lower()
+        if "full" in text:
+            why = f"the disk holding {path.parent} is full. Free some space and try again"
+        elif "locked" in text or "busy" in text:
+            why = "another Labelscope process has been writing to it too long. Try again"
+        else:
+            why = f"the label store {path} cannot be written ({error})"
+        super().__init__(f"Not saved: {why}. Everything saved before is intact.")
+
+
 class _Connection:
     """The store's SQLite connection, which refuses work once the store is closed: a job
     that outlives its dataset stops cleanly (StoreClosed) instead of failing on a closed
@@ -151,6 +167,12 @@ class _Connection:
 
     def executescript(self, script: str) -> sqlite3.Cursor:
         return self._guard("executescript", script)
+
+    @property
+    def raw(self) -> sqlite3.Connection:
+        if self.closed:
+            raise StoreClosed
+        return self._db
 
     def close(self) -> None:
         self.closed = True
@@ -213,6 +235,17 @@ class LabelStore(StoredResults):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._listeners: list[Callable[[np.ndarray], None]] = []
+        #: what was recovered when the file was found damaged on open, else None
+        self.recovery: Recovery | None = None
+        problem = damage(self.path) if self.path.exists() else None
+        if problem is not None:
+            try:
+                self.recovery = salvage(self.path, _SCHEMA, problem)
+            except (OSError, sqlite3.Error) as error:
+                raise JobError(
+                    f"The label store {self.path} is damaged ({problem}) and could not be "
+                    f"set aside: {error}"
+                ) from error
         try:
             self._db = _Connection(
                 sqlite3.connect(
@@ -246,6 +279,7 @@ class LabelStore(StoredResults):
                 (self.session, socket.gethostname(), os.getpid(), time.time()),
             )
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        self._back_up()
         self._load()
 
     def _migrate(self, version: int) -> None:
@@ -336,7 +370,14 @@ class LabelStore(StoredResults):
                 return
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("DELETE FROM sessions WHERE id = ?", (self.session,))
+            self._back_up()
             self._db.close()
+
+    def _back_up(self) -> None:
+        """Refresh the store's backup (store_recovery: what a damaged store is rebuilt
+        from). A backup that cannot be written is no reason to stop: the store is sound."""
+        with contextlib.suppress(OSError, sqlite3.Error):
+            back_up(self._db.raw, self.path)
 
     @property
     def closed(self) -> bool:
@@ -582,13 +623,20 @@ class LabelStore(StoredResults):
         """One write transaction under the lock: committed when the block ends, else rolled
         back, with the mirror of `rows` (changed inside the block) read back from the file."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise StoreWriteError(self.path, error) from error
             try:
                 yield
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as error:
+                # SQLite may have rolled back already (a full disk does): nothing to undo then
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 self._reload_rows(list(rows))
+                if isinstance(error, sqlite3.OperationalError):
+                    raise StoreWriteError(self.path, error) from error
                 raise
 
     def _write_values(self, values: list[tuple[int, str, str | None]], now: float) -> None:

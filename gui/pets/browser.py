@@ -3,6 +3,9 @@ keyboard-first relabelling (C cat, D dog, X exclude, F flag, undo and redo)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 from PySide6.QtCore import (
     QEvent,
@@ -30,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.jobs import JobError
 from core.pets.labelstore import LabelStore, Step
 from core.pets.sources import Source
 from core.pets.thumbnails import DiskCache
@@ -69,11 +73,26 @@ SCAN_SORTS = (
 FLAG_SORTS = {"outlier": "not_pet", "disagrees": "disagreement", "mislabelled": "label_quality"}
 
 
+def _saving(edit: Callable[..., None]) -> Callable[..., None]:
+    """An edit whose store write may fail (a full disk, a disk error): the user is told,
+    and the grid keeps showing what is saved."""
+
+    @functools.wraps(edit)
+    def guarded(self: PetsBrowser, *args: object) -> None:
+        try:
+            edit(self, *args)
+        except JobError as error:
+            self.problem.emit("The change was not saved", error.message, error.details)
+
+    return guarded
+
+
 class PetsBrowser(QWidget):
     """The grid and the inspector over one label store."""
 
     counts_changed = Signal(str)
     message = Signal(str)
+    problem = Signal(str, str, str)  # title, message, details: an edit that was not saved
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -472,6 +491,7 @@ class PetsBrowser(QWidget):
         if done or unchanged:
             self.message.emit(done or unchanged)
 
+    @_saving
     def label_selected(self, label: str) -> None:
         rows = self.selected_rows()
         if self.store is None or not rows:
@@ -481,6 +501,7 @@ class PetsBrowser(QWidget):
         if len(rows) == 1 and self.auto_advance.isChecked():
             self._advance()
 
+    @_saving
     def toggle_excluded(self) -> None:
         rows = self.selected_rows()
         if self.store is not None and rows:
@@ -488,6 +509,7 @@ class PetsBrowser(QWidget):
             if len(rows) == 1 and self.auto_advance.isChecked():
                 self._advance()
 
+    @_saving
     def toggle_flagged(self) -> None:
         rows = self.selected_rows()
         if self.store is not None and rows:
@@ -495,6 +517,7 @@ class PetsBrowser(QWidget):
             if step:
                 self.message.emit(step.description)
 
+    @_saving
     def exclude_shown(self) -> None:
         """Exclude every image shown (one undoable step)."""
         if self.store is None or self.proxy is None or not self.proxy.rowCount():
@@ -510,16 +533,19 @@ class PetsBrowser(QWidget):
         else:
             self.message.emit("No training image shown is left to exclude" + left)
 
+    @_saving
     def _set_note(self, row: int, note: str) -> None:
         if self.store is not None:
             self.store.set_note(row, note)
 
+    @_saving
     def undo(self) -> None:
         if self.store is not None:
             step = self.store.undo()
             self.message.emit(f"Undid: {step.description}" if step else "Nothing to undo")
             self._show_step_rows(step)
 
+    @_saving
     def redo(self) -> None:
         if self.store is not None:
             step = self.store.redo()

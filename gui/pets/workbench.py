@@ -83,6 +83,7 @@ class PetsWorkbench(Workbench):
         self.dataset_opened.connect(self._remember_folder)
         self.browser.counts_changed.connect(self.counts_label.setText)
         self.browser.message.connect(self.say)
+        self.browser.problem.connect(self.problem)
         self.explore.measure_requested.connect(self.measure_images)
         self.scan.flags_changed.connect(self.browser.set_scan_view)
         self.scan.show_requested.connect(self.show_flag)
@@ -249,6 +250,8 @@ class PetsWorkbench(Workbench):
         self.tabs.setCurrentWidget(self.browser)
         self.browser.view.setFocus()
         self.dataset_opened.emit(str(listing.root))
+        if store.recovery is not None:
+            self.problem.emit("The label store was damaged", store.recovery.describe(), "")
 
     def show_flag(self, key: str) -> None:
         """From the Scan panel's counts to the grid showing those images."""
