@@ -256,23 +256,22 @@ class ReadPage(QSplitter):
         """Read the clipboard's image, or the image file whose path it holds."""
         clipboard = QGuiApplication.clipboard()
         mime = clipboard.mimeData()
-        if mime is not None and mime.hasImage():
-            try:  # the encoded bytes, through the same size guard as a file
-                array = _clipboard_image(mime)
-                if array is None:
-                    array = _qimage_to_rgb(clipboard.image())
-            except ImageProblem as problem:
-                self.problem.emit("Cannot read the pasted image", problem.detail, "")
+        try:  # encoded bytes go through the same size guard as a file
+            array = _clipboard_image(mime) if mime is not None else None
+            if array is None and mime is not None and mime.hasImage():
+                array = _qimage_to_rgb(clipboard.image())
+        except ImageProblem as problem:
+            self.problem.emit("Cannot read the pasted image", problem.detail, "")
+            return False
+        if array is not None:
+            height, width = array.shape[:2]
+            problem = shape_problem(width, height, self._model_height())
+            if problem:
+                self.problem.emit("Cannot read the pasted image", problem, "")
                 return False
-            if array is not None:
-                height, width = array.shape[:2]
-                problem = shape_problem(width, height, self._model_height())
-                if problem:
-                    self.problem.emit("Cannot read the pasted image", problem, "")
-                    return False
-                self.image_path = None
-                self._show_image(array, "pasted image")
-                return True
+            self.image_path = None
+            self._show_image(array, "pasted image")
+            return True
         if mime is not None and (path := dropped_image(mime)) is not None:
             return self.load_image(path)
         text = clipboard.text().strip()
