@@ -239,3 +239,27 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path, 
         checkpoints.save(target, {"step": 2, "weights": torch.zeros(1000)}, "test")
     assert checkpoints.load(target, "test")["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_second_scan_process_is_told_who_scans_and_resumes_after(tmp_path: Path):
+    """Two `pets scan` processes on one dataset: the one that finds the scan lock taken
+    says which process holds it and exits 1, with no traceback; once it is free, a scan
+    runs (and scores nothing twice: it resumes from what the other stored)."""
+    import os
+    import subprocess
+    import sys
+
+    from core.pets.labelstore import store_location
+
+    root = make_pets(tmp_path / "pets", cats=3, dogs=3, tests=0)
+    lock = store_location(root).with_name("scan-efficientnet_lite0.lock")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "core.cli", "pets", "scan", str(root), "--offline"]
+    with exclusive(lock, "a scan with EfficientNet-Lite0"):
+        busy = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert busy.returncode == 1, busy.stderr
+    assert f"already running on this dataset (process {os.getpid()}" in busy.stderr
+    assert "Traceback" not in busy.stderr
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Scanned 6 images" in done.stdout

@@ -47,6 +47,7 @@ def decode_pet(
         raise ImageProblem(path, "empty", "the file is empty (0 bytes)")
     check_size(data, path)
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # damaged metadata: what matters is raised below
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data))
@@ -71,23 +72,27 @@ def decode_pet(
     orientation = _orientation(image)
     if orientation not in (0, 1):
         notes.append("rotated by its EXIF orientation")
-    try:
-        if (max_side or min_side) and image.format == "JPEG":
-            side = min_side or max_side
-            image.draft("RGB", (side, side))
-        image.load()
-        image = ImageOps.exif_transpose(image) if orientation not in (0, 1) else image
-        image = _to_rgb(image)
-        if max_side and max(image.size) > max_side:
-            image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=None)
-        array = np.asarray(image)
-    except OSError as error:
-        text = str(error)
-        if "truncated" in text or "broken data stream" in text:
-            raise ImageProblem(path, "truncated", "the file is truncated") from None
-        raise ImageProblem(path, "undecodable", f"the image data is damaged ({text})") from None
-    except (ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageProblem(path, "undecodable", f"the image data is damaged ({error})") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Corrupt EXIF data" and the like: noise here
+        try:
+            if (max_side or min_side) and image.format == "JPEG":
+                side = min_side or max_side
+                image.draft("RGB", (side, side))
+            image.load()
+            image = ImageOps.exif_transpose(image) if orientation not in (0, 1) else image
+            image = _to_rgb(image)
+            if max_side and max(image.size) > max_side:
+                image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=None)
+            array = np.asarray(image)
+        except OSError as error:
+            text = str(error)
+            if "truncated" in text or "broken data stream" in text:
+                raise ImageProblem(path, "truncated", "the file is truncated") from None
+            raise ImageProblem(path, "undecodable", f"the image data is damaged ({text})") from None
+        except (ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            raise ImageProblem(
+                path, "undecodable", f"the image data is damaged ({error})"
+            ) from None
     return Decoded(array, width, height, tuple(notes))
 
 

@@ -19,6 +19,7 @@ import stat
 import struct
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -285,7 +286,14 @@ class ZipContainer(Container):
                 return self.zip.read(info)
         except KeyError:
             raise SourceError("missing", "the zip has no such entry") from None
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as error:
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            NotImplementedError,
+            ValueError,
+            zlib.error,
+        ) as error:
             raise SourceError("truncated", f"the zip entry cannot be read ({error})") from None
 
     def member_window(self, name: str, path: Path) -> _Window | None:
@@ -377,7 +385,7 @@ class Source:
             try:
                 with parent.zip.open(info) as src, open(partial, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-            except (OSError, zipfile.BadZipFile, EOFError) as error:
+            except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError) as error:
                 partial.unlink(missing_ok=True)
                 raise SourceError("unreadable", f"{name} cannot be copied out ({error})") from None
             os.replace(partial, target)

@@ -561,11 +561,21 @@ def run_predictions(store: LabelStore, run: RunResult) -> dict[str, np.ndarray]:
     """A run's saved predictions (validation and test). Raises JobError when the file is
     missing, damaged, or holds Python objects (it is never unpickled)."""
     path = runs_folder(store) / run.id / "predictions.npz"
+    if not path.exists():
+        raise JobError(f"Run {run.id} has no predictions file ({path}).")
+    return load_predictions(path)
+
+
+def load_predictions(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a predictions file. Each array's header must declare no more data
+    than its member holds (a damaged or hostile header would have NumPy allocate whatever
+    it claims); Python objects are never loaded."""
     try:
+        _check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as data:
             found = {key: data[key] for key in data.files}
     except FileNotFoundError:
-        raise JobError(f"Run {run.id} has no predictions file ({path}).") from None
+        raise JobError(f"There is no predictions file {path}.") from None
     except ValueError as error:
         if "pickle" in str(error):
             raise JobError(
@@ -573,9 +583,27 @@ def run_predictions(store: LabelStore, run: RunResult) -> dict[str, np.ndarray]:
                 "Train the run again."
             ) from None
         raise JobError(f"{path} is damaged ({error}); train the run again.") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError) as error:
         raise JobError(f"{path} is damaged ({error}); train the run again.") from None
     missing = {"val_ids", "val_p", "test_ids", "test_p"} - set(found)
     if missing:
         raise JobError(f"{path} lacks {', '.join(sorted(missing))}; train the run again.")
     return found
+
+
+def _check_declared_sizes(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _fortran, dtype = read(member)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > info.file_size:
+                    raise ValueError(
+                        f"{info.filename} declares {declared:,} bytes in {info.file_size:,}"
+                    )
