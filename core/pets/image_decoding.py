@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -57,7 +58,8 @@ def decode_pet(
             found = re.search(r"\((\d+) pixels\)", str(error))
             size = f"{int(found.group(1)):,} pixels" if found else "the image"
             raise ImageProblem(path, "too-large", _too_large(size)) from None
-        except OSError as error:
+        except (OSError, ValueError, SyntaxError, struct.error, EOFError) as error:
+            # damaged headers break Pillow's readers in many ways
             raise ImageProblem(path, "undecodable", f"cannot be opened ({error})") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
@@ -69,7 +71,9 @@ def decode_pet(
         notes.append("greyscale")
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         notes.append("transparent (drawn on white)")
-    orientation = _orientation(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a damaged EXIF block only loses the rotation
+        orientation = _orientation(image)
     if orientation not in (0, 1):
         notes.append("rotated by its EXIF orientation")
     with warnings.catch_warnings():

@@ -42,6 +42,18 @@ MAX_MEMBER_BYTES = 256 << 20
 #: inflates a hundred times is a bomb, as is an inner zip of photos that does.
 MAX_RATIO = 100
 _RATIO_FLOOR = 16 << 20  # smaller members may compress as well as they like
+#: What a damaged zip makes zipfile raise, besides BadZipFile: an unknown version or
+#: compression, an encrypted member, a broken deflate stream, offsets past the end.
+_DAMAGED = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+    zlib.error,
+)
 #: Room an inner zip's copy must leave free on the cache's disk.
 _FREE_MARGIN = 1 << 30
 
@@ -262,7 +274,7 @@ class ZipContainer(Container):
         _check_directory(source, label)
         try:
             self.zip = zipfile.ZipFile(source)  # type: ignore[arg-type]
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        except _DAMAGED as error:
             raise SourceError("undecodable", f"not a readable zip file ({error})") from None
         self.stamp = stamp
         # the zip's own file on disk, where members stored uncompressed can be read in place
@@ -286,14 +298,7 @@ class ZipContainer(Container):
                 return self.zip.read(info)
         except KeyError:
             raise SourceError("missing", "the zip has no such entry") from None
-        except (
-            zipfile.BadZipFile,
-            OSError,
-            EOFError,
-            NotImplementedError,
-            ValueError,
-            zlib.error,
-        ) as error:
+        except _DAMAGED as error:
             raise SourceError("truncated", f"the zip entry cannot be read ({error})") from None
 
     def member_window(self, name: str, path: Path) -> _Window | None:
@@ -357,7 +362,10 @@ class Source:
             return ZipContainer(path, _file_stamp(path))
         assert isinstance(parent, ZipContainer)
         if parent.physical is not None:  # the competition zip, opened or inside the folder
-            window = parent.member_window(name, parent.physical)
+            try:
+                window = parent.member_window(name, parent.physical)
+            except (*_DAMAGED, KeyError) as error:
+                raise SourceError("undecodable", f"{name} cannot be read ({error})") from None
             if window is not None:
                 return ZipContainer(window, f"{parent.stamp}:{name}")
         return ZipContainer(self._extracted(parent, name), parent.stamp)
@@ -385,7 +393,7 @@ class Source:
             try:
                 with parent.zip.open(info) as src, open(partial, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-            except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError) as error:
+            except _DAMAGED as error:
                 partial.unlink(missing_ok=True)
                 raise SourceError("unreadable", f"{name} cannot be copied out ({error})") from None
             os.replace(partial, target)

@@ -16,6 +16,7 @@ import json
 import shutil
 import time
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -583,7 +584,15 @@ def load_predictions(path: Path) -> dict[str, np.ndarray]:
                 "Train the run again."
             ) from None
         raise JobError(f"{path} is damaged ({error}); train the run again.") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError) as error:
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        RuntimeError,  # an encrypted member
+        zipfile.BadZipFile,
+        NotImplementedError,
+        zlib.error,
+    ) as error:
         raise JobError(f"{path} is damaged ({error}); train the run again.") from None
     missing = {"val_ids", "val_p", "test_ids", "test_p"} - set(found)
     if missing:
