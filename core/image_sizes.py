@@ -45,6 +45,21 @@ def describe_limit(width: int, height: int) -> str:
     )
 
 
+def png_chunks_fit(data: bytes) -> bool:
+    """Whether every chunk of a PNG holds no more than the file has left. OpenCV's reader
+    allocates what a chunk's length claims before reading it, so a 50-byte file claiming a
+    2 GB chunk costs 2 GB; such a file is damaged anyway."""
+    at = 8
+    while at + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        if at + 12 + length > len(data):
+            return False
+        if data[at + 4 : at + 8] == b"IEND":
+            return True
+        at += 12 + length
+    return at == len(data)
+
+
 def _png(data: bytes) -> tuple[int, int] | None:
     if data[12:16] != b"IHDR":
         return None

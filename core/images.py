@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.image_sizes import MAX_PIXELS, describe_limit, header_size, too_large
+from core import CV2_LIMITED
+from core.image_sizes import MAX_PIXELS, describe_limit, header_size, png_chunks_fit, too_large
 
 #: Leading bytes of the formats OpenCV decodes for us.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -75,6 +76,8 @@ def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) ->
         raise ImageProblem(path, "truncated", "the JPEG file is truncated (no end marker)")
     if fmt == "PNG" and b"IEND" not in data[-16:]:
         raise ImageProblem(path, "truncated", "the PNG file is truncated (no end chunk)")
+    if fmt == "PNG" and not png_chunks_fit(data):
+        raise ImageProblem(path, "truncated", "a PNG chunk claims more data than the file holds")
     check_size(data, path, fmt)
     if _transparent(data):
         image = flatten(_decode_rgba(data, path, fmt))
@@ -100,6 +103,10 @@ def check_size(data: bytes, path: Path | str = "<memory>", fmt: str | None = Non
     size = header_size(data, fmt) if fmt else None
     if size is None:  # a header damaged past our reading: Pillow's reading of it, if any
         size = _pillow_size(data, path)
+    if size is None and not CV2_LIMITED:  # nothing would stop OpenCV from decoding a bomb
+        raise ImageProblem(
+            path, "undecodable", f"the {fmt or 'image'} header is damaged: its size cannot be read"
+        )
     if size is not None and too_large(size):
         raise ImageProblem(path, "too-large", describe_limit(*size))
 

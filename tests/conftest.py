@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import core  # noqa: F401 - first, as in the app: OpenCV's decoder limit is set before cv2 loads
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.pop("LABELSCOPE_DEVICE", None)
 

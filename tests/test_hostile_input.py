@@ -263,3 +263,43 @@ def test_a_second_scan_process_is_told_who_scans_and_resumes_after(tmp_path: Pat
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "Scanned 6 images" in done.stdout
+
+
+def test_what_coverage_guided_fuzzing_found_stays_fixed(tmp_path: Path):
+    """Inputs libFuzzer found (benchmarks/fuzz_coverage.py): a 50-byte PNG whose second chunk
+    claims 2 GB (OpenCV allocates what a chunk claims), a JPEG whose size no reader finds,
+    a zip entry with no name, a zip end record pointing past any file."""
+    import base64
+    import zipfile
+
+    chunk_bomb = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAkAAAARCAYAAGnRx82CgcAAAElFTkSuTQtgwYI="
+    )
+    before = _peak_mb()
+    with pytest.raises(ImageProblem, match="claims more data than the file holds"):
+        decode(chunk_bomb)
+    assert _peak_mb() - before < 300
+    garbled = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00" + b"\xff" * 24 + b"\xff\xd9"
+    with pytest.raises(ImageProblem):
+        decode(garbled)
+
+    nameless = tmp_path / "nameless.zip"
+    with zipfile.ZipFile(nameless, "w") as archive:
+        archive.writestr("train/cat.1.jpg", small_jpeg())
+        archive.writestr(zipfile.ZipInfo(""), b"")
+    source = Source(nameless)
+    assert "train/cat.1.jpg" in list(source.container("").names())
+    source.close()
+
+    far = tmp_path / "far.zip"
+    with zipfile.ZipFile(far, "w") as archive:
+        archive.writestr("train/cat.1.jpg", small_jpeg())
+    data = bytearray(far.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    data[end - 20 : end - 16] = b"PK\x06\x07"  # a zip64 locator pointing 2⁶³ bytes away
+    data[end - 12 : end - 4] = (1 << 63).to_bytes(8, "little")
+    far.write_bytes(bytes(data))
+    try:
+        Source(far).close()
+    except SourceError as error:
+        assert error.detail

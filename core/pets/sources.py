@@ -236,8 +236,8 @@ def _check_directory(source: Path | io.RawIOBase, label: str) -> None:
         else:
             declared = _declared_directory(source)
             source.seek(0)
-    except OSError:
-        return  # zipfile reports it
+    except (OSError, ValueError, OverflowError, struct.error):
+        return  # a damaged end record: zipfile reports it
     if declared is None:
         return
     entries, directory = declared
@@ -283,7 +283,7 @@ class ZipContainer(Container):
 
     def names(self) -> Iterator[str]:
         for info in self.zip.infolist():
-            if not info.is_dir():
+            if info.filename and not info.filename.endswith("/"):  # a nameless entry: damage
                 yield info.filename
 
     def read(self, name: str) -> bytes:
