@@ -77,7 +77,11 @@ def decode(data: bytes, path: Path | str = "<memory>", *, gray: bool = False) ->
     if fmt == "PNG" and b"IEND" not in data[-16:]:
         raise ImageProblem(path, "truncated", "the PNG file is truncated (no end chunk)")
     if fmt == "PNG" and not png_chunks_fit(data):
-        raise ImageProblem(path, "truncated", "a PNG chunk claims more data than the file holds")
+        raise ImageProblem(
+            path,
+            "undecodable",
+            "the PNG data cannot be decoded: a chunk claims more data than the file holds",
+        )
     check_size(data, path, fmt)
     if _transparent(data):
         image = flatten(_decode_rgba(data, path, fmt))
