@@ -216,7 +216,7 @@ def training_table(store, models: dict[str, str], args) -> list[str]:
         pair = drive(compare_cleaning(store, request, CancelToken()), CancelToken())
         lines += [row(pair.with_flagged), row(pair.without_flagged)]
     if args.finetune_epochs:
-        from core.pets.imagenet import CPU_DEFAULT
+        from core.pets.backbones import CPU_DEFAULT
 
         request = TrainRequest(
             "finetune",
@@ -244,7 +244,7 @@ def main() -> None:
     import os
 
     from core.jobs import CancelToken, drive
-    from core.pets import imagenet
+    from core.pets import backbones
     from core.pets.features import FeatureCache, features_location
     from core.pets.labelstore import open_store
     from core.pets.outliers import ScanRequest, scan_dataset
@@ -258,8 +258,8 @@ def main() -> None:
         models: dict[str, str] = {}
         out = [f"{len(store):,} train images, {int(outliers.sum())} known outliers", ""]
         out += ["| model | scan seconds | images/s |", "| --- | --- | --- |"]
-        for key, b in imagenet.BACKBONES.items():
-            if not b.installed or imagenet.installed_file(b) is None:
+        for key, b in backbones.BACKBONES.items():
+            if not b.installed or backbones.installed_file(b) is None:
                 continue
             started = time.perf_counter()
             request = ScanRequest(key, args.device, splits=("train",), label_issues=False)

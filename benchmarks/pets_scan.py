@@ -73,12 +73,12 @@ def baseline(data: Path, model: torch.nn.Module, transform, batch: int, workers:
 def labelscope(data: Path, backbone: str, batch: int, device_name: str, autocast: bool):
     from core import devices
     from core.jobs import CancelToken, drive
-    from core.pets import imagenet
+    from core.pets import backbones, imagenet
     from core.pets.features import FeatureCache
     from core.pets.labelstore import open_store
     from core.pets.outliers import scan
 
-    b = imagenet.backbone(backbone)
+    b = backbones.backbone(backbone)
     device = devices.choose(device_name)
 
     def run() -> int:
@@ -125,9 +125,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from core import devices
-    from core.pets import imagenet
+    from core.pets import backbones, imagenet
 
-    b = imagenet.backbone(args.backbone)
+    b = backbones.backbone(args.backbone)
     device = devices.choose(args.device).torch
     model = imagenet.build(b).eval().to(device)
     if b.installed:

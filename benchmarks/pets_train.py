@@ -31,7 +31,7 @@ def main() -> None:
 
     from core import devices
     from core.jobs import CancelToken, drive
-    from core.pets import imagenet
+    from core.pets import backbones, imagenet
     from core.pets.features import FeatureCache, features_location
     from core.pets.labelstore import open_store
     from core.pets.outliers import scan
@@ -45,7 +45,7 @@ def main() -> None:
         store, _ = drive(
             open_store(args.data, CancelToken(), db_path=Path(folder) / "s.sqlite"), CancelToken()
         )
-        b = imagenet.backbone(imagenet.CPU_DEFAULT)
+        b = backbones.backbone(backbones.CPU_DEFAULT)
         weights = imagenet.weights_state(b).path
         model = imagenet.load_model(b, weights, devices.choose("cpu"))
         cache = FeatureCache(features_location(store.root))

@@ -10,9 +10,13 @@ import contextlib
 import os
 import platform
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: choosing a device needs it, but the window and the
+# commands that never compute must not pay seconds and hundreds of MB to load it.
 
 #: Environment variable that sets the default device for the CLI and the GUI.
 DEVICE_ENV = "LABELSCOPE_DEVICE"
@@ -33,6 +37,8 @@ class Device:
 
     @property
     def torch(self) -> torch.device:
+        import torch
+
         return torch.device(self.kind if self.index is None else f"{self.kind}:{self.index}")
 
     @property
@@ -42,6 +48,8 @@ class Device:
         CUDA: bfloat16 where the GPU supports it (no GradScaler needed), else float16.
         MPS: float16. CPU: none, since CPU autocast is slower than float32 for our models.
         """
+        import torch
+
         if self.kind == "cuda":
             with torch.cuda.device(self.index or 0):
                 return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -52,12 +60,16 @@ class Device:
     @property
     def needs_grad_scaler(self) -> bool:
         """Only float16 on CUDA underflows gradients enough to need a GradScaler."""
+        import torch
+
         return self.kind == "cuda" and self.autocast_dtype == torch.float16
 
     def autocast(self, cpu_bf16: bool = False) -> contextlib.AbstractContextManager[Any]:
         """Autocast for this device, or a no-op where it does not help. `cpu_bf16`: also
         bfloat16 on a CPU that computes it natively, for models measured to gain from it
         (the formula recogniser trains 1.3× faster; the pets backbones do not)."""
+        import torch
+
         if cpu_bf16 and self.kind == "cpu" and _cpu_has_bf16():
             return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
         dtype = self.autocast_dtype
@@ -68,6 +80,8 @@ class Device:
     def inference_autocast(self) -> contextlib.AbstractContextManager[Any]:
         """Autocast for inference: as for training, and bfloat16 on a CPU that computes it
         natively (AVX512-BF16 or AMX), where it roughly halves a CNN's time."""
+        import torch
+
         if self.kind == "cpu":
             if _cpu_has_bf16():
                 return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
@@ -85,6 +99,8 @@ class Device:
 
 
 def _cpu_has_bf16() -> bool:
+    import torch
+
     check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool((check and check()) or (amx and amx()))
@@ -103,17 +119,23 @@ def _cpu_model() -> str:
 
 
 def _cpu() -> Device:
+    import torch
+
     cpu_name = _cpu_model()
     return Device("cpu", None, f"CPU, {torch.get_num_threads()} threads ({cpu_name})")
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def available() -> list[Device]:
     """Every device torch can use here, accelerators first, the CPU last."""
+    import torch
+
     devices = []
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
@@ -131,6 +153,8 @@ def choose(preference: str | None = None) -> Device:
     LABELSCOPE_DEVICE environment variable, then "auto" (the first GPU, else the CPU).
     Raises DeviceError with a plain message when the device is not here.
     """
+    import torch
+
     text = (preference or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
     kind, _, index_text = text.partition(":")
     if kind not in CHOICES or (index_text and (kind != "cuda" or not index_text.isdigit())):

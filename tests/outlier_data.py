@@ -13,7 +13,8 @@ from torch import nn
 from torchvision import models
 
 from core.devices import choose
-from core.pets.imagenet import NUM_CLASSES, LoadedModel, Preprocess
+from core.pets.backbones import NUM_CLASSES, Preprocess
+from core.pets.imagenet import LoadedModel
 
 #: Red levels that stand for a case; far enough apart to survive JPEG.
 CODES = (20, 60, 100, 140, 180, 220)

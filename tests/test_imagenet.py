@@ -15,12 +15,10 @@ import torch
 from core.devices import choose
 from core.jobs import Cancelled, CancelToken, JobError, drive
 from core.paths import weights_cache_dir
+from core.pets.backbones import BACKBONES, backbone, categories
 from core.pets.features import FeatureCache
 from core.pets.imagenet import (
-    BACKBONES,
     WeightsUnavailable,
-    backbone,
-    categories,
     download_weights,
     ensure_weights,
     import_weights,

@@ -14,13 +14,13 @@ import torch
 
 from core.devices import Device, choose
 from core.jobs import CancelToken, JobError, drive
-from core.pets import imagenet
+from core.pets import backbones, imagenet
 from core.pets.outliers import prepare
 from core.pets.sources import Source
 from tests.conftest import shared_data
 from tests.outlier_data import named_by_hash
 
-LITES = [k for k, b in imagenet.BACKBONES.items() if b.installed]
+LITES = [k for k, b in backbones.BACKBONES.items() if b.installed]
 
 # Top-3 ImageNet classes of two real train photos, recorded from the installed weights with
 # timm's own pretrained transforms (PIL, bicubic resize, centre crop, mean = std = 0.5).
@@ -31,9 +31,9 @@ GOLDEN = {
 }
 
 
-def installed(key: str) -> imagenet.Backbone:
-    b = imagenet.backbone(key)
-    if imagenet.installed_file(b) is None:
+def installed(key: str) -> backbones.Backbone:
+    b = backbones.backbone(key)
+    if backbones.installed_file(b) is None:
         pytest.skip(f"{b.distribution} is not installed")
     return b
 
@@ -57,7 +57,7 @@ def test_installed_weights_need_no_download_and_load_strictly(key: str):
 
 def test_a_file_that_does_not_fit_is_refused_with_the_reason(tmp_path: Path):
     b = installed("efficientnet_lite0")
-    raw = torch.load(imagenet.installed_file(b), map_location="cpu", weights_only=True)
+    raw = torch.load(backbones.installed_file(b), map_location="cpu", weights_only=True)
     del raw["_blocks.3._project_conv.weight"]
     tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "lite.pth"
@@ -65,7 +65,7 @@ def test_a_file_that_does_not_fit_is_refused_with_the_reason(tmp_path: Path):
     with pytest.raises(JobError, match=r"does not fit EfficientNet-Lite0: 1 weights missing"):
         imagenet.load_state(b, named_by_hash(path, "efficientnet-lite0"))
     # the weights of another size of the family do not fit either
-    other = imagenet.installed_file(installed("efficientnet_lite2"))
+    other = backbones.installed_file(installed("efficientnet_lite2"))
     with pytest.raises(JobError, match="does not fit EfficientNet-Lite0"):
         imagenet.load_state(b, other)
 
@@ -97,7 +97,7 @@ def test_real_photos_match_timm_and_the_golden_classes(key: str, monkeypatch):
 
 def test_top5_holds_the_right_group_for_real_train_images():
     data = shared_data("dogs_vs_cats", "train")
-    b = installed(imagenet.CPU_DEFAULT)
+    b = installed(backbones.CPU_DEFAULT)
     model = imagenet.load_model(b, imagenet.weights_state(b).path, choose("cpu"))
     source = Source(data)
     names = sorted(p.name for p in data.glob("*.jpg"))
@@ -109,6 +109,6 @@ def test_top5_holds_the_right_group_for_real_train_images():
         _, probs = model.run(images)
         top5 = np.argsort(-probs, axis=1)[:, :5]
         for name, classes in zip(part, top5, strict=True):
-            group = imagenet.DOG_CLASSES if name.startswith("dog") else imagenet.CAT_CLASSES
+            group = backbones.DOG_CLASSES if name.startswith("dog") else backbones.CAT_CLASSES
             right += bool(np.isin(classes, group).any())
     assert right / len(names) >= 0.95

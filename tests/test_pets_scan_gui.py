@@ -122,15 +122,15 @@ def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
 
 
 def test_the_scan_tab_offers_the_installed_weights(make_window, qtbot, tmp_path: Path):
-    from core.pets import imagenet
+    from core.pets import backbones
 
     window = make_window()
     panel = _open(window, qtbot, make_pets(tmp_path / "pets", cats=2, dogs=2, tests=0))
     window.workbenches["pets"].tabs.setCurrentWidget(window.workbenches["pets"].scan_page)
-    b = imagenet.backbone(imagenet.CPU_DEFAULT)
-    if imagenet.installed_file(b) is None:
+    b = backbones.backbone(backbones.CPU_DEFAULT)
+    if backbones.installed_file(b) is None:
         pytest.skip(f"{b.distribution} is not installed")
-    assert panel.backbone.currentData() == imagenet.CPU_DEFAULT
+    assert panel.backbone.currentData() == backbones.CPU_DEFAULT
     text = panel.weights_label.text()
     assert "installed with Labelscope" in text and "Apache-2.0" in text
     assert "downloaded" not in text

@@ -361,7 +361,8 @@ def test_cleaning_that_leaves_nothing_says_why(tmp_path: Path):
 
 
 def test_fine_tuning_imported_weights_says_so(tmp_path: Path):
-    from core.pets.imagenet import backbone, import_weights
+    from core.pets.backbones import backbone
+    from core.pets.imagenet import import_weights
     from tests.outlier_data import random_weights
 
     small = backbone("mobilenet_v3_small")

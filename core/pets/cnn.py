@@ -24,7 +24,7 @@ from core import checkpoints
 from core.devices import Device
 from core.images import ImageProblem
 from core.jobs import CancelToken, JobError, Progress
-from core.pets import imagenet
+from core.pets import backbones, imagenet
 from core.pets.image_decoding import decode_pet
 from core.pets.sources import Source, SourceError
 
@@ -36,7 +36,7 @@ STD = (0.229, 0.224, 0.225)
 @dataclass(frozen=True)
 class CNNConfig:
     mode: str  # "scratch" or "finetune"
-    backbone: str = ""  # finetune: a key of imagenet.BACKBONES
+    backbone: str = ""  # finetune: a key of backbones.BACKBONES
     weights: str = "imagenet"  # finetune: "imagenet" (the cache) or "random"
     image_size: int = 128
     epochs: int = 5
@@ -80,7 +80,7 @@ def scratch_cnn() -> nn.Module:
 def normalisation(config: CNNConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) the network's input is normalised with: the backbone's own."""
     if config.mode == "finetune":
-        pre = imagenet.backbone(config.backbone).preprocess()
+        pre = backbones.backbone(config.backbone).preprocess()
         return pre.mean, pre.std
     return MEAN, STD
 
@@ -90,7 +90,7 @@ def build_model(config: CNNConfig) -> nn.Module:
     torchvision's from the cache (the scan downloads them)."""
     if config.mode == "scratch":
         return scratch_cnn()
-    b = imagenet.backbone(config.backbone)
+    b = backbones.backbone(config.backbone)
     if config.weights == "random":
         model = imagenet.build(b)
     else:

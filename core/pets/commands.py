@@ -65,7 +65,7 @@ def add_parsers(pets_commands: argparse._SubParsersAction) -> None:
 
 
 def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
-    from core.pets.imagenet import BACKBONES, CPU_DEFAULT, GPU_DEFAULT
+    from core.pets.backbones import BACKBONES, CPU_DEFAULT, GPU_DEFAULT
     from core.pets.outliers import DEFAULT_BATCH, FlagSettings
 
     choices = ", ".join(f"{k} ({b.note})" for k, b in BACKBONES.items()).replace("%", "%%")
@@ -123,8 +123,8 @@ def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
 
 
 def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
+    from core.pets.backbones import BACKBONES
     from core.pets.classic import MODELS as CLASSIC
-    from core.pets.imagenet import BACKBONES
     from core.pets.training import MODES, TrainRequest
 
     train = pets_commands.add_parser(
@@ -311,13 +311,13 @@ def _check_top_n(value: int) -> None:
 
 def _scan(args: argparse.Namespace) -> int:
     from core import devices
-    from core.pets import imagenet
+    from core.pets import backbones
     from core.pets.outliers import FlagSettings, ScanRequest, compute_flags, scan_dataset
 
     _check_top_n(args.top_n)
     device = devices.choose(args.device)
-    named = imagenet.backbone_for_file(args.weights) if args.weights else None
-    backbone = args.backbone or (named.key if named else imagenet.default_backbone(device))
+    named = backbones.backbone_for_file(args.weights) if args.weights else None
+    backbone = args.backbone or (named.key if named else backbones.default_backbone(device))
     request = ScanRequest(
         backbone=backbone,
         device=args.device,

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -23,15 +24,18 @@ from core import devices
 from core.images import ImageProblem
 from core.jobs import CancelToken, JobError, Progress, format_duration
 from core.locks import exclusive
-from core.pets import imagenet
+from core.pets import backbones
+from core.pets.backbones import CAT_CLASSES, DOG_CLASSES, WILD_CAT_CLASSES, ClassSets
 from core.pets.exports import AtomicText
 from core.pets.features import FeatureCache, features_location
 from core.pets.image_decoding import decode_pet
-from core.pets.imagenet import CAT_CLASSES, DOG_CLASSES, WILD_CAT_CLASSES, ClassSets, LoadedModel
 from core.pets.label_issues import RankingSummary, rank_label_issues
 from core.pets.labelstore import SPLITS, LabelStore
 from core.pets.results import Facts, ScanTable
 from core.pets.sources import Source, SourceError
+
+if TYPE_CHECKING:  # the flags need no torch: it is loaded only to scan
+    from core.pets.imagenet import LoadedModel
 
 #: Classes and probabilities kept per image: N can go up to this without a rescan.
 TOP_K = 10
@@ -326,7 +330,9 @@ class ScanOutcome:
 def scan_dataset(store: LabelStore, request: ScanRequest, token: CancelToken) -> Iterator[Progress]:
     """Job: resolve the weights (import or download them when asked), load the backbone,
     scan the store's images and rank the label issues; returns a ScanOutcome."""
-    b = imagenet.backbone(request.backbone)
+    from core.pets import imagenet
+
+    b = backbones.backbone(request.backbone)
     device = devices.choose(request.device)
     if request.weights_file is not None:
         report = yield from imagenet.import_weights(request.weights_file, b, token)
@@ -413,7 +419,7 @@ def write_flags_csv(
     table = store.scan_table(model)
     flags = compute_flags(table, store.label, store.split, settings)
     issue, quality = store.scores(ISSUE_SCORE), store.scores(QUALITY_SCORE)
-    names = imagenet.categories()
+    names = backbones.categories()
     rows = np.flatnonzero(flags.scanned)
     if only_flagged:
         rows = rows[(flags.outlier | flags.both | flags.disagrees | (issue == 1))[rows]]

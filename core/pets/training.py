@@ -196,9 +196,9 @@ def train_run(
     # for a resumed run)
     notes, imported = [], ""
     if request.mode == "finetune" and request.weights == "imagenet":
-        from core.pets import imagenet
+        from core.pets import backbones, imagenet
 
-        state = imagenet.weights_state(imagenet.backbone(request.backbone))
+        state = imagenet.weights_state(backbones.backbone(request.backbone))
         if state.path is not None and not state.published:
             imported = state.path.name
             notes.append(
@@ -344,7 +344,7 @@ def default_feature_models(store: LabelStore, rows: np.ndarray) -> tuple[str, ..
     other scan by an installed model that has embeddings for all of `rows` (the embeddings
     of EfficientNet-Lite0, 1 and 2 together score clearly better than any one of them:
     docs/benchmarks.md). Empty when the dataset was never scanned."""
-    from core.pets.imagenet import BACKBONES
+    from core.pets.backbones import BACKBONES
 
     scans = store.scans()
     if not scans:

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.jobs import format_bytes
-from core.pets.imagenet import categories
+from core.pets.backbones import categories
 from core.pets.labelstore import LABELS, LabelStore
 from core.pets.outliers import class_kind, top_classes
 from core.pets.training import LOSS_SCORE

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from core import devices
 from core.jobs import Progress
-from core.pets import imagenet
+from core.pets import backbones, imagenet
 from core.pets.label_issues import ISSUE_SCORE, QUALITY_SCORE
 from core.pets.labelstore import LabelStore
 from core.pets.outliers import (
@@ -105,11 +105,11 @@ class ScanPanel(FollowsJob, QWidget):
         """Model, device, batch and weights; Start / Cancel, progress and status."""
         self.backbone = QComboBox()
         self.backbone.setObjectName("scanBackbone")
-        for key, b in imagenet.BACKBONES.items():
+        for key, b in backbones.BACKBONES.items():
             self.backbone.addItem(f"{b.title} — {b.note}", key)
         self.device = DeviceChoice("scanDevice")
         best = devices.choose(None)
-        self.backbone.setCurrentIndex(self.backbone.findData(imagenet.default_backbone(best)))
+        self.backbone.setCurrentIndex(self.backbone.findData(backbones.default_backbone(best)))
         self.batch = QSpinBox()
         self.batch.setRange(1, 1024)
         self.batch.setValue(DEFAULT_BATCH)
@@ -225,7 +225,7 @@ class ScanPanel(FollowsJob, QWidget):
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for record in self.store.scans() if self.store is not None else []:
-            title = imagenet.BACKBONES.get(record.backbone)
+            title = backbones.BACKBONES.get(record.backbone)
             name = title.title if title else record.backbone
             self.model_combo.addItem(
                 f"{name} ({record.model}), {record.images:,} images", record.model
@@ -267,8 +267,8 @@ class ScanPanel(FollowsJob, QWidget):
         self.flags_changed.emit(self.view)
 
     # ---------------------------------------------------------------- weights
-    def current_backbone(self) -> imagenet.Backbone:
-        return imagenet.BACKBONES[self.backbone.currentData()]
+    def current_backbone(self) -> backbones.Backbone:
+        return backbones.BACKBONES[self.backbone.currentData()]
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.jobs import JobError, Progress
-from core.pets import classic, imagenet
+from core.pets import backbones, classic
 from core.pets.cnn import augmented_samples
 from core.pets.labelstore import LabelStore
 from core.pets.sources import Source
@@ -144,7 +144,7 @@ class TrainPanel(FollowsJob, QWidget):
         self.device = DeviceChoice("trainDevice")
         self.backbone = QComboBox()
         self.backbone.setObjectName("trainBackbone")
-        for key, b in imagenet.BACKBONES.items():
+        for key, b in backbones.BACKBONES.items():
             self.backbone.addItem(
                 f"{b.title} ({'installed' if b.installed else 'downloaded'})", key
             )
