@@ -193,7 +193,8 @@ def _mean_low(values: list[float]) -> str:
 
 def training_table(store, models: dict[str, str], args) -> list[str]:
     from core.jobs import CancelToken, drive
-    from core.pets.training import TrainRequest, compare_cleaning, train_run
+    from core.pets.runs import TrainRequest
+    from core.pets.training import compare_cleaning, train_run
 
     lines = [
         "#### Training on the same seeded split (20 % validation, seed 0)",

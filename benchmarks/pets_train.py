@@ -35,7 +35,8 @@ def main() -> None:
     from core.pets.features import FeatureCache, features_location
     from core.pets.labelstore import open_store
     from core.pets.outliers import scan
-    from core.pets.training import TrainRequest, train_run
+    from core.pets.runs import TrainRequest
+    from core.pets.training import train_run
 
     print(machine())
     with tempfile.TemporaryDirectory() as folder:

@@ -131,7 +131,8 @@ def test_average_writes_the_mean_of_the_weights_and_refuses_strangers(tmp_path: 
 
     from core.formula.crnn import CRNN, CRNNConfig
     from core.formula.recognizer import Recognizer
-    from core.formula.training import TrainConfig, save_model
+    from core.formula.train_config import TrainConfig
+    from core.formula.training import save_model
 
     config = CRNNConfig(channels=(4, 8, 8, 8, 8), hidden=8, layers=1)
     paths = []

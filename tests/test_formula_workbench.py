@@ -10,7 +10,8 @@ import torch
 from core.formula import synth
 from core.formula.crnn import CRNN, CRNNConfig
 from core.formula.recognizer import SHIPPED_MODEL
-from core.formula.training import TrainConfig, save_model
+from core.formula.train_config import TrainConfig
+from core.formula.training import save_model
 
 
 @pytest.fixture

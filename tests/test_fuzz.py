@@ -230,7 +230,7 @@ def _predictions() -> bytes:
 @FUZZ
 @given(mutated([_predictions()]))
 def test_damaged_predictions_load_or_are_refused(data: bytes):
-    from core.pets.training import load_predictions
+    from core.pets.runs import load_predictions
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "predictions.npz"
@@ -245,7 +245,7 @@ def test_damaged_predictions_load_or_are_refused(data: bytes):
 
 def test_a_predictions_file_declaring_a_huge_array_is_refused(tmp_path: Path):
     """An .npy header claiming 10¹² values in a tiny file: refused before allocating."""
-    from core.pets.training import load_predictions
+    from core.pets.runs import load_predictions
 
     header = {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
     npy = io.BytesIO()

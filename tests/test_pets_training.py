@@ -13,7 +13,7 @@ import torch
 
 from core.devices import choose
 from core.jobs import Cancelled, CancelToken, JobError, drive
-from core.pets import cnn
+from core.pets import cnn, cnn_training, train_data
 from core.pets.labelstore import open_store
 from core.pets.metrics import (
     apply_temperature,
@@ -24,9 +24,10 @@ from core.pets.metrics import (
     placement,
 )
 from core.pets.outliers import scan
+from core.pets.runs import TrainRequest, find_run, list_runs, split
 from core.pets.sources import Source
 from core.pets.submission import check_submission, write_submission
-from core.pets.training import TrainRequest, find_run, list_runs, split, train_run
+from core.pets.training import train_run
 from tests.conftest import shared_data
 from tests.outlier_data import logits_for, make_coded_dataset, stand_in
 from tests.pets_data import make_pets
@@ -151,11 +152,13 @@ def test_a_cancelled_cnn_resumes_from_its_checkpoint(tmp_path: Path):
     config = cnn.CNNConfig("scratch", image_size=32, epochs=2, batch_size=4, lr=1e-3)
     device = choose("cpu")
 
-    def data(train: bool) -> cnn.PetImages:
-        return cnn.PetImages(source, paths, labels, 32, train)
+    def data(train: bool) -> train_data.PetImages:
+        return train_data.PetImages(source, paths, labels, 32, train)
 
     whole = run(
-        cnn.train(config, data(True), data(False), device, CancelToken(), tmp_path / "a.pt")
+        cnn_training.train(
+            config, data(True), data(False), device, CancelToken(), tmp_path / "a.pt"
+        )
     )
     token = CancelToken()
 
@@ -165,12 +168,14 @@ def test_a_cancelled_cnn_resumes_from_its_checkpoint(tmp_path: Path):
 
     with pytest.raises(Cancelled):
         drive(
-            cnn.train(config, data(True), data(False), device, token, tmp_path / "b.pt"),
+            cnn_training.train(config, data(True), data(False), device, token, tmp_path / "b.pt"),
             token,
             stop,
         )
     resumed = run(
-        cnn.train(config, data(True), data(False), device, CancelToken(), tmp_path / "b.pt")
+        cnn_training.train(
+            config, data(True), data(False), device, CancelToken(), tmp_path / "b.pt"
+        )
     )
     for key, value in whole.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=1e-4, atol=1e-5)
@@ -232,7 +237,7 @@ def test_did_cleaning_help_uses_the_same_split(tmp_path: Path):
     assert a.counts["train"] == len(train_rows) and a.counts["left_out_flagged"] == 0
     assert b.counts["train"] == len(train_rows) - 2 and b.counts["left_out_flagged"] == 2
     assert a.counts["val"] == b.counts["val"] == len(val_rows)  # validation untouched
-    from core.pets.training import run_predictions
+    from core.pets.runs import run_predictions
 
     ids_a = run_predictions(store, a)["val_ids"]
     ids_b = run_predictions(store, b)["val_ids"]
@@ -241,7 +246,7 @@ def test_did_cleaning_help_uses_the_same_split(tmp_path: Path):
 
 
 def test_a_cancelled_run_resumes_on_its_own_split(tmp_path: Path):
-    from core.pets.training import unfinished_runs
+    from core.pets.runs import unfinished_runs
 
     store = opened(make_pets(tmp_path / "pets", cats=8, dogs=8, tests=2))
     request = TrainRequest("scratch", epochs=3, image_size=32, batch_size=8)
@@ -302,9 +307,9 @@ def test_a_few_batches_train_without_a_schedule_error(tmp_path: Path, images: in
     store = opened(root)
     rows = store.effective_rows()
     labels = (store.label[rows] == 2).astype(np.int64)
-    data = cnn.PetImages(Source(root), [store.paths[r] for r in rows], labels, 32, True)
+    data = train_data.PetImages(Source(root), [store.paths[r] for r in rows], labels, 32, True)
     config = cnn.CNNConfig("scratch", image_size=32, epochs=1, batch_size=4)
-    run(cnn.train(config, data, data, choose("cpu"), CancelToken(), tmp_path / "c.pt"))
+    run(cnn_training.train(config, data, data, choose("cpu"), CancelToken(), tmp_path / "c.pt"))
     assert (tmp_path / "c.pt").exists()
 
 

@@ -16,7 +16,8 @@ from core.devices import choose
 from core.formula import ctc
 from core.formula.crnn import CRNN, NUMPY_GRU_MAX_BATCH, CRNNConfig, column_span, small_batch_gru
 from core.formula.recognizer import Recognizer
-from core.formula.training import MODEL_KIND, TrainConfig, save_model, train
+from core.formula.train_config import TrainConfig
+from core.formula.training import MODEL_KIND, save_model, train
 from core.jobs import Cancelled, CancelToken, JobError, drive
 from tests.conftest import ROOT
 
@@ -526,7 +527,7 @@ def test_checkpoints_get_the_usual_file_mode(tmp_path):
 
 def test_data_workers_default_to_one_on_a_cpu_and_most_cores_on_a_gpu(monkeypatch):
     from core.devices import Device
-    from core.formula.training import default_workers
+    from core.formula.train_config import default_workers
 
     gpu = Device("cuda", 0, "a GPU")
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)

@@ -19,8 +19,8 @@ from core.checkpoints import CheckpointError
 from core.devices import choose
 from core.formula.crnn import CRNN, MODEL_KIND, CRNNConfig
 from core.formula.evaluation import evaluate_batches
+from core.formula.train_config import TrainConfig
 from core.formula.train_data import collate, validation_set
-from core.formula.training import TrainConfig
 
 
 def average_models(paths: Sequence[Path | str], out: Path | str) -> Path:

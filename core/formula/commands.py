@@ -414,7 +414,8 @@ def _weights(text: str) -> tuple[tuple[str, float], ...]:
 def _train(args: argparse.Namespace) -> int:
     from core import devices
     from core.formula.crnn import CRNNConfig
-    from core.formula.training import TrainConfig, default_workers, train
+    from core.formula.train_config import TrainConfig, default_workers
+    from core.formula.training import train
 
     world = int(os.environ.get("WORLD_SIZE", "1"))  # processes under torchrun
     try:

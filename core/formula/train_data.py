@@ -8,7 +8,7 @@ import itertools
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,10 +19,8 @@ from core.formula import preprocess
 from core.formula.alphabet import encode
 from core.formula.dataset import FolderDataset, Item, SyntheticStream, read_folder, split
 from core.formula.generate import GenerateConfig, make_one
+from core.formula.train_config import TrainConfig
 from core.jobs import CancelToken, drive
-
-if TYPE_CHECKING:
-    from core.formula.training import TrainConfig
 
 _VALIDATION_SEED_OFFSET = 1_000_003
 

@@ -125,7 +125,7 @@ def _add_scan_parsers(pets_commands: argparse._SubParsersAction) -> None:
 def _add_train_parsers(pets_commands: argparse._SubParsersAction) -> None:
     from core.pets.backbones import BACKBONES
     from core.pets.classic import MODELS as CLASSIC
-    from core.pets.training import MODES, TrainRequest
+    from core.pets.runs import MODES, TrainRequest
 
     train = pets_commands.add_parser(
         "train",
@@ -385,7 +385,8 @@ def _opened_store(folder: str) -> Iterator[LabelStore]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from core.pets.training import TrainRequest, train_run
+    from core.pets.runs import TrainRequest
+    from core.pets.training import train_run
 
     if args.mode is None and args.resume is None:
         raise JobError("Choose a --mode (features, finetune, scratch, classic), or --resume RUN.")
@@ -420,7 +421,7 @@ def _train(args: argparse.Namespace) -> int:
             result = comparison.without_flagged
         else:
             from core.jobs import Cancelled
-            from core.pets.training import unfinished_runs
+            from core.pets.runs import unfinished_runs
 
             before = set(unfinished_runs(store))
             try:
@@ -445,8 +446,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from core.pets.runs import find_run
     from core.pets.submission import write_submission
-    from core.pets.training import find_run
 
     with _opened_store(args.folder) as store:
         result = find_run(store, args.run)
@@ -459,7 +460,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from core.pets.training import list_runs, unfinished_runs
+    from core.pets.runs import list_runs, unfinished_runs
 
     with _opened_store(args.folder) as store:
         found = list_runs(store)

@@ -15,8 +15,8 @@ from core.jobs import JobError
 from core.pets.exports import AtomicText, is_stdout
 from core.pets.labelstore import LabelStore
 from core.pets.metrics import CLIP
+from core.pets.runs import RunResult, run_predictions, test_rows
 from core.pets.sources import SEPARATOR
-from core.pets.training import RunResult, run_predictions, test_rows
 
 _ID = re.compile(r"(\d+)\.[A-Za-z]+$")
 

@@ -28,7 +28,8 @@ from core.formula.crnn import CRNNConfig
 from core.formula.evaluation import FolderReading, gallery, read_images
 from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL, Recognizer
 from core.formula.runs import RunInfo, list_runs, new_run_dir, read_log, runs_root
-from core.formula.training import TrainConfig, default_workers, train
+from core.formula.train_config import TrainConfig, default_workers
+from core.formula.training import train
 from core.images import read_image
 from core.jobs import Progress
 from gui.widgets.common import DeviceChoice, heading, paragraph, to_qimage

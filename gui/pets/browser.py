@@ -35,9 +35,9 @@ from PySide6.QtWidgets import (
 
 from core.jobs import JobError
 from core.pets.labelstore import LabelStore, Step
+from core.pets.runs import LOSS_SCORE
 from core.pets.sources import Source
 from core.pets.thumbnails import DiskCache
-from core.pets.training import LOSS_SCORE
 from gui.pets.grid import (
     SampleFilterModel,
     SampleModel,

@@ -24,7 +24,7 @@ from core.jobs import format_bytes
 from core.pets.backbones import categories
 from core.pets.labelstore import LABELS, LabelStore
 from core.pets.outliers import class_kind, top_classes
-from core.pets.training import LOSS_SCORE
+from core.pets.runs import LOSS_SCORE
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR, ThumbnailProvider, short_name
 from gui.pets.scan_panel import FLAG_FILTERS, ScanView
 

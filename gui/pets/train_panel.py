@@ -34,20 +34,16 @@ from PySide6.QtWidgets import (
 
 from core.jobs import JobError, Progress
 from core.pets import backbones, classic
-from core.pets.cnn import augmented_samples
 from core.pets.labelstore import LabelStore
+from core.pets.runs import MODES, RunResult, TrainRequest, list_runs, unfinished_runs
 from core.pets.sources import Source
 from core.pets.submission import write_submission
+from core.pets.train_data import augmented_samples
 from core.pets.training import (
-    MODES,
     CleaningComparison,
-    RunResult,
-    TrainRequest,
     compare_cleaning,
     default_feature_models,
-    list_runs,
     train_run,
-    unfinished_runs,
 )
 from gui.pets.explore import _plot
 from gui.pets.grid import CAT_COLOUR, DOG_COLOUR

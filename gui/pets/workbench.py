@@ -23,8 +23,8 @@ from core import devices
 from core.pets.dataset import DatasetListing
 from core.pets.explore import explore
 from core.pets.labelstore import LabelStore, open_store
+from core.pets.runs import LOSS_SCORE
 from core.pets.thumbnails import DiskCache, cache_location
-from core.pets.training import LOSS_SCORE
 from gui.pets.browser import PetsBrowser
 from gui.pets.explore import ExplorePanel
 from gui.pets.overview import DatasetOverview, EmptyState
