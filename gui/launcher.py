@@ -13,6 +13,12 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     # First thing: a frozen (PyInstaller) build re-enters here in DataLoader workers.
     multiprocessing.freeze_support()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments == ["--version"]:  # asked before anything is loaded: it needs nothing
+        from core import APP_NAME, __version__
+
+        print(f"{APP_NAME} {__version__}")
+        return 0
     from core.cli import build_parser, pipe_closed, run
 
     try:

@@ -42,3 +42,38 @@ def test_headless_command_does_not_load_qt():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-2:] == ["2", "False"]
+
+
+_NO_TORCH = r"""
+import io, contextlib, json, sys
+from gui.launcher import main
+out = {}
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["--version"])
+out["version"] = "torch" in sys.modules
+from core.cli import build_parser
+build_parser()  # what --help and every command build first
+out["parser"] = "torch" in sys.modules
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    main(["pets", "info", sys.argv[1]])
+    main(["formula", "check", "6*(3+7)=76"])
+out["commands"] = "torch" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def test_the_version_the_parser_and_pets_info_load_no_torch(tmp_path):
+    """torch costs seconds and hundreds of MB: what never computes with it never loads it."""
+    from tests.pets_data import make_pets
+
+    root = make_pets(tmp_path / "pets", cats=2, dogs=2, tests=1)
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, str(root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == {"version": False, "parser": False, "commands": False}
