@@ -3,8 +3,10 @@
     python -m benchmarks.startup [--repeats N]
 
 Cases (each a fresh process, so every import is paid): `import torch` alone (baseline),
-`labelscope --version` (headless launcher), `labelscope doctor`, and
-`labelscope --screenshot` (the whole GUI up to a rendered window).
+`labelscope --version` (headless launcher), `labelscope --help` (the whole parser),
+`labelscope pets info` on a small generated dataset (a command that computes nothing with
+torch), `labelscope doctor`, and `labelscope --screenshot` (the whole GUI up to a rendered
+window).
 """
 
 from __future__ import annotations
@@ -32,9 +34,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=scratch)
         shot = str(Path(scratch) / "shot.png")
+        from tests.pets_data import make_pets
+
+        pets = str(make_pets(Path(scratch) / "pets", cats=20, dogs=20, tests=10))
         commands = {
             "python -c 'import torch'": [sys.executable, "-c", "import torch"],
             "labelscope --version": _command("--version"),
+            "labelscope --help": _command("--help"),
+            "labelscope pets info": _command("pets", "info", pets),
             "labelscope doctor": _command("doctor"),
             "labelscope --screenshot": _command("--screenshot", shot),
         }
