@@ -22,9 +22,9 @@ import torch
 
 from benchmarks.harness import machine
 from core.devices import choose
-from core.formula.crnn import CRNN, CRNNConfig
-from core.formula.dataset import SyntheticStream
-from core.formula.train_data import TrainTransform, WidthBuckets, collate
+from core.formula.crnn import CRNN
+from core.formula.model_config import CRNNConfig
+from core.formula.train_data import SyntheticStream, TrainTransform, WidthBuckets, collate
 
 
 def main() -> None:

@@ -18,8 +18,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from core import __version__
 from core.jobs import JobError
 
@@ -49,6 +47,8 @@ def save(path: Path | str, payload: dict[str, Any], kind: str) -> Path:
         # mkstemp makes the file private (0600); give it the mode a plain open() would
         os.chmod(temporary, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as stream:
+            import torch  # loaded with the first checkpoint, not with the app
+
             torch.save(record, stream)
             stream.flush()
             os.fsync(stream.fileno())
@@ -103,6 +103,8 @@ def safe_load(path: Path | str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # e.g. "pickle protocol 4"
+            import torch
+
             return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist.") from None

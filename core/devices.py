@@ -36,6 +36,11 @@ class Device:
     name: str  # for people: "NVIDIA H200", "Apple MPS", "CPU (8 threads)"
 
     @property
+    def spec(self) -> str:
+        """ "cpu", "cuda:1", "mps": the device as torch names it, without loading torch."""
+        return self.kind if self.index is None else f"{self.kind}:{self.index}"
+
+    @property
     def torch(self) -> torch.device:
         import torch
 
@@ -92,10 +97,10 @@ class Device:
         """One line for the status bar and `doctor`."""
         if self.kind == "cpu":
             return self.name
-        return f"{self.name} ({self.torch})"
+        return f"{self.name} ({self.spec})"
 
     def __str__(self) -> str:
-        return str(self.torch)
+        return self.spec
 
 
 def _cpu_has_bf16() -> bool:
@@ -118,11 +123,19 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown processor"
 
 
-def _cpu() -> Device:
-    import torch
+def cpu() -> Device:
+    """The CPU, known without loading torch (its thread count is torch's once it is loaded,
+    else the cores this process may use, which is what torch will take)."""
+    import sys
 
-    cpu_name = _cpu_model()
-    return Device("cpu", None, f"CPU, {torch.get_num_threads()} threads ({cpu_name})")
+    if "torch" in sys.modules:
+        threads = sys.modules["torch"].get_num_threads()
+    else:
+        try:
+            threads = len(os.sched_getaffinity(0))
+        except AttributeError:  # macOS and Windows
+            threads = os.cpu_count() or 1
+    return Device("cpu", None, f"CPU, {threads} threads ({_cpu_model()})")
 
 
 def _mps_available() -> bool:
@@ -142,7 +155,7 @@ def available() -> list[Device]:
             devices.append(Device("cuda", index, torch.cuda.get_device_name(index)))
     if _mps_available():
         devices.append(Device("mps", None, "Apple GPU (MPS)"))
-    devices.append(_cpu())
+    devices.append(cpu())
     return devices
 
 
@@ -153,21 +166,21 @@ def choose(preference: str | None = None) -> Device:
     LABELSCOPE_DEVICE environment variable, then "auto" (the first GPU, else the CPU).
     Raises DeviceError with a plain message when the device is not here.
     """
-    import torch
-
     text = (preference or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
     kind, _, index_text = text.partition(":")
     if kind not in CHOICES or (index_text and (kind != "cuda" or not index_text.isdigit())):
         raise DeviceError(
             f"Unknown device {text!r}: use auto, cpu, cuda, cuda:N (N a GPU number) or mps."
         )
+    if kind == "cpu":  # the CPU is always there: no need to load torch to find it
+        return cpu()
     devices = available()
     if kind == "auto":
         return devices[0]
-    if kind == "cpu":
-        return devices[-1]
     matching = [d for d in devices if d.kind == kind]
     if not matching:
+        import torch
+
         what = "CUDA GPU" if kind == "cuda" else "Apple MPS device"
         raise DeviceError(
             f"No {what} is available here (torch {torch.__version__}, "

@@ -38,8 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 1
-    # torch before PySide6: on Windows (torch >= 2.9) the other order fails to load its DLLs.
-    import torch  # noqa: F401
+    # torch before PySide6 on Windows, where (torch >= 2.9) the other order fails to load its
+    # DLLs. Elsewhere torch is loaded in the background when first needed: the window paints
+    # at once, and browsing a dataset never loads it.
+    if sys.platform == "win32":
+        import torch  # noqa: F401
 
     from gui.app import run_app
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 
 from PySide6.QtCore import QSize, Qt, QTimer
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from assets import icon_path
 from core import APP_NAME, __version__, devices, weights
+from core.jobs import single_step
 from gui.dialogs import ShortcutsDialog, about_box
 from gui.formula.workbench import FormulaWorkbench
 from gui.pets.workbench import PetsWorkbench
@@ -31,7 +33,7 @@ from gui.settings import Settings
 from gui.widgets.common import make_action
 from gui.widgets.job_indicator import JobIndicator
 from gui.workbench import MenuEntry, Workbench
-from gui.workers import JobRunner, collect_garbage_on_ui_thread
+from gui.workers import JobHandle, JobRunner, collect_garbage_on_ui_thread
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,15 @@ class MainWindow(QMainWindow):
         self.garbage_collector = collect_garbage_on_ui_thread()
         self.error_box: QMessageBox | None = None
         self.dialog: QWidget | None = None  # the open help dialog, if any
+        self.device_override = device_preference
+        # Finding the devices loads torch (seconds, hundreds of MB): done in the background
+        # when something first needs them, so the window paints at once and browsing a
+        # dataset never pays for it. Until then the app's device is the CPU, shown as such.
+        self.found_devices: list[devices.Device] | None = None
+        self._finding: JobHandle | None = None
+        self._after_devices: list[Callable[[], None]] = []
+        self._started: set[str] = set()
+        self.device = devices.choose("cpu")
 
         self.workbenches: dict[str, Workbench] = {
             kind.name: kind(self.runner, self.settings) for kind in WORKBENCH_TYPES
@@ -87,11 +98,12 @@ class MainWindow(QMainWindow):
         self._make_menus()
         self._connect()
 
-        self.device_override = device_preference
-        self.device = self._resolve_device()
-        self._restore()
+        self._show_device(self.device, "")
         for workbench in self.workbenches.values():
-            workbench.start()
+            workbench.set_device(self.device)
+        if self._preference() not in ("auto", "cpu"):  # a GPU named: look for it at once
+            self.ensure_devices()
+        self._restore()
 
     # ----------------------------------------------------------------- building
     def _make_sidebar(self) -> QListWidget:
@@ -113,7 +125,19 @@ class MainWindow(QMainWindow):
 
     def _sidebar_changed(self, item: QListWidgetItem | None) -> None:
         if item is not None:
-            self.stack.setCurrentWidget(self.workbenches[item.data(Qt.ItemDataRole.UserRole)])
+            workbench = self.workbenches[item.data(Qt.ItemDataRole.UserRole)]
+            self.stack.setCurrentWidget(workbench)
+            self._first_shown(workbench)
+
+    def _first_shown(self, workbench: Workbench) -> None:
+        """A workbench starts its work when first shown, on the app's device once found."""
+        if workbench.name in self._started:
+            return
+        self._started.add(workbench.name)
+        if workbench.needs_devices:
+            self.ensure_devices(workbench.start)
+        else:
+            workbench.start()
 
     def _action(
         self,
@@ -183,6 +207,7 @@ class MainWindow(QMainWindow):
         tools_menu = menus.addMenu("&Tools")
         self.device_menu = tools_menu.addMenu("&Device")
         self.device_group = QActionGroup(self)
+        self.device_menu.aboutToShow.connect(self.ensure_devices)
         self._fill_device_menu()
         tools_menu.addAction(self.verify_weights_action)
         for workbench in benches:
@@ -195,21 +220,29 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self.about_action)
 
     def _fill_device_menu(self) -> None:
+        for action in self.device_group.actions():
+            self.device_menu.removeAction(action)
+            self.device_group.removeAction(action)
         choices = [("auto", "Automatic")]
-        for device in devices.available():
-            choices.append((str(device.torch), device.describe()))
+        if self.found_devices is None:  # the GPUs are listed once found (opening this menu)
+            choices.append(("", "Looking for GPUs…"))
+        for device in self.found_devices or [devices.choose("cpu")]:
+            choices.append((device.spec, device.describe()))
         for value, label in choices:
             action = QAction(label, self.device_group)
             action.setCheckable(True)
             action.setData(value)
+            action.setEnabled(bool(value))
             action.triggered.connect(partial(self.set_device_preference, value))
             self.device_menu.addAction(action)
+        self._check_device_action()
 
     def _connect(self) -> None:
         for workbench in self.workbenches.values():
             workbench.problem.connect(self.show_error)
             workbench.message.connect(self.statusBar().showMessage)
             workbench.show_requested.connect(partial(self.show_workbench, workbench.name))
+            workbench.devices_needed.connect(self.ensure_devices)
         self.runner.started.connect(self._on_job_count_changed)
         self.runner.ended.connect(self._on_job_count_changed)
         self._on_job_count_changed()
@@ -245,8 +278,38 @@ class MainWindow(QMainWindow):
         return current.name if isinstance(current, Workbench) else next(iter(self.workbenches))
 
     # -------------------------------------------------------------------- device
+    def ensure_devices(self, then: Callable[[], None] | None = None) -> None:
+        """Find the devices (loading torch) in the background, once; `then` runs when they
+        are known (at once if they already are)."""
+        if self.found_devices is not None:
+            if then is not None:
+                then()
+            return
+        if then is not None:
+            self._after_devices.append(then)
+        if self._finding is None:
+            self.device_label.setText("Device: finding the devices…")
+            self._finding = self.runner.start(
+                "Finding the devices", single_step("Loading PyTorch", devices.available)
+            )
+            self._finding.succeeded.connect(self._devices_found)
+            self._finding.failed.connect(partial(self.show_error, "Cannot find the devices"))
+
+    def _devices_found(self, found: list[devices.Device]) -> None:
+        self.found_devices = found
+        self._fill_device_menu()
+        for workbench in self.workbenches.values():
+            workbench.set_devices(found)
+        self.device = self._resolve_device()
+        waiting, self._after_devices = self._after_devices, []
+        for then in waiting:
+            then()
+
+    def _preference(self) -> str:
+        return self.device_override or self.settings.text("device", "auto")
+
     def _resolve_device(self) -> devices.Device:
-        preference = self.device_override or self.settings.text("device", "auto")
+        preference = self._preference()
         note = ""
         try:
             device = devices.choose(preference)
@@ -254,15 +317,7 @@ class MainWindow(QMainWindow):
             device = devices.choose("auto")
             note = f" — {error}"
             log.warning("%s", error)
-        for action in self.device_group.actions():
-            action.setChecked(
-                action.data() == ("auto" if preference == "auto" else str(device.torch))
-            )
-        self.device_label.setText(f"Device: {device.describe()}")
-        self.device_label.setToolTip(
-            "The device the scan, training and recognition run on (a panel may choose its "
-            f"own). Change it in Tools ▸ Device.{note}"
-        )
+        self._show_device(device, note)
         if note:
             self.statusBar().showMessage(f"Using {device.describe()}{note}", 15000)
         # one device for the whole app: every workbench's jobs and models
@@ -270,11 +325,31 @@ class MainWindow(QMainWindow):
             workbench.set_device(device)
         return device
 
+    def _show_device(self, device: devices.Device, note: str) -> None:
+        found = self.found_devices is not None or self._preference() == "cpu"
+        self.device_label.setText(f"Device: {device.describe()}" + ("" if found else " for now"))
+        self.device_label.setToolTip(
+            "The device the scan, training and recognition run on (a panel may choose its "
+            f"own). Change it in Tools ▸ Device.{note}"
+            + ("" if found else " The GPUs are looked for when something first needs them.")
+        )
+        self._check_device_action()
+
+    def _check_device_action(self) -> None:
+        preference = self._preference()
+        current = getattr(self, "device", None)
+        for action in self.device_group.actions():
+            wanted = "auto" if preference == "auto" else (current.spec if current else preference)
+            action.setChecked(action.data() == wanted)
+
     def set_device_preference(self, value: str) -> None:
-        """Remember the device choice and use it from now on."""
+        """Remember the device choice and use it from now on (once the devices are found)."""
         self.device_override = None
         self.settings.set_text("device", value)
-        self.device = self._resolve_device()
+        if self.found_devices is not None or value == "cpu":
+            self.device = self._resolve_device()
+        else:
+            self.ensure_devices()
 
     # --------------------------------------------------------------------- jobs
     def _on_job_count_changed(self, _handle: object = None) -> None:

@@ -39,6 +39,10 @@ class Workbench(QWidget):
     problem = Signal(str, str, str)  # title, message, details: the window's message box
     message = Signal(str, int)  # text, milliseconds: the window's status bar
     show_requested = Signal()  # it opened what the user asked for: bring it to the front
+    devices_needed = Signal()  # it is about to show or use the devices: find them (torch)
+
+    #: Whether `start` needs the app's device found first (it loads a model there).
+    needs_devices = False
 
     def __init__(self, runner: JobRunner, settings: Settings, parent: QWidget | None = None):
         super().__init__(parent)
@@ -76,6 +80,9 @@ class Workbench(QWidget):
         """The app's device (Tools ▸ Device), now and whenever it changes."""
         self.device = device
 
+    def set_devices(self, found: list[devices.Device]) -> None:
+        """The devices the window found, for panels that offer a choice of their own."""
+
     def restore_state(self) -> None:
         """Put back what `save_state` kept (called once, before `start`)."""
 
@@ -83,7 +90,8 @@ class Workbench(QWidget):
         """Keep what the user set up, under `<name>/` in the settings."""
 
     def start(self) -> None:
-        """The window is built, the device set and the state restored: begin any work."""
+        """The workbench is shown for the first time (its state restored, and the device
+        found when `needs_devices`): begin any work."""
 
     def close_workbench(self) -> None:
         """The window closes; its jobs have stopped (or were given up on)."""

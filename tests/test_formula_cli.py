@@ -129,7 +129,8 @@ def test_eval_with_no_mistakes_writes_no_gallery_and_two_decimals(tmp_path: Path
 def test_average_writes_the_mean_of_the_weights_and_refuses_strangers(tmp_path: Path, capsys):
     import torch
 
-    from core.formula.crnn import CRNN, CRNNConfig
+    from core.formula.crnn import CRNN
+    from core.formula.model_config import CRNNConfig
     from core.formula.recognizer import Recognizer
     from core.formula.train_config import TrainConfig
     from core.formula.training import save_model

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from core.formula import augment, fonts, preprocess, synth
+from core.formula import augment, fonts, preprocess, synth, train_data
 from core.formula import dataset as fd
 from core.formula.alphabet import decode
 from core.jobs import CancelToken, JobError, drive
@@ -106,7 +106,7 @@ def test_folder_dataset_skips_an_image_that_cannot_be_decoded(tmp_path: Path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50 + b"IEND\xaeB`\x82")
     items = [fd.Item(broken, "1+1", 2), fd.Item(tmp_path / "good.png", "8*8", 64)]
-    data = fd.FolderDataset(items)
+    data = train_data.FolderDataset(items)
     image, target, text = data[0]
     assert text == "8*8" and decode(target.tolist()) == "8*8" and image.shape == (60, 180, 3)
     assert data.failures[broken].startswith("the PNG data cannot be decoded")
@@ -117,9 +117,9 @@ def test_synthetic_stream_is_reproducible_and_split_between_workers(monkeypatch)
         iterator = iter(stream)
         return [next(iterator)[2] for _ in range(n)]
 
-    stream = fd.SyntheticStream(seed=1, form="level1")
+    stream = train_data.SyntheticStream(seed=1, form="level1")
     single = texts(stream, 6)
-    assert single == texts(fd.SyntheticStream(seed=1, form="level1"), 6)
+    assert single == texts(train_data.SyntheticStream(seed=1, form="level1"), 6)
     image, target, text = next(iter(stream))
     assert image.shape == (60, 180, 3)
     assert isinstance(target, torch.Tensor) and decode(target.tolist()) == text
@@ -130,8 +130,8 @@ def test_synthetic_stream_is_reproducible_and_split_between_workers(monkeypatch)
 
     workers = []
     for worker in range(2):
-        monkeypatch.setattr(fd, "get_worker_info", lambda w=worker: Info(w, 2))
-        workers.append(texts(fd.SyntheticStream(seed=1, form="level1"), 3))
+        monkeypatch.setattr(train_data, "get_worker_info", lambda w=worker: Info(w, 2))
+        workers.append(texts(train_data.SyntheticStream(seed=1, form="level1"), 3))
     assert workers[0] == single[0::2] and workers[1] == single[1::2]
 
 

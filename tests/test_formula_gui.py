@@ -61,8 +61,8 @@ def strokes_for(text: str, width: int, height: int, seed: int = 3) -> tuple[list
 def formulas(make_window, qtbot):
     window = make_window()
     window.resize(1280, 900)
+    window.show_workbench("formulas")  # its model loads when it is first shown
     qtbot.waitUntil(lambda: window.workbenches["formulas"].recognizer is not None, timeout=30000)
-    window.show_workbench("formulas")
     return window, window.workbenches["formulas"]
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from core.formula import synth
-from core.formula.crnn import CRNN, CRNNConfig
+from core.formula.crnn import CRNN
+from core.formula.model_config import CRNNConfig
 from core.formula.recognizer import SHIPPED_MODEL
 from core.formula.train_config import TrainConfig
 from core.formula.training import save_model
@@ -65,6 +66,7 @@ def test_a_bad_model_file_is_explained_and_the_app_goes_on(make_window, qtbot, t
 @pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
 def test_the_shipped_model_reads_in_the_app(make_window, qtbot, tmp_path):
     window = make_window()
+    window.show_workbench("formulas")  # its model loads when it is first shown
     qtbot.waitUntil(lambda: window.workbenches["formulas"].recognizer is not None, timeout=30000)
     with qtbot.waitSignal(window.workbenches["formulas"].read.recognized, timeout=20000) as read:
         window.workbenches["formulas"].load_image(_image(tmp_path, "6*(3+7)"))

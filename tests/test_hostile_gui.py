@@ -24,8 +24,8 @@ from tests.pets_data import make_pets
 @pytest.fixture
 def formulas(make_window, qtbot):
     window = make_window()
+    window.show_workbench("formulas")  # its model loads when it is first shown
     qtbot.waitUntil(lambda: window.workbenches["formulas"].recognizer is not None, timeout=30000)
-    window.show_workbench("formulas")
     return window, window.workbenches["formulas"]
 
 

@@ -77,3 +77,59 @@ def test_the_version_the_parser_and_pets_info_load_no_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == {"version": False, "parser": False, "commands": False}
+
+
+_WINDOW = r"""
+import json, os, sys, time
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from gui.app import configure_identity
+configure_identity()
+from gui.main_window import MainWindow
+window = MainWindow(save_settings=False)
+window.show()
+painted = "torch" in sys.modules
+pets = window.workbenches["pets"]
+pets.open_dataset(sys.argv[1])
+deadline = time.monotonic() + 60
+while pets.store is None and time.monotonic() < deadline:
+    app.processEvents()
+    time.sleep(0.01)
+pets.browser.view.scrollToBottom()
+for _ in range(50):
+    app.processEvents()
+    time.sleep(0.01)
+browsed = "torch" in sys.modules
+window.show_workbench("formulas")
+while window.workbenches["formulas"].recognizer is None and time.monotonic() < deadline:
+    app.processEvents()
+    time.sleep(0.01)
+read = window.workbenches["formulas"].recognizer is not None
+print(json.dumps({"painted": painted, "browsed": browsed, "formulas": read}))
+window.close()
+"""
+
+
+def test_the_window_paints_and_browses_without_torch(tmp_path):
+    """The window is built and a dataset browsed with no torch loaded; showing the
+    Formulas workbench loads it (in the background) and its model."""
+    from tests.pets_data import make_pets
+
+    root = make_pets(tmp_path / "pets", cats=4, dogs=4, tests=2)
+    env = {
+        **__import__("os").environ,
+        "LABELSCOPE_DATA_DIR": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _WINDOW, str(root)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == {"painted": False, "browsed": False, "formulas": True}

@@ -80,8 +80,11 @@ def test_menus_and_status_bar(make_window, qtbot):
     } <= set(file_items)
     help_items = [a.text().replace("&", "") for a in _menu(window, "Help").actions()]
     assert help_items == ["Keyboard shortcuts", "About Labelscope"]
+    assert window.device_label.text().endswith(" for now")  # the GPUs are looked for later
+    window.ensure_devices()  # as opening Tools ▸ Device does
+    qtbot.waitUntil(lambda: window.found_devices is not None, timeout=30000)
     assert window.device_label.text() == f"Device: {devices.choose().describe()}"
-    qtbot.waitUntil(lambda: not window.runner.active())  # the model loads at start
+    qtbot.waitUntil(lambda: not window.runner.active())
     assert not window.job_indicator.isVisible()
     assert __version__ in window.windowTitle()
 
@@ -141,11 +144,12 @@ def test_window_state_persists(make_window, qtbot):
     assert checked == ["cpu"]
 
 
-def test_device_that_is_not_here_falls_back_plainly(make_window, monkeypatch):
+def test_device_that_is_not_here_falls_back_plainly(make_window, qtbot, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     window = make_window(device_preference="cuda")
+    qtbot.waitUntil(lambda: window.found_devices is not None, timeout=30000)  # looked for
     assert window.device.kind == "cpu"
     assert "No CUDA GPU" in window.device_label.toolTip()
 
@@ -327,6 +331,7 @@ def test_tools_device_drives_every_panel(make_window, qtbot):
         assert combo.choice() == "cpu"
     assert train.request().device == "cpu"
     assert str(window.workbenches["formulas"].device.torch) == "cpu"
+    window.show_workbench("formulas")  # its model loads when it is first shown
     qtbot.waitUntil(lambda: window.workbenches["formulas"].recognizer is not None, timeout=30000)
     assert str(window.workbenches["formulas"].recognizer.device.torch) == "cpu"
     # a panel may choose its own device; the others keep following the app
@@ -380,7 +385,7 @@ def test_a_third_workbench_needs_only_its_class(make_window, qtbot, monkeypatch)
     monkeypatch.setattr(main_window, "WORKBENCH_TYPES", (*main_window.WORKBENCH_TYPES, Notes))
     window = make_window()
     assert [window.sidebar.item(r).text() for r in range(3)] == ["Pets", "Formulas", "Notes"]
-    assert [kind for kind, *_ in calls] == ["device", "restore", "start"]
+    assert [kind for kind, *_ in calls] == ["device", "restore"]  # started when first shown
     view = [a.text().replace("&", "") for a in _menu(window, "View").actions()]
     assert view == ["Pets", "Formulas", "Notes"]
     assert "Open notes…" in [a.text().replace("&", "") for a in _menu(window, "File").actions()]
@@ -388,6 +393,7 @@ def test_a_third_workbench_needs_only_its_class(make_window, qtbot, monkeypatch)
     assert notes.status.isVisibleTo(window)
     qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
     assert window.current_workbench() == "notes" and notes.isVisible()
+    assert [kind for kind, *_ in calls] == ["device", "restore", "start"]
     window.show_workbench("pets")
     qtbot.keyClick(
         window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier

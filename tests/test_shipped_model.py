@@ -10,10 +10,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from core.formula import ctc, preprocess
-from core.formula.crnn import CRNNConfig
 from core.formula.fonts import font, font_paths
 from core.formula.generate import GenerateConfig, make_one
 from core.formula.grammar import parse
+from core.formula.model_config import CRNNConfig
 from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL, Recognizer
 from core.images import read_image
 from tests.conftest import shared_data

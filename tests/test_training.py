@@ -14,7 +14,8 @@ import torch
 from core import checkpoints
 from core.devices import choose
 from core.formula import ctc
-from core.formula.crnn import CRNN, NUMPY_GRU_MAX_BATCH, CRNNConfig, column_span, small_batch_gru
+from core.formula.crnn import CRNN, NUMPY_GRU_MAX_BATCH, small_batch_gru
+from core.formula.model_config import CRNNConfig, column_span
 from core.formula.recognizer import Recognizer
 from core.formula.train_config import TrainConfig
 from core.formula.training import MODEL_KIND, save_model, train

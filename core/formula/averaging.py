@@ -17,8 +17,9 @@ import torch
 from core import checkpoints
 from core.checkpoints import CheckpointError
 from core.devices import choose
-from core.formula.crnn import CRNN, MODEL_KIND, CRNNConfig
+from core.formula.crnn import CRNN
 from core.formula.evaluation import evaluate_batches
+from core.formula.model_config import MODEL_KIND, CRNNConfig
 from core.formula.train_config import TrainConfig
 from core.formula.train_data import collate, validation_set
 

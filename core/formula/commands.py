@@ -413,7 +413,7 @@ def _weights(text: str) -> tuple[tuple[str, float], ...]:
 
 def _train(args: argparse.Namespace) -> int:
     from core import devices
-    from core.formula.crnn import CRNNConfig
+    from core.formula.model_config import CRNNConfig
     from core.formula.train_config import TrainConfig, default_workers
     from core.formula.training import train
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from core.formula.decoding import edit_distance, greedy_batch
 from core.jobs import CancelToken, JobError, Progress
@@ -239,18 +238,19 @@ def read_images(
     return reading
 
 
-@torch.no_grad()
 def evaluate_batches(
     model: CRNN, batches: Sequence[dict[str, Any]], device: Device
 ) -> dict[str, float]:
     """Sequence accuracy and character error rate over prepared batches, each image read as
     it reads alone (as the app reads it)."""
+    import torch
+
     was_training = model.training
     model.eval()
     correct = errors = chars = total = 0
     for batch in batches:
         lengths = model.output_lengths(batch["widths"])
-        with device.autocast():
+        with torch.no_grad(), device.autocast():
             log_probs = model(batch["images"].to(device.torch), lengths)
         for text, truth in zip(
             greedy_batch(log_probs.float().cpu().numpy(), lengths.numpy()),

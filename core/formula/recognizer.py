@@ -8,17 +8,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from assets import ASSETS_DIR
 from core import checkpoints
 from core.devices import Device, choose
 from core.formula import ctc, preprocess
 from core.formula.alphabet import encode
-from core.formula.crnn import CRNN, MODEL_KIND, CRNNConfig, column_span
 from core.formula.decoding import (
     Constraint,
     Hypothesis,
@@ -28,7 +26,11 @@ from core.formula.decoding import (
     with_spans,
 )
 from core.formula.grammar import Formula, GrammarError, parse
+from core.formula.model_config import MODEL_KIND, CRNNConfig, column_span
 from core.images import ImageProblem, read_image
+
+if TYPE_CHECKING:  # torch is loaded with the first model, not with the window
+    from core.formula.crnn import CRNN
 
 SHIPPED_MODEL = ASSETS_DIR / "models" / "formula_crnn.pt"
 #: The `large` configuration, trained on a GPU: reads binarised and filtered images better,
@@ -195,6 +197,8 @@ class Recognizer:
         referee: Recognizer | Path | None = None,
     ) -> None:
         # channels-last convolutions read a batch of 256 about a fifth faster on a CPU
+        import torch
+
         self.model = model.to(device.torch, memory_format=torch.channels_last).eval()
         self.device = device
         self.meta = meta or {}
@@ -235,6 +239,8 @@ class Recognizer:
         record = checkpoints.load(path, MODEL_KIND)
         try:
             config = CRNNConfig.from_dict(record["model_config"])
+            from core.formula.crnn import CRNN
+
             model = CRNN(config)
             model.load_state_dict(record["model"])
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
@@ -270,26 +276,30 @@ class Recognizer:
             for step, result in preprocess.run(image, enabled, self.config.height)
         ]
 
-    @torch.inference_mode()
     def forward(self, inputs: list[np.ndarray], alone: bool = True) -> list[np.ndarray]:
         """Log-posteriors (T_i, 17) for prepared inputs, in their order. Each input reads as
         it reads alone (`CRNN.forward`'s lengths), so the inputs go through in batches of
         `WIDTH_GROUP` of similar width, which pad less. `alone=False` reads them as one
         padded tensor, each narrower input's reading changed by its padding (the former
         way, a baseline for the benchmarks)."""
-        if not alone or len(inputs) <= WIDTH_GROUP:
-            return self._padded_batch(inputs, alone)
-        order = sorted(range(len(inputs)), key=lambda i: inputs[i].shape[1])
-        results: list[np.ndarray] = [np.empty(0)] * len(inputs)
-        for start in range(0, len(order), WIDTH_GROUP):
-            group = order[start : start + WIDTH_GROUP]
-            read = self._padded_batch([inputs[i] for i in group])
-            for i, log_probs in zip(group, read, strict=True):
-                results[i] = log_probs
-        return results
+        import torch
+
+        with torch.inference_mode():
+            if not alone or len(inputs) <= WIDTH_GROUP:
+                return self._padded_batch(inputs, alone)
+            order = sorted(range(len(inputs)), key=lambda i: inputs[i].shape[1])
+            results: list[np.ndarray] = [np.empty(0)] * len(inputs)
+            for start in range(0, len(order), WIDTH_GROUP):
+                group = order[start : start + WIDTH_GROUP]
+                read = self._padded_batch([inputs[i] for i in group])
+                for i, log_probs in zip(group, read, strict=True):
+                    results[i] = log_probs
+            return results
 
     def _padded_batch(self, inputs: list[np.ndarray], alone: bool = True) -> list[np.ndarray]:
         """`forward` of one batch padded with paper to its widest input."""
+        import torch
+
         widths = [x.shape[1] for x in inputs]
         batch = torch.zeros(len(inputs), 1, self.config.height, max(widths))
         for i, x in enumerate(inputs):
@@ -567,6 +577,8 @@ def sequence_log_probs(pairs: list[tuple[np.ndarray, str]]) -> list[float]:
     """The exact log p(text | x) of each (log-posteriors (T, C), text) pair, −inf where the
     text does not fit the time steps: torch's CTC loss over all the pairs in one batch
     (`ctc.log_prob` is the reference, one pair at a time)."""
+    import torch
+
     if not pairs:
         return []
     steps = max(lp.shape[0] for lp, _ in pairs)

@@ -82,7 +82,7 @@ def read_log(run: Path) -> dict[str, list[float]]:
 
 
 def _size(model: dict) -> str:
-    from core.formula.crnn import CRNNConfig
+    from core.formula.model_config import CRNNConfig
 
     try:
         config = CRNNConfig.from_dict(model)

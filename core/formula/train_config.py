@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.devices import Device
-from core.formula.crnn import CRNNConfig
+from core.formula.model_config import CRNNConfig
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from core.formula import augment as augmentation
-from core.formula import preprocess
+from core.formula import preprocess, synth
 from core.formula.alphabet import encode
-from core.formula.dataset import FolderDataset, Item, SyntheticStream, read_folder, split
+from core.formula.dataset import Item, read_folder, split
 from core.formula.generate import GenerateConfig, make_one
 from core.formula.train_config import TrainConfig
+from core.images import ImageProblem, read_image
 from core.jobs import CancelToken, drive
 
 _VALIDATION_SEED_OFFSET = 1_000_003
@@ -183,3 +185,74 @@ def _worker_init(worker_id: int) -> None:
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+
+
+Transform = Callable[[np.ndarray], Any]
+
+
+#: A transform of the synthetic stream also gets the item's index, to seed its randomness.
+IndexedTransform = Callable[[np.ndarray, int], Any]
+
+
+class FolderDataset(Dataset):
+    """Images and targets of a folder's items. An image that cannot be decoded is replaced
+    by the next good one and recorded in `failures`, so one bad file cannot stop training."""
+
+    def __init__(self, items: Sequence[Item], transform: Transform | None = None) -> None:
+        self.items = list(items)
+        self.transform = transform
+        self.failures: dict[Path, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor, str]:
+        for offset in range(len(self.items)):
+            item = self.items[(index + offset) % len(self.items)]
+            try:
+                image = read_image(item.path)
+            except ImageProblem as problem:
+                self.failures[item.path] = problem.detail
+                continue
+            image = self.transform(image) if self.transform else image
+            return image, torch.tensor(encode(item.text)), item.text
+        raise RuntimeError("no image of this dataset can be decoded")
+
+
+class SyntheticStream(IterableDataset):
+    """An endless stream of (image, target, text) drawn on the fly.
+
+    Worker w of W draws items w, w + W, w + 2W, … of the run seeded with `seed`, so the
+    stream is reproducible and no two workers repeat each other.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        form: str = "mixed",
+        style: str = "mixed",
+        transform: IndexedTransform | None = None,
+        height: int = synth.HEIGHT,
+        start: int = 0,
+        weights: dict[str, float] | None = None,
+    ) -> None:
+        from core.formula.generate import GenerateConfig
+
+        mix = weights or dict(synth.DEFAULT_WEIGHTS)
+        self.config = GenerateConfig(
+            1, style=style, form=form, seed=seed, height=height, weights=mix
+        )
+        self.transform = transform
+        self.start = start
+
+    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor, str]]:
+        from core.formula.generate import make_one
+
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        index = self.start + worker
+        while True:
+            item, _, image = make_one(self.config, index)
+            image = self.transform(image, index) if self.transform else image
+            yield image, torch.tensor(encode(item.text)), item.text
+            index += workers

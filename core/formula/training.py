@@ -26,8 +26,9 @@ import torch.distributed as dist
 
 from core import checkpoints
 from core.devices import Device
-from core.formula.crnn import CRNN, MODEL_KIND, CRNNConfig
+from core.formula.crnn import CRNN
 from core.formula.evaluation import evaluate_batches
+from core.formula.model_config import MODEL_KIND, CRNNConfig
 from core.formula.train_config import TrainConfig
 from core.formula.train_data import collate, make_loader, validation_set
 from core.jobs import Cancelled, CancelToken, JobError, Progress

@@ -22,7 +22,7 @@ import numpy as np
 
 from core import devices
 from core.jobs import CancelToken, JobError, Progress
-from core.pets import classic, cnn
+from core.pets import classic
 from core.pets.features import FeatureCache, features_location
 from core.pets.labelstore import LabelStore
 from core.pets.metrics import (
@@ -345,7 +345,7 @@ def _classic(store, request, train_rows, val_rows, tests, folder, token):
 
 
 def _cnn(store, request, train_rows, val_rows, tests, folder, token):
-    from core.pets import cnn_training, train_data  # torch: only to train a CNN
+    from core.pets import cnn, cnn_training, train_data  # torch: only to train a CNN
 
     device = devices.choose(request.device)
     config = cnn.CNNConfig(

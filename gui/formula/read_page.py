@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.formula import ctc, preprocess
-from core.formula.crnn import column_span
+from core.formula.model_config import column_span
 from core.formula.preprocess import MODEL_HEIGHT
 from core.formula.recognizer import Recognition, Recognizer, shape_problem
 from core.image_sizes import MAX_PIXELS, describe_limit

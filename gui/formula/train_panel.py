@@ -24,12 +24,11 @@ from PySide6.QtWidgets import (
 )
 
 from core import devices
-from core.formula.crnn import CRNNConfig
 from core.formula.evaluation import FolderReading, gallery, read_images
+from core.formula.model_config import CRNNConfig
 from core.formula.recognizer import SHIPPED_LARGE_MODEL, SHIPPED_MODEL, Recognizer
 from core.formula.runs import RunInfo, list_runs, new_run_dir, read_log, runs_root
 from core.formula.train_config import TrainConfig, default_workers
-from core.formula.training import train
 from core.images import read_image
 from core.jobs import Progress
 from gui.widgets.common import DeviceChoice, heading, paragraph, to_qimage
@@ -381,6 +380,8 @@ class FormulaTrainPanel(FollowsJob, QWidget):
     ) -> JobHandle:
         self.run_dir = out
         resume = config is None
+        from core.formula.training import train  # torch: loaded when training starts
+
         job = partial(train, out, config or TrainConfig(), device, resume=resume)
         handle = self.runner.start(title, lambda token: job(token=token))
         self._draw_curves()

@@ -136,14 +136,19 @@ class FormulaWorkbench(Workbench):
         self.settings.set_bytes("formulas/read_splitter", self.read.saveState())
         self.settings.set_text("formulas/options", json.dumps(self.options()))
 
+    needs_devices = True  # the recogniser is loaded onto the app's device
+
     def start(self) -> None:
         self.load_model()
+
+    def set_devices(self, found: list[devices.Device]) -> None:
+        self.train.device.set_devices(found)
 
     def set_device(self, device: devices.Device) -> None:
         """The app's device (Tools ▸ Device): the recogniser moves there, and training
         uses it unless the Train tab chooses its own."""
         self.train.device.set_app_device(device)
-        changed = str(device.torch) != str(self.device.torch)
+        changed = device.spec != self.device.spec
         super().set_device(device)
         if changed and self.recognizer is not None and self.recognizer.path is not None:
             self.load_model(self.recognizer.path)

@@ -3,8 +3,10 @@ it stored into flags with a live top-N and counts that lead to the grid."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -26,8 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from core import devices
-from core.jobs import Progress
-from core.pets import backbones, imagenet
+from core.jobs import CancelToken, Progress
+from core.pets import backbones
 from core.pets.label_issues import ISSUE_SCORE, QUALITY_SCORE
 from core.pets.labelstore import LabelStore
 from core.pets.outliers import (
@@ -45,6 +47,9 @@ from core.pets.results import ScanTable
 from gui.widgets.common import DeviceChoice, heading, paragraph
 from gui.widgets.job_controls import FollowsJob, JobControls, job_row
 from gui.workers import JobHandle, JobRunner
+
+if TYPE_CHECKING:  # torch: loaded when the Scan tab is first shown
+    from core.pets.imagenet import ImportReport
 
 #: (key, title, what it means) of the flag filters, in the order the grid offers them.
 FLAG_FILTERS = (
@@ -108,8 +113,8 @@ class ScanPanel(FollowsJob, QWidget):
         for key, b in backbones.BACKBONES.items():
             self.backbone.addItem(f"{b.title} — {b.note}", key)
         self.device = DeviceChoice("scanDevice")
-        best = devices.choose(None)
-        self.backbone.setCurrentIndex(self.backbone.findData(backbones.default_backbone(best)))
+        default = backbones.default_backbone(devices.choose("cpu"))  # the same on a GPU
+        self.backbone.setCurrentIndex(self.backbone.findData(default))
         self.batch = QSpinBox()
         self.batch.setRange(1, 1024)
         self.batch.setValue(DEFAULT_BATCH)
@@ -279,6 +284,8 @@ class ScanPanel(FollowsJob, QWidget):
         whose import takes seconds: done when the panel is shown, not at start-up)."""
         if not self.isVisible():
             return
+        from core.pets import imagenet  # torch: when the Scan tab is first shown
+
         state = imagenet.weights_state(self.current_backbone())
         self.weights_label.setText(state.message)
         self.weights_label.setToolTip(str(state.path or state.directory))
@@ -296,9 +303,7 @@ class ScanPanel(FollowsJob, QWidget):
     def import_weights(self, path: Path) -> JobHandle:
         """Check `path` and copy it into the cache, in the background."""
         b = self.current_backbone()
-        handle = self.runner.start(
-            f"Importing {path.name}", partial(imagenet.import_weights, path, b)
-        )
+        handle = self.runner.start(f"Importing {path.name}", partial(_import_weights, path, b))
         handle.succeeded.connect(self._imported)
         handle.failed.connect(
             lambda message, details: self.problem.emit(
@@ -307,7 +312,7 @@ class ScanPanel(FollowsJob, QWidget):
         )
         return handle
 
-    def _imported(self, report: imagenet.ImportReport) -> None:
+    def _imported(self, report: ImportReport) -> None:
         self._update_weights()
         self.message.emit(f"Imported {report.path.name}: {report.message}")
 
@@ -380,6 +385,12 @@ class ScanPanel(FollowsJob, QWidget):
             return None
         self.message.emit(f"Wrote {count:,} images to {path}")
         return Path(path)
+
+
+def _import_weights(path: Path, b: backbones.Backbone, token: CancelToken) -> Iterator[Progress]:
+    from core.pets import imagenet
+
+    return (yield from imagenet.import_weights(path, b, token))
 
 
 class ScanView:

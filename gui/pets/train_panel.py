@@ -38,7 +38,6 @@ from core.pets.labelstore import LabelStore
 from core.pets.runs import MODES, RunResult, TrainRequest, list_runs, unfinished_runs
 from core.pets.sources import Source
 from core.pets.submission import write_submission
-from core.pets.train_data import augmented_samples
 from core.pets.training import (
     CleaningComparison,
     compare_cleaning,
@@ -326,6 +325,8 @@ class TrainPanel(FollowsJob, QWidget):
             return
         source = Source(self.store.root)
         try:
+            from core.pets.train_data import augmented_samples  # torch, when first shown
+
             samples = augmented_samples(
                 source, [self.store.paths[r] for r in rows], self.image_size.value()
             )

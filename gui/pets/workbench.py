@@ -145,6 +145,10 @@ class PetsWorkbench(Workbench):
         self.scan.device.set_app_device(device)
         self.train.device.set_app_device(device)
 
+    def set_devices(self, found: list[devices.Device]) -> None:
+        self.scan.device.set_devices(found)
+        self.train.device.set_devices(found)
+
     def restore_state(self) -> None:
         self._update_recent(self.settings.recent_folders())
 
@@ -315,5 +319,7 @@ class PetsWorkbench(Workbench):
             self._measure_job = None
 
     def _tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() in (self.scan_page, self.train_page):
+            self.devices_needed.emit()  # they offer the devices: browsing never needs torch
         if self.tabs.currentWidget() is self.explore and self.store is not None:
             self.explore.show_store(self.store)

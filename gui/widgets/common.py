@@ -176,7 +176,8 @@ def row_table(headers: list[str], name: str, tip: str) -> QTableWidget:
 
 class DeviceChoice(QComboBox):
     """A panel's device: by default the app's own (Tools ▸ Device), shown as such and
-    following it; or, for this panel only, one of the devices found."""
+    following it; or, for this panel only, one of the devices found. The devices are
+    listed once the window has found them (`set_devices`: finding them loads torch)."""
 
     def __init__(self, name: str, parent: QWidget | None = None) -> None:
         from core import devices
@@ -184,14 +185,21 @@ class DeviceChoice(QComboBox):
         super().__init__(parent)
         self.setObjectName(name)
         self.addItem("", None)
-        for device in devices.available():
-            self.addItem(f"{device.describe()} (this panel only)", str(device.torch))
         self._app = ""
-        self.set_app_device(devices.choose(None))
+        self.set_app_device(devices.choose("cpu"))
+
+    def set_devices(self, found: list[Any]) -> None:
+        """The devices this panel may choose for itself (core.devices.Device values)."""
+        chosen = self.currentData()
+        while self.count() > 1:
+            self.removeItem(1)
+        for device in found:
+            self.addItem(f"{device.describe()} (this panel only)", device.spec)
+        self.setCurrentIndex(max(0, self.findData(chosen)) if chosen else 0)
 
     def set_app_device(self, device: Any) -> None:
         """The device the app uses now (a core.devices.Device)."""
-        self._app = str(device.torch)
+        self._app = device.spec
         self.setItemText(0, f"As the app: {device.describe()}")
 
     def choice(self) -> str:
