@@ -17,8 +17,9 @@ from core.locks import Busy, exclusive
 from core.pets import sources
 from core.pets.dataset import list_dataset
 from core.pets.image_decoding import decode_pet
-from core.pets.labelstore import LabelStore, StoreClosed
+from core.pets.labelstore import LabelStore
 from core.pets.sources import Source, SourceError
+from core.pets.store_connection import StoreClosed
 from tests.hostile_data import (
     competition_zip_with_bomb,
     image_bombs,
