@@ -125,7 +125,32 @@ def bomb_rows(folder: Path) -> list[str]:
                 f"{found['mb']:.0f} |"
             )
             print(rows[-1], flush=True)
-    return rows
+    return _condensed(rows[2:])
+
+
+def _condensed(rows: list[str]) -> list[str]:
+    """One line per bomb over its entries (the slowest refusal, the most memory), and the
+    baseline's own line."""
+    by: dict[str, list[tuple[str, str, float, float]]] = {}
+    for row in rows:
+        name, entry, outcome, seconds, mb = (c.strip() for c in row.strip("|").split("|"))
+        by.setdefault(name, []).append((entry, outcome, float(seconds), float(mb)))
+    out = [
+        "| bomb | entries | outcome | slowest refusal (s) | most MB above resting |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for name, items in by.items():
+        for entry, outcome, seconds, mb in items:
+            if entry == "baseline":
+                out.append(f"| {name} | baseline: OpenCV's decoder alone | {outcome} | "
+                           f"{seconds:.4f} | {mb:.0f} |")  # fmt: skip
+        rest = [i for i in items if i[0] != "baseline"]
+        outcomes = ", ".join(sorted({i[1] for i in rest}))
+        out.append(
+            f"| {name} | {', '.join(i[0] for i in rest)} | {outcomes} | "
+            f"{max(i[2] for i in rest):.4f} | {max(i[3] for i in rest):.0f} |"
+        )
+    return out
 
 
 def zip_rows(folder: Path) -> list[str]:
