@@ -60,6 +60,97 @@ def predict(
     return np.concatenate(out) if out else np.zeros(0)
 
 
+class _Run:
+    """What one CNN run trains and saves: the model, its optimiser (the new head at ten
+    times the pretrained layers' rate), the one-cycle schedule and the gradient scaler."""
+
+    def __init__(self, config: CNNConfig, device: Device, steps_per_epoch: int) -> None:
+        self.config, self.device = config, device
+        self.model = build_model(config).to(device.torch).to(memory_format=torch.channels_last)
+        # A fine-tuned backbone's new head starts from nothing: it learns at ten times the
+        # rate of the pretrained layers, which would lose what they know at that rate.
+        head = set(map(id, head_parameters(self.model, config)))
+        groups = [
+            {"params": [p for p in self.model.parameters() if id(p) not in head], "lr": config.lr},
+            {"params": [p for p in self.model.parameters() if id(p) in head], "lr": config.lr * 10},
+        ]
+        if config.mode != "finetune":
+            groups = [{"params": list(self.model.parameters()), "lr": config.lr}]
+        self.optimiser = torch.optim.AdamW(groups, weight_decay=1e-4)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimiser,
+            max_lr=[group["lr"] for group in groups],
+            total_steps=config.epochs * steps_per_epoch,
+            # the warm-up must span at least one step and a bit, or one-cycle divides by
+            # zero on a few batches (it lasts pct_start × steps − 1 steps)
+            pct_start=min(0.75, max(0.2, 1.5 / (config.epochs * steps_per_epoch))),
+        )
+        self.scaler = torch.amp.GradScaler(device.kind, enabled=device.needs_grad_scaler)
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.checkpoint: Path | None = None  # where it is saved, for messages
+
+    def restore(self, checkpoint: Path) -> int:
+        """Load the checkpoint of a cancelled run; returns the epochs it finished."""
+        record = checkpoints.load(checkpoint, CHECKPOINT_KIND)
+        if record["config"] != asdict(self.config):
+            raise JobError(f"{checkpoint} was made with another configuration; start afresh.")
+        self.model.load_state_dict(record["model"])
+        self.optimiser.load_state_dict(record["optimiser"])
+        self.scheduler.load_state_dict(record["scheduler"])
+        self.scaler.load_state_dict(record["scaler"])
+        torch.set_rng_state(record["torch_rng"])
+        return int(record["epoch"])
+
+    def save(self, checkpoint: Path, epoch: int, metrics: dict[str, float]) -> None:
+        self.checkpoint = checkpoint
+        record = {
+            "config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": epoch,
+            "metrics": metrics,
+        }
+        checkpoints.save(checkpoint, record, CHECKPOINT_KIND)
+
+    def begin_epoch(self, epoch: int) -> bool:
+        """Train the layers this epoch trains (the rest frozen, keeping their ImageNet batch
+        statistics); True when some are frozen."""
+        trainable = trainable_parameters(self.model, self.config, epoch)
+        frozen = trainable is not None
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(trainable is None or id(parameter) in trainable)
+        self.model.train()
+        if frozen:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters(recurse=False)
+                ):
+                    module.eval()
+        return frozen
+
+    def optimise(self, x: torch.Tensor, y: torch.Tensor, where: str) -> tuple[torch.Tensor, float]:
+        """One step on a batch; (logits, loss). A loss that is not finite stops the run."""
+        with self.device.autocast():
+            logits = self.model(x).float().squeeze(1)
+            loss = self.loss_fn(logits, y)
+        if not torch.isfinite(loss):
+            raise JobError(
+                f"The loss became {loss.item()} at {where}: lower the learning rate. The "
+                f"checkpoint of the last finished epoch is intact ({self.checkpoint})."
+            )
+        self.optimiser.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimiser)
+        nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.scaler.step(self.optimiser)
+        self.scaler.update()
+        self.scheduler.step()
+        return logits, float(loss.detach())
+
+
 def train(
     config: CNNConfig,
     train_data: PetImages,
@@ -74,40 +165,10 @@ def train(
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
-    model = build_model(config).to(device.torch).to(memory_format=torch.channels_last)
-    stats = normalisation(config)
-    # A fine-tuned backbone's new head starts from nothing: it learns at ten times the
-    # rate of the pretrained layers, which would lose what they know at that rate.
-    head = set(map(id, head_parameters(model, config)))
-    groups = [
-        {"params": [p for p in model.parameters() if id(p) not in head], "lr": config.lr},
-        {"params": [p for p in model.parameters() if id(p) in head], "lr": config.lr * 10},
-    ]
-    if config.mode != "finetune":
-        groups = [{"params": list(model.parameters()), "lr": config.lr}]
-    optimiser = torch.optim.AdamW(groups, weight_decay=1e-4)
     steps_per_epoch = max(1, (len(train_data) + config.batch_size - 1) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser,
-        max_lr=[group["lr"] for group in groups],
-        total_steps=config.epochs * steps_per_epoch,
-        # the warm-up must span at least one step and a bit, or one-cycle divides by zero
-        # on a few batches (it lasts pct_start × steps − 1 steps)
-        pct_start=min(0.75, max(0.2, 1.5 / (config.epochs * steps_per_epoch))),
-    )
-    scaler = torch.amp.GradScaler(device.kind, enabled=device.needs_grad_scaler)
-    start_epoch = 0
-    if resume and checkpoint.exists():
-        record = checkpoints.load(checkpoint, CHECKPOINT_KIND)
-        if record["config"] != asdict(config):
-            raise JobError(f"{checkpoint} was made with another configuration; start afresh.")
-        model.load_state_dict(record["model"])
-        optimiser.load_state_dict(record["optimiser"])
-        scheduler.load_state_dict(record["scheduler"])
-        scaler.load_state_dict(record["scaler"])
-        torch.set_rng_state(record["torch_rng"])
-        start_epoch = int(record["epoch"])
-    loss_fn = nn.BCEWithLogitsLoss()
+    run = _Run(config, device, steps_per_epoch)
+    run.checkpoint = checkpoint
+    start_epoch = run.restore(checkpoint) if resume and checkpoint.exists() else 0
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(
         train_data,
@@ -124,81 +185,56 @@ def train(
     yield Progress(step, total, f"Training from epoch {start_epoch + 1}")
     for epoch in range(start_epoch, config.epochs):
         generator.manual_seed(config.seed + epoch)
-        trainable = trainable_parameters(model, config, epoch)
-        frozen = trainable is not None
-        for parameter in model.parameters():
-            parameter.requires_grad_(trainable is None or id(parameter) in trainable)
-        model.train()
-        if frozen:  # frozen layers keep their ImageNet batch statistics
-            for module in model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
-                    p.requires_grad for p in module.parameters(recurse=False)
-                ):
-                    module.eval()
-        seen, correct, loss_sum, started = 0, 0, 0.0, time.perf_counter()
-        for images, labels in loader:
-            token.raise_if_cancelled()
-            x = normalise(images, device, *stats)
-            y = labels.to(device.torch).float()
-            with device.autocast():
-                logits = model(x).float().squeeze(1)
-                loss = loss_fn(logits, y)
-            if not torch.isfinite(loss):
-                raise JobError(
-                    f"The loss became {loss.item()} at epoch {epoch + 1}: lower the learning "
-                    f"rate. The checkpoint of the last finished epoch is intact ({checkpoint})."
-                )
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimiser)
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            scaler.step(optimiser)
-            scaler.update()
-            scheduler.step()
-            seen += len(y)
-            correct += int(((logits > 0).float() == y).sum())
-            loss_sum += float(loss.detach()) * len(y)
-            step += 1
-            rate = seen / max(time.perf_counter() - started, 1e-9)
-            yield Progress(
-                step,
-                total,
-                f"Epoch {epoch + 1} of {config.epochs}" + (" (partly frozen)" if frozen else ""),
-                {
-                    "loss": loss_sum / seen,
-                    "accuracy": correct / seen,
-                    "lr": scheduler.get_last_lr()[0],
-                    "images/s": rate,
-                },
-            )
-        p = yield from predict(model, val_data, device, token, stats=stats)
-        from core.pets.metrics import log_loss
-
-        y_val = val_data.labels
-        val_metrics = {
-            "val_loss": log_loss(y_val, p),
-            "val_accuracy": float(np.mean((p >= 0.5) == (y_val == 1))) if len(p) else 0.0,
-        }
-        checkpoints.save(
-            checkpoint,
-            {
-                "config": asdict(config),
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "epoch": epoch + 1,
-                "metrics": val_metrics,
-            },
-            CHECKPOINT_KIND,
-        )
+        seen = yield from _epoch(run, loader, epoch, step, total, token)
+        step += len(loader)
+        metrics = yield from _validate(run, val_data, token)
+        run.save(checkpoint, epoch + 1, metrics)
         yield Progress(
             step,
             total,
-            f"Epoch {epoch + 1} of {config.epochs}: validation log loss "
-            f"{val_metrics['val_loss']:.4f}",
-            {"loss": loss_sum / max(seen, 1), **val_metrics, "epoch": epoch + 1},
+            f"Epoch {epoch + 1} of {config.epochs}: validation log loss {metrics['val_loss']:.4f}",
+            {"loss": seen["loss"], **metrics, "epoch": epoch + 1},
             milestone=True,
         )
-    return model
+    return run.model
+
+
+def _epoch(
+    run: _Run, loader: DataLoader, epoch: int, step: int, total: int, token: CancelToken
+) -> Iterator[Progress]:
+    """One pass over the training images; returns the epoch's mean loss and accuracy."""
+    config, device = run.config, run.device
+    stats = normalisation(config)
+    frozen = run.begin_epoch(epoch)
+    title = f"Epoch {epoch + 1} of {config.epochs}" + (" (partly frozen)" if frozen else "")
+    seen, correct, loss_sum, started = 0, 0, 0.0, time.perf_counter()
+    for images, labels in loader:
+        token.raise_if_cancelled()
+        x = normalise(images, device, *stats)
+        y = labels.to(device.torch).float()
+        logits, loss = run.optimise(x, y, f"epoch {epoch + 1}")
+        seen += len(y)
+        correct += int(((logits > 0).float() == y).sum())
+        loss_sum += loss * len(y)
+        step += 1
+        rate = seen / max(time.perf_counter() - started, 1e-9)
+        metrics = {
+            "loss": loss_sum / seen,
+            "accuracy": correct / seen,
+            "lr": run.scheduler.get_last_lr()[0],
+            "images/s": rate,
+        }
+        yield Progress(step, total, title, metrics)
+    return {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1)}
+
+
+def _validate(run: _Run, val_data: PetImages, token: CancelToken) -> Iterator[Progress]:
+    """The validation split's log loss and accuracy, predicted as the app predicts."""
+    from core.pets.metrics import log_loss
+
+    p = yield from predict(run.model, val_data, run.device, token, stats=normalisation(run.config))
+    y_val = val_data.labels
+    return {
+        "val_loss": log_loss(y_val, p),
+        "val_accuracy": float(np.mean((p >= 0.5) == (y_val == 1))) if len(p) else 0.0,
+    }

@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -67,52 +68,9 @@ def train_run(
         folder = runs_folder(store) / resume
         request, train_rows, val_rows, dropped = reopen(store, folder)
     else:
-        if request.mode not in MODES:
-            raise JobError(f"Unknown mode {request.mode!r}; choose one of {', '.join(MODES)}.")
-        train_rows, val_rows = split(store, request.val_fraction, request.seed)
-        dropped = 0
-        if request.without_flagged:
-            flagged = flagged_rows(store)
-            kept = train_rows[~np.isin(train_rows, flagged)]
-            dropped = len(train_rows) - len(kept)
-            _check_enough_left(store, kept, dropped)
-            train_rows = kept
-        run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + f"-{request.mode}"
-        folder = runs_folder(store) / run_id
-        suffix = 1
-        while folder.exists():
-            suffix += 1
-            folder = runs_folder(store) / f"{run_id}-{suffix}"
-        folder.mkdir(parents=True)
-        wanted = np.concatenate([train_rows, val_rows])
-        if request.predict_test:
-            wanted = np.concatenate([wanted, test_rows(store)])
-        request = _resolved(store, request, wanted)
-        (folder / "config.json").write_text(json.dumps(asdict(request), indent=2))
-        np.savez(
-            folder / "split.npz",
-            train_ids=store.ids[train_rows],
-            val_ids=store.ids[val_rows],
-            dropped=np.array(dropped),
-        )
-    # what the run's result says about how it was made (the request is known now, also
-    # for a resumed run)
-    notes, imported = [], ""
-    if request.mode == "finetune" and request.weights == "imagenet":
-        from core.pets import backbones, imagenet
-
-        state = imagenet.weights_state(backbones.backbone(request.backbone))
-        if state.path is not None and not state.published:
-            imported = state.path.name
-            notes.append(
-                f"Fine-tuned from {state.path.name}, imported weights that are not the "
-                "published ones: results will differ from the published model's."
-            )
+        request, train_rows, val_rows, dropped, folder = _new_run(store, request, created)
+    notes, imported = _run_notes(store, request)
     if request.mode != "features" and store.unreadable.any():
-        unreadable = np.flatnonzero(store.unreadable)
-        names = ", ".join(store.paths[r] for r in unreadable[:5])
-        more = f" and {len(unreadable) - 5:,} more" if len(unreadable) > 5 else ""
-        notes.append(f"Left out {len(unreadable):,} unreadable image(s): {names}{more}.")
         yield Progress(0, None, notes[-1], milestone=True)
     tests = test_rows(store) if request.predict_test else np.zeros(0, dtype=np.int64)
     yield Progress(
@@ -150,6 +108,79 @@ def train_run(
         notes=notes,
         imported_weights=imported,
     )
+    _save_result(store, folder, result, (val_rows, y_val, val_p), (tests, test_p))
+    return result
+
+
+def _new_run(
+    store: LabelStore, request: TrainRequest, created: float
+) -> tuple[TrainRequest, np.ndarray, np.ndarray, int, Path]:
+    """A new run's split (without the flagged images where asked), its folder, and its
+    request with every default resolved, written there (config.json, split.npz)."""
+    if request.mode not in MODES:
+        raise JobError(f"Unknown mode {request.mode!r}; choose one of {', '.join(MODES)}.")
+    train_rows, val_rows = split(store, request.val_fraction, request.seed)
+    dropped = 0
+    if request.without_flagged:
+        flagged = flagged_rows(store)
+        kept = train_rows[~np.isin(train_rows, flagged)]
+        dropped = len(train_rows) - len(kept)
+        _check_enough_left(store, kept, dropped)
+        train_rows = kept
+    run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + f"-{request.mode}"
+    folder = runs_folder(store) / run_id
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = runs_folder(store) / f"{run_id}-{suffix}"
+    folder.mkdir(parents=True)
+    wanted = np.concatenate([train_rows, val_rows])
+    if request.predict_test:
+        wanted = np.concatenate([wanted, test_rows(store)])
+    request = _resolved(store, request, wanted)
+    (folder / "config.json").write_text(json.dumps(asdict(request), indent=2))
+    np.savez(
+        folder / "split.npz",
+        train_ids=store.ids[train_rows],
+        val_ids=store.ids[val_rows],
+        dropped=np.array(dropped),
+    )
+    return request, train_rows, val_rows, dropped, folder
+
+
+def _run_notes(store: LabelStore, request: TrainRequest) -> tuple[list[str], str]:
+    """What the run's result says about how it was made (imported weights, images left
+    out), and the imported weights file's name, if any."""
+    notes, imported = [], ""
+    if request.mode == "finetune" and request.weights == "imagenet":
+        from core.pets import backbones, imagenet
+
+        state = imagenet.weights_state(backbones.backbone(request.backbone))
+        if state.path is not None and not state.published:
+            imported = state.path.name
+            notes.append(
+                f"Fine-tuned from {state.path.name}, imported weights that are not the "
+                "published ones: results will differ from the published model's."
+            )
+    if request.mode != "features" and store.unreadable.any():
+        unreadable = np.flatnonzero(store.unreadable)
+        names = ", ".join(store.paths[r] for r in unreadable[:5])
+        more = f" and {len(unreadable) - 5:,} more" if len(unreadable) > 5 else ""
+        notes.append(f"Left out {len(unreadable):,} unreadable image(s): {names}{more}.")
+    return notes, imported
+
+
+def _save_result(
+    store: LabelStore,
+    folder: Path,
+    result: RunResult,
+    validation: tuple[np.ndarray, np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """The run's predictions and result in its folder; each validation image's loss in the
+    store (the grid sorts by it)."""
+    val_rows, y_val, val_p = validation
+    tests, test_p = test
     np.savez(
         folder / "predictions.npz",
         val_ids=store.ids[val_rows],
@@ -160,7 +191,6 @@ def train_run(
     )
     (folder / "results.json").write_text(json.dumps(asdict(result), indent=2))
     record_losses(store, val_rows, y_val, val_p)
-    return result
 
 
 def flagged_rows(store: LabelStore) -> np.ndarray:
