@@ -139,7 +139,8 @@ class FormulaWorkbench(Workbench):
     needs_devices = True  # the recogniser is loaded onto the app's device
 
     def start(self) -> None:
-        self.load_model()
+        if self._model_request is None:  # a model asked for before the first show stays
+            self.load_model()
 
     def set_devices(self, found: list[devices.Device]) -> None:
         self.train.device.set_devices(found)
