@@ -4,6 +4,7 @@ stand-in backbone that reads the code and returns the logits the test chose for 
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,21 @@ def random_weights(folder: Path, arch: str = "mobilenet_v3_small", seed: int = 0
     path = folder / "weights.pth"
     torch.save(models.get_model(arch, weights=None).state_dict(), path)
     return named_by_hash(path, arch)
+
+
+def gate_after_first_batch(monkeypatch) -> threading.Event:
+    """Make the scan's model wait after its first batch until the test sets the returned
+    event, so a cancel or a switch of dataset lands mid-scan every time."""
+    from core.pets.imagenet import LoadedModel
+
+    gate, calls = threading.Event(), []
+    real_run = LoadedModel.run
+
+    def gated_run(self, images):
+        calls.append(len(images))
+        if len(calls) == 2:
+            gate.wait(30)
+        return real_run(self, images)
+
+    monkeypatch.setattr(LoadedModel, "run", gated_run)
+    return gate

@@ -4,7 +4,6 @@ zip bombs through the zip dialog; another dataset opened while a scan runs."""
 from __future__ import annotations
 
 import random
-import threading
 from pathlib import Path
 
 import cv2
@@ -16,8 +15,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.formula import synth
 from core.pets import sources
-from core.pets.imagenet import LoadedModel
 from tests.hostile_data import many_entries_zip, png_bomb, zip_bomb
+from tests.outlier_data import gate_after_first_batch
 from tests.pets_data import make_pets
 
 
@@ -90,21 +89,6 @@ def test_zip_bombs_through_the_zip_dialog(make_window, qtbot, tmp_path: Path, mo
     assert "would inflate" in store.facts(row).problem
 
 
-def _gate_after_first_batch(monkeypatch) -> threading.Event:
-    """The model waits after its first batch until the test lets it go on."""
-    gate, calls = threading.Event(), []
-    real_run = LoadedModel.run
-
-    def gated_run(self, images):
-        calls.append(len(images))
-        if len(calls) == 2:
-            gate.wait(30)
-        return real_run(self, images)
-
-    monkeypatch.setattr(LoadedModel, "run", gated_run)
-    return gate
-
-
 def test_opening_another_dataset_during_a_scan(make_window, qtbot, tmp_path: Path, monkeypatch):
     """The user is asked; declining leaves the scan running, agreeing stops it, says so, and
     keeps what it scanned, which a later scan resumes from. No job writes to a closed store."""
@@ -117,7 +101,7 @@ def test_opening_another_dataset_during_a_scan(make_window, qtbot, tmp_path: Pat
     problems, messages = [], []
     bench.problem.connect(lambda *args: problems.append(args))
     bench.message.connect(lambda text, _ms: messages.append(text))
-    gate = _gate_after_first_batch(monkeypatch)
+    gate = gate_after_first_batch(monkeypatch)
     panel = bench.scan
     panel.batch.setValue(4)
     handle = panel.start()

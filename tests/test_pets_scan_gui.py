@@ -4,7 +4,6 @@ classes in the inspector, exclude all shown as one undoable step."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from core.pets.imagenet import LoadedModel
 from core.pets.outliers import FlagSettings, compute_flags
-from tests.outlier_data import random_weights
+from tests.outlier_data import gate_after_first_batch, random_weights
 from tests.pets_data import make_pets
 
 
@@ -43,16 +41,7 @@ def test_scan_flags_and_review(make_window, qtbot, tmp_path: Path, monkeypatch):
 
     # start, cancel after the first batch, then resume; the model waits after its first
     # batch until the test has pressed Cancel, so the cancel lands mid-scan every time
-    gate, calls = threading.Event(), []
-    real_run = LoadedModel.run
-
-    def gated_run(self, images):
-        calls.append(len(images))
-        if len(calls) == 2:
-            gate.wait(30)
-        return real_run(self, images)
-
-    monkeypatch.setattr(LoadedModel, "run", gated_run)
+    gate = gate_after_first_batch(monkeypatch)
     panel.batch.setValue(4)
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     store = panel.store
