@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -126,8 +127,6 @@ def _cpu_model() -> str:
 def cpu() -> Device:
     """The CPU, known without loading torch (its thread count is torch's once it is loaded,
     else the cores this process may use, which is what torch will take)."""
-    import sys
-
     if "torch" in sys.modules:
         threads = sys.modules["torch"].get_num_threads()
     else:
@@ -159,11 +158,12 @@ def available() -> list[Device]:
     return devices
 
 
-def choose(preference: str | None = None) -> Device:
+def choose(preference: str | None = None, found: list[Device] | None = None) -> Device:
     """The device to run on.
 
     `preference` is "auto", "cpu", "cuda", "cuda:N" or "mps"; None or "" falls back to the
     LABELSCOPE_DEVICE environment variable, then "auto" (the first GPU, else the CPU).
+    `found` is what `available()` gave, where it is known already (it loads torch).
     Raises DeviceError with a plain message when the device is not here.
     """
     text = (preference or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
@@ -174,18 +174,19 @@ def choose(preference: str | None = None) -> Device:
         )
     if kind == "cpu":  # the CPU is always there: no need to load torch to find it
         return cpu()
-    devices = available()
+    devices = available() if found is None else found
     if kind == "auto":
         return devices[0]
     matching = [d for d in devices if d.kind == kind]
     if not matching:
-        import torch
-
         what = "CUDA GPU" if kind == "cuda" else "Apple MPS device"
-        raise DeviceError(
-            f"No {what} is available here (torch {torch.__version__}, "
-            f"built for CUDA {torch.version.cuda or 'none'}). Use --device cpu or auto."
+        torch = sys.modules.get("torch")
+        built = (
+            f" (torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'})"
+            if torch is not None
+            else ""
         )
+        raise DeviceError(f"No {what} is available here{built}. Use --device cpu or auto.")
     if index_text:
         index = int(index_text)
         for device in matching:

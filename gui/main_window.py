@@ -293,7 +293,13 @@ class MainWindow(QMainWindow):
                 "Finding the devices", single_step("Loading PyTorch", devices.available)
             )
             self._finding.succeeded.connect(self._devices_found)
-            self._finding.failed.connect(partial(self.show_error, "Cannot find the devices"))
+            self._finding.failed.connect(self._devices_not_found)
+
+    def _devices_not_found(self, message: str, details: str) -> None:
+        """PyTorch could not be loaded: say so, and go on with the CPU alone, so that what
+        waits for the devices still starts (and reports its own problem if it needs torch)."""
+        self.show_error("Cannot find the devices", message, details)
+        self._devices_found([devices.choose("cpu")])
 
     def _devices_found(self, found: list[devices.Device]) -> None:
         self.found_devices = found
@@ -311,12 +317,13 @@ class MainWindow(QMainWindow):
     def _resolve_device(self) -> devices.Device:
         preference = self._preference()
         note = ""
-        try:
-            device = devices.choose(preference)
+        try:  # from the devices found once, never looked for again on the UI thread
+            device = devices.choose(preference, self.found_devices)
         except devices.DeviceError as error:
-            device = devices.choose("auto")
+            device = devices.choose("auto", self.found_devices)
             note = f" — {error}"
             log.warning("%s", error)
+        self.device = device
         self._show_device(device, note)
         if note:
             self.statusBar().showMessage(f"Using {device.describe()}{note}", 15000)
@@ -336,10 +343,8 @@ class MainWindow(QMainWindow):
         self._check_device_action()
 
     def _check_device_action(self) -> None:
-        preference = self._preference()
-        current = getattr(self, "device", None)
+        wanted = "auto" if self._preference() == "auto" else self.device.spec
         for action in self.device_group.actions():
-            wanted = "auto" if preference == "auto" else (current.spec if current else preference)
             action.setChecked(action.data() == wanted)
 
     def set_device_preference(self, value: str) -> None:

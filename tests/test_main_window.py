@@ -407,3 +407,21 @@ def test_a_third_workbench_needs_only_its_class(make_window, qtbot, monkeypatch)
     qtbot.waitUntil(lambda: calls[-1] == ("close",), timeout=30000)
     again = make_window()
     assert ("restore", "kept") in calls and again.current_workbench() == "notes"
+
+
+def test_devices_that_cannot_be_found_leave_the_cpu(make_window, qtbot, monkeypatch):
+    """PyTorch failing to load while looking for GPUs is reported, and what waited for the
+    devices (the Formulas model) still starts, on the CPU."""
+
+    def broken() -> list:
+        raise RuntimeError("no PyTorch here")
+
+    monkeypatch.setattr(devices, "available", broken)
+    window = make_window()
+    shown = []
+    monkeypatch.setattr(window, "show_error", lambda *args: shown.append(args))
+    window.show_workbench("formulas")
+    qtbot.waitUntil(lambda: window.workbenches["formulas"].recognizer is not None, timeout=30000)
+    assert [title for title, *_ in shown] == ["Cannot find the devices"]
+    assert [d.kind for d in window.found_devices] == ["cpu"]
+    assert window.device_label.text() == f"Device: {devices.choose('cpu').describe()}"
