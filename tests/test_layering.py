@@ -1,6 +1,7 @@
 """core/ computes, gui/ shows: importing every core module must load no Qt at all."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -67,16 +68,22 @@ def test_the_version_the_parser_and_pets_info_load_no_torch(tmp_path):
     from tests.pets_data import make_pets
 
     root = make_pets(tmp_path / "pets", cats=2, dogs=2, tests=1)
+    loaded = _probe(_NO_TORCH, str(root))
+    assert loaded == {"version": False, "parser": False, "commands": False}
+
+
+def _probe(script: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    """Run `script` in a fresh Python (nothing loaded yet) and read the JSON it prints last."""
     result = subprocess.run(
-        [sys.executable, "-c", _NO_TORCH, str(root)],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded == {"version": False, "parser": False, "commands": False}
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 _WINDOW = r"""
@@ -118,18 +125,9 @@ def test_the_window_paints_and_browses_without_torch(tmp_path):
 
     root = make_pets(tmp_path / "pets", cats=4, dogs=4, tests=2)
     env = {
-        **__import__("os").environ,
+        **os.environ,
         "LABELSCOPE_DATA_DIR": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", _WINDOW, str(root)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = _probe(_WINDOW, str(root), env=env)
     assert loaded == {"painted": False, "browsed": False, "formulas": True}

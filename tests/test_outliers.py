@@ -161,13 +161,20 @@ def test_confident_learning_finds_flipped_labels():
     assert not blank.issue.any()
 
 
-def test_label_issues_are_ranked_into_the_store(tmp_path: Path):
+def _embedded(tmp_path: Path):
+    """A store of 80 labelled images (one in ten flipped) with embeddings cached for model
+    "m": (store, cache, rows in the embeddings' order, labels, flipped)."""
     features, labels, flipped = flipped_features(n=80, flip=0.1, seed=3)
     layout = {f"train/{'cat' if y == 0 else 'dog'}.{i}.jpg": 20 for i, y in enumerate(labels)}
     store = opened(make_coded_dataset(tmp_path / "pets", layout))
     cache = FeatureCache(tmp_path / "features.sqlite")
     rows = [store.row_for_path(name) for name in layout]
     cache.put("m", store.ids[rows], features)
+    return store, cache, rows, labels, flipped
+
+
+def test_label_issues_are_ranked_into_the_store(tmp_path: Path):
+    store, cache, rows, _labels, flipped = _embedded(tmp_path)
     store.set_excluded([rows[0]], True)  # excluded images are not ranked
     summary = drive(rank_label_issues(store, cache, "m", CancelToken()), CancelToken())
     assert summary.examined == 79
@@ -182,12 +189,7 @@ def test_label_issues_are_ranked_into_the_store(tmp_path: Path):
 def test_too_few_labels_flag_nothing_and_clear_old_flags(tmp_path: Path):
     """14 labelled images: the scan says there are too few to judge, and an earlier
     ranking's flags go (a plain dog photo once flagged at quality 0 must not stay flagged)."""
-    features, labels, _flipped = flipped_features(n=80, flip=0.1, seed=3)
-    layout = {f"train/{'cat' if y == 0 else 'dog'}.{i}.jpg": 20 for i, y in enumerate(labels)}
-    store = opened(make_coded_dataset(tmp_path / "pets", layout))
-    cache = FeatureCache(tmp_path / "features.sqlite")
-    rows = [store.row_for_path(name) for name in layout]
-    cache.put("m", store.ids[rows], features)
+    store, cache, rows, labels, _flipped = _embedded(tmp_path)
     drive(rank_label_issues(store, cache, "m", CancelToken()), CancelToken())
     assert np.nansum(store.scores(ISSUE_SCORE)) > 0
     cats = [r for r, y in zip(rows, labels, strict=True) if y == 0][:7]

@@ -476,4 +476,6 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _report(target: str) -> TextIO:
     """Where to say what was written: stderr when the output itself is stdout (`-`)."""
-    return sys.stderr if target == "-" else sys.stdout
+    from core.pets.exports import is_stdout
+
+    return sys.stderr if is_stdout(target) else sys.stdout

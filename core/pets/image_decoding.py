@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.image_sizes import MAX_PIXELS
+from core.image_sizes import MAX_PIXELS, describe_limit
 from core.images import ImageProblem, check_size
 
 _ORIENTATION = 0x0112
@@ -62,8 +62,8 @@ def decode_pet(
             # damaged headers break Pillow's readers in many ways
             raise ImageProblem(path, "undecodable", f"cannot be opened ({error})") from None
     width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise ImageProblem(path, "too-large", _too_large(f"{width:,} × {height:,} pixels"))
+    if width * height > MAX_PIXELS:  # a size Pillow finds that the header did not show
+        raise ImageProblem(path, "too-large", describe_limit(width, height))
     notes = []
     if image.mode == "CMYK":
         notes.append("CMYK colours (converted to RGB)")

@@ -5,14 +5,17 @@ its transactions and its listeners."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import astuple, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from core.pets.store_connection import Connection
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class StoredResults:
     """Facts, scans and scores of a `LabelStore`'s rows (a base class of it; it needs the
     store's connection, row mapping, transactions and listeners)."""
 
-    _db: sqlite3.Connection
+    _db: Connection
     _lock: threading.RLock
     ids: np.ndarray
     row_of: dict[int, int]

@@ -151,11 +151,8 @@ class JobControls(QObject):
         if handle is None:
             return None
         handle.cancel()
-        self.job = None
-        self.cancel_button.setEnabled(False)
-        show_fraction(self.progress, 0.0)
         self.status.setText(status)
-        self.refresh()
+        self._ended(handle)  # idle now: the job's own end will find it followed no more
         return handle
 
     def _show(self, handle: JobHandle, progress: Progress) -> None:
